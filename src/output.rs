@@ -1,0 +1,1 @@
+//! Atomic, no-clobber output files.

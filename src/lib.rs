@@ -4,6 +4,9 @@
 //! certificates and knows the token only through [`x509::signer::CaSigner`]; [`cli`] parses
 //! arguments and calls the other two.
 
+pub mod ca;
+pub mod cli;
 pub mod error;
 pub mod output;
+pub mod token;
 pub mod x509;

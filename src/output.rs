@@ -1,1 +1,154 @@
-//! Atomic, no-clobber output files.
+//! Atomic, no-clobber output files: temp file in the same directory, fsync, link into place
+//! without replacing, fsync the directory. A crash leaves either no file or the whole file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// A failure to write an output file.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The output exists and the user did not ask to replace it.
+    #[error("{} already exists; hsmca never overwrites an output unless asked", path.display())]
+    Exists {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// The OS refused a step of the write.
+    #[error("cannot write {}: {step}: {source}", path.display())]
+    Io {
+        /// The output path.
+        path: PathBuf,
+        /// Which step failed.
+        step: &'static str,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+impl OutputError {
+    /// How to fix it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            OutputError::Exists { .. } => {
+                "choose another output path, move the old file away, or pass --force to replace it"
+                    .into()
+            }
+            OutputError::Io { .. } => {
+                "check that the directory exists, is writable and has free space; nothing was written there"
+                    .into()
+            }
+        })
+    }
+}
+
+/// Whether an existing file at the output path may be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Refuse when the file exists (the default).
+    Refuse,
+    /// Replace it atomically (`--force`).
+    Replace,
+}
+
+/// Fails when `path` exists and may not be replaced; run before any token call.
+pub fn check_free(path: &Path, overwrite: Overwrite) -> Result<(), OutputError> {
+    if overwrite == Overwrite::Refuse && fs::symlink_metadata(path).is_ok() {
+        return Err(OutputError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `path` atomically, with the given file mode, never leaving a partial file.
+pub fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    overwrite: Overwrite,
+) -> Result<(), OutputError> {
+    let io = |step: &'static str| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Io { path, step, source }
+    };
+    check_free(path, overwrite)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io("naming the file")(std::io::ErrorKind::InvalidInput.into()))?;
+    let tmp = unique_temp_path(&dir, file_name);
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(io("creating a temporary file"))?;
+        file.write_all(contents).map_err(io("writing"))?;
+        file.sync_all().map_err(io("syncing"))?;
+        drop(file);
+        match overwrite {
+            // link(2) fails when the target exists, so a file created meanwhile is never replaced.
+            Overwrite::Refuse => fs::hard_link(&tmp, path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    OutputError::Exists {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    io("linking into place")(e)
+                }
+            }),
+            Overwrite::Replace => fs::rename(&tmp, path).map_err(io("renaming into place")),
+        }
+    })();
+    let _ = fs::remove_file(&tmp);
+    result?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing the directory"))?;
+    Ok(())
+}
+
+fn unique_temp_path(dir: &Path, name: &std::ffi::OsStr) -> PathBuf {
+    let mut random = [0u8; 6];
+    // The name only has to avoid collisions; create_new refuses any file already there.
+    let _ = getrandom::fill(&mut random);
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".{}.{}.tmp", std::process::id(), hex::encode(random)));
+    dir.join(tmp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_refuses_to_clobber() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pem");
+        write_atomic(&path, b"one", 0o644, Overwrite::Refuse).unwrap();
+        let err = write_atomic(&path, b"two", 0o644, Overwrite::Refuse).unwrap_err();
+        assert!(matches!(err, OutputError::Exists { .. }));
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        write_atomic(&path, b"three", 0o644, Overwrite::Replace).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"three");
+        // No temporary files are left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn missing_directory_is_an_error_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope").join("out.pem");
+        assert!(matches!(
+            write_atomic(&path, b"x", 0o644, Overwrite::Refuse),
+            Err(OutputError::Io { .. })
+        ));
+    }
+}

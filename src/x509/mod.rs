@@ -1,5 +1,15 @@
 //! The certificate layer: names, validity, serials, profiles, CSRs, signatures and inspection.
+//! It knows the token only through [`signer::CaSigner`].
 
+pub mod algorithm;
 pub mod csr;
+pub mod decode;
+pub mod error;
 pub mod inspect;
+pub mod issue;
+pub mod name;
+pub mod profile;
+pub mod serial;
+pub mod signer;
+pub mod validity;
 pub mod verify;

@@ -1,0 +1,194 @@
+//! The bridge between the layers: a token key as the certificate layer's [`CaSigner`].
+
+use der::asn1::{Any, BitString, UintRef};
+use der::{Decode, Encode};
+use sha2::Digest;
+use spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
+
+use crate::error::{Error, Result};
+use crate::token::key::EC_PARAMS_P256;
+use crate::token::{KeySpec, PublicKeyMaterial, SignMechanism, TokenKey, TokenSession};
+use crate::x509::algorithm::SignatureAlgorithm;
+use crate::x509::signer::CaSigner;
+
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// The operator's choice of signature for RSA keys (EC and Ed25519 keys have one each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignatureChoice {
+    /// SHA-256, -384 or -512 (bits); `None` for the key's default.
+    pub hash: Option<u16>,
+    /// RSASSA-PSS instead of PKCS#1 v1.5.
+    pub pss: bool,
+}
+
+/// The signature algorithm for a key type and the operator's choice; refuses mismatches.
+pub fn signature_for(spec: KeySpec, choice: SignatureChoice) -> Result<SignatureAlgorithm> {
+    let mismatch = |what: String| {
+        Error::invalid(
+            what,
+            "P-256 signs with SHA-256, P-384 with SHA-384, Ed25519 has no hash option; --hash and --pss apply to RSA keys",
+        )
+    };
+    Ok(match spec {
+        KeySpec::EcP256 | KeySpec::EcP384 => {
+            let natural = if spec == KeySpec::EcP256 { 256 } else { 384 };
+            if choice.pss || choice.hash.is_some_and(|h| h != natural) {
+                return Err(mismatch(format!("{} keys sign with ECDSA and SHA-{natural} only", spec.name())));
+            }
+            if natural == 256 {
+                SignatureAlgorithm::EcdsaSha256
+            } else {
+                SignatureAlgorithm::EcdsaSha384
+            }
+        }
+        KeySpec::Ed25519 => {
+            if choice.pss || choice.hash.is_some() {
+                return Err(mismatch("Ed25519 signs without a separate hash choice".into()));
+            }
+            SignatureAlgorithm::Ed25519
+        }
+        KeySpec::Rsa(_) => match (choice.hash.unwrap_or(256), choice.pss) {
+            (256, false) => SignatureAlgorithm::RsaPkcs1Sha256,
+            (384, false) => SignatureAlgorithm::RsaPkcs1Sha384,
+            (512, false) => SignatureAlgorithm::RsaPkcs1Sha512,
+            (256, true) => SignatureAlgorithm::RsaPssSha256,
+            (384, true) => SignatureAlgorithm::RsaPssSha384,
+            (512, true) => SignatureAlgorithm::RsaPssSha512,
+            (h, _) => return Err(mismatch(format!("SHA-{h} is not offered; use 256, 384 or 512"))),
+        },
+    })
+}
+
+/// The SubjectPublicKeyInfo of a token's public key.
+pub fn spki_from_material(material: &PublicKeyMaterial) -> Result<SubjectPublicKeyInfoOwned> {
+    let enc = |e: der::Error| {
+        Error::invalid(
+            format!("the token's public key does not encode: {e}"),
+            "check the key with 'hsmca key list'",
+        )
+    };
+    let (algorithm, key_bytes) = match material {
+        PublicKeyMaterial::Ec { params, point } => (
+            AlgorithmIdentifierOwned {
+                oid: ID_EC_PUBLIC_KEY,
+                parameters: Some(Any::from_der(params).map_err(enc)?),
+            },
+            point.clone(),
+        ),
+        PublicKeyMaterial::Rsa { modulus, exponent } => {
+            let key = pkcs1::RsaPublicKey {
+                modulus: UintRef::new(modulus).map_err(enc)?,
+                public_exponent: UintRef::new(exponent).map_err(enc)?,
+            };
+            (
+                AlgorithmIdentifierOwned {
+                    oid: RSA_ENCRYPTION,
+                    parameters: Some(Any::null()),
+                },
+                key.to_der().map_err(enc)?,
+            )
+        }
+        PublicKeyMaterial::Ed25519 { point } => (
+            AlgorithmIdentifierOwned {
+                oid: ID_ED25519,
+                parameters: None,
+            },
+            point.clone(),
+        ),
+    };
+    Ok(SubjectPublicKeyInfoOwned {
+        algorithm,
+        subject_public_key: BitString::from_bytes(&key_bytes).map_err(enc)?,
+    })
+}
+
+/// A CA key on the token, usable by the certificate layer.
+pub struct TokenSigner<'s, 'm> {
+    session: &'s TokenSession<'m>,
+    key: TokenKey,
+    spki: SubjectPublicKeyInfoOwned,
+    algorithm: SignatureAlgorithm,
+}
+
+impl<'s, 'm> TokenSigner<'s, 'm> {
+    /// Binds `key` (already checked against the CA key policy) to a signature algorithm.
+    pub fn new(
+        session: &'s TokenSession<'m>,
+        key: TokenKey,
+        choice: SignatureChoice,
+    ) -> Result<Self> {
+        let spec = key.public.spec().ok_or_else(|| {
+            Error::from(crate::token::TokenError::UnsupportedKey {
+                what: "an EC key on a curve other than P-256 or P-384".into(),
+            })
+        })?;
+        if let KeySpec::Rsa(bits) = spec {
+            if !(2048..=8192).contains(&bits) {
+                return Err(Error::invalid(
+                    format!("the RSA key has {bits} bits; a CA key needs 2048 to 8192"),
+                    "generate a new key with 'hsmca key generate --algorithm rsa-3072'",
+                ));
+            }
+        }
+        let algorithm = signature_for(spec, choice)?;
+        let spki = spki_from_material(&key.public)?;
+        Ok(TokenSigner {
+            session,
+            key,
+            spki,
+            algorithm,
+        })
+    }
+
+    /// The key on the token.
+    pub fn key(&self) -> &TokenKey {
+        &self.key
+    }
+}
+
+impl CaSigner for TokenSigner<'_, '_> {
+    fn signature_algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
+        &self.spki
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let raw_to_der = |raw: Vec<u8>| -> Result<Vec<u8>> {
+            let bad = |_| {
+                Error::invalid(
+                    "the token returned an ECDSA signature of the wrong length",
+                    "check the token; nothing was written",
+                )
+            };
+            // PKCS#11 returns r‖s; X.509 carries a DER Ecdsa-Sig-Value.
+            Ok(match &self.key.public {
+                PublicKeyMaterial::Ec { params, .. } if params == EC_PARAMS_P256 => {
+                    p256::ecdsa::Signature::from_slice(&raw).map_err(bad)?.to_der().as_bytes().to_vec()
+                }
+                _ => p384::ecdsa::Signature::from_slice(&raw).map_err(bad)?.to_der().as_bytes().to_vec(),
+            })
+        };
+        let token = |mech, data: &[u8]| self.session.sign(&self.key, mech, data).map_err(Error::from);
+        match self.algorithm {
+            SignatureAlgorithm::EcdsaSha256 => {
+                raw_to_der(token(SignMechanism::EcdsaPrehashed, &sha2::Sha256::digest(message))?)
+            }
+            SignatureAlgorithm::EcdsaSha384 => {
+                raw_to_der(token(SignMechanism::EcdsaPrehashed, &sha2::Sha384::digest(message))?)
+            }
+            SignatureAlgorithm::RsaPkcs1Sha256 => token(SignMechanism::RsaPkcs1(256), message),
+            SignatureAlgorithm::RsaPkcs1Sha384 => token(SignMechanism::RsaPkcs1(384), message),
+            SignatureAlgorithm::RsaPkcs1Sha512 => token(SignMechanism::RsaPkcs1(512), message),
+            SignatureAlgorithm::RsaPssSha256 => token(SignMechanism::RsaPss(256), message),
+            SignatureAlgorithm::RsaPssSha384 => token(SignMechanism::RsaPss(384), message),
+            SignatureAlgorithm::RsaPssSha512 => token(SignMechanism::RsaPss(512), message),
+            SignatureAlgorithm::Ed25519 => token(SignMechanism::Eddsa, message),
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! One function per command: read inputs, check outputs are free, then call the library.
+
+use std::path::{Path, PathBuf};
+
+use der::Encode;
+use zeroize::Zeroizing;
+
+use super::{Cli, Command, GlobalArgs, KeyCmd, RootCmd, SignArgs, TokenArgs, TokenCmd, ValidityArgs};
+use crate::ca::signer::{SignatureChoice, TokenSigner};
+use crate::ca::{create_root, generate_key, sign_csr};
+use crate::error::{read_file, Error, Result};
+use crate::output::{check_free, write_atomic, Overwrite};
+use crate::token::{KeySpec, Module, Pin, PinSource, Pkcs11Uri, TokenError, TokenSelector, TokenSession};
+use crate::x509::algorithm::KeyAlgorithm;
+use crate::x509::csr::Csr;
+use crate::x509::decode::{load_certificate, to_pem};
+use crate::x509::name::parse_name;
+use crate::x509::profile::{check_dns_name, IpNet, LeafUsage, PermittedSubtrees, Profile, ProfileName, San};
+use crate::x509::validity::{parse_time, Lifetime, ValidityPeriod};
+
+/// Dispatches a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Token(TokenCmd::List) => token_list(g),
+        Command::Key(KeyCmd::Generate(a)) => key_generate(g, a),
+        Command::Key(KeyCmd::List(a)) => key_list(g, a),
+        Command::Root(RootCmd::Create(a)) => root_create(g, a),
+        Command::Sign(a) => sign(g, a),
+        Command::Inspect { file } => {
+            print!("{}", crate::x509::inspect::describe(&read_file(&file)?)?);
+            Ok(())
+        }
+    }
+}
+
+fn overwrite(force: bool) -> Overwrite {
+    if force { Overwrite::Replace } else { Overwrite::Refuse }
+}
+
+/// The PIN source: --pin-file, then the URI's pin-source, then HSMCA_PIN, then the terminal.
+fn pin_source(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> PinSource {
+    if let Some(p) = &g.pin_file {
+        return PinSource::File(p.clone());
+    }
+    if let Some(p) = uri.and_then(|u| u.pin_source.clone()) {
+        return PinSource::File(p);
+    }
+    match std::env::var("HSMCA_PIN") {
+        Ok(v) => PinSource::Env(Zeroizing::new(v)),
+        Err(_) => PinSource::Prompt,
+    }
+}
+
+fn load_module(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> Result<Module> {
+    let path = g
+        .module
+        .clone()
+        .or_else(|| uri.and_then(|u| u.module_path.clone()));
+    Ok(Module::load(path.as_deref())?)
+}
+
+/// Logs in exactly once, printing the token's PIN-counter warnings first.
+fn login(session: &mut TokenSession<'_>, source: &PinSource) -> Result<()> {
+    let pin = Pin::read(source, &format!("User PIN for token \"{}\": ", session.label()))?;
+    for w in session.login(&pin)? {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn selector(t: &TokenArgs) -> TokenSelector {
+    TokenSelector {
+        label: Some(t.token.clone()),
+        serial: t.token_serial.clone(),
+    }
+}
+
+fn token_list(g: &GlobalArgs) -> Result<()> {
+    let module = load_module(g, None)?;
+    let tokens = module.tokens()?;
+    println!("module: {}", module.path().display());
+    if tokens.is_empty() {
+        println!("no tokens present");
+    }
+    for t in tokens {
+        if t.flags.contains(&"initialized") {
+            println!("token: {}", t.label);
+        } else {
+            println!("token: (not initialised: an empty slot)");
+        }
+        println!("  slot-id: {}", t.slot_id);
+        println!("  serial: {}", t.serial);
+        println!("  manufacturer: {}", t.manufacturer);
+        println!("  model: {}", t.model);
+        println!("  flags: {}", t.flags.join(" "));
+        let algs: Vec<String> = t.can_generate.iter().map(|s| s.name()).collect();
+        println!("  algorithms: {}", algs.join(" "));
+    }
+    Ok(())
+}
+
+fn key_spec(alg: KeyAlgorithm) -> KeySpec {
+    match alg {
+        KeyAlgorithm::EcdsaP256 => KeySpec::EcP256,
+        KeyAlgorithm::EcdsaP384 => KeySpec::EcP384,
+        KeyAlgorithm::Rsa2048 => KeySpec::Rsa(2048),
+        KeyAlgorithm::Rsa3072 => KeySpec::Rsa(3072),
+        KeyAlgorithm::Rsa4096 => KeySpec::Rsa(4096),
+        KeyAlgorithm::Ed25519 => KeySpec::Ed25519,
+    }
+}
+
+fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
+    let alg: KeyAlgorithm = a.algorithm.parse()?;
+    let id = match &a.id {
+        Some(h) => hex::decode(h).ok().filter(|b| !b.is_empty()).ok_or_else(|| {
+            Error::invalid(format!("--id \"{h}\" is not hex"), "write the CKA_ID as hex, e.g. 01a2")
+        })?,
+        None => {
+            let mut id = vec![0u8; 16];
+            getrandom::fill(&mut id).map_err(|e| {
+                Error::invalid(format!("the system RNG failed: {e}"), "fix the system RNG")
+            })?;
+            id
+        }
+    };
+    if a.label.is_empty() {
+        return Err(Error::invalid("--label is empty", "name the key, e.g. --label root-2026"));
+    }
+    if let Some(p) = &a.public_key_out {
+        check_free(p, overwrite(a.force))?;
+    }
+    let module = load_module(g, None)?;
+    let mut session = TokenSession::open(&module, &selector(&a.token), true)?;
+    login(&mut session, &pin_source(g, None))?;
+    let generated = generate_key(&session, key_spec(alg), &a.label, &id)?;
+    if let Some(p) = &a.public_key_out {
+        let der = generated.spki.to_der().map_err(|e| {
+            Error::invalid(format!("public key encoding: {e}"), "report a bug")
+        })?;
+        write_atomic(p, to_pem("PUBLIC KEY", &der)?.as_bytes(), 0o644, overwrite(a.force))?;
+    }
+    println!(
+        "generated {} key \"{}\" on token \"{}\" (sensitive, not extractable, test signature verified)",
+        alg,
+        a.label,
+        session.label()
+    );
+    println!("uri: {}", generated.key.uri);
+    println!("spki-sha256: {}", hex::encode(generated.spki_sha256));
+    Ok(())
+}
+
+fn key_list(g: &GlobalArgs, a: TokenArgs) -> Result<()> {
+    let module = load_module(g, None)?;
+    let mut session = TokenSession::open(&module, &selector(&a), false)?;
+    login(&mut session, &pin_source(g, None))?;
+    let keys = session.list_keys()?;
+    if keys.is_empty() {
+        println!("no private keys on token \"{}\"", session.label());
+    }
+    for k in keys {
+        let uri = Pkcs11Uri {
+            token: Some(session.label().to_string()),
+            object: Some(k.label.clone()),
+            id: (!k.id.is_empty()).then(|| k.id.clone()),
+            object_type: Some("private".into()),
+            ..Pkcs11Uri::default()
+        };
+        println!("key: {}", k.label);
+        println!("  uri: {uri}");
+        println!("  id: {}", hex::encode(&k.id));
+        let alg = k
+            .public
+            .as_ref()
+            .and_then(|p| p.spec())
+            .map(|s| s.name())
+            .unwrap_or_else(|| "unknown (no matching public key)".into());
+        println!("  algorithm: {alg}");
+        let spki = k.public.as_ref().and_then(|p| crate::ca::signer::spki_from_material(p).ok());
+        if let Some(digest) = spki.map(|s| crate::x509::algorithm::spki_sha256(&s)) {
+            println!("  spki-sha256: {}", hex::encode(digest));
+        }
+        let attrs: Vec<String> = k
+            .attributes
+            .0
+            .iter()
+            .map(|(n, v)| format!("{}={v}", n.trim_start_matches("CKA_").to_ascii_lowercase()))
+            .collect();
+        println!("  attributes: {}", attrs.join(" "));
+        match k.attributes.first_violation() {
+            None => println!("  ca-key-policy: ok"),
+            Some((n, want, got)) => println!("  ca-key-policy: FAILS ({n} is {got}, must be {want})"),
+        }
+    }
+    Ok(())
+}
+
+fn validity(v: &ValidityArgs) -> Result<ValidityPeriod> {
+    let not_before = match &v.not_before {
+        Some(t) => parse_time(t, false)?,
+        None => time::OffsetDateTime::now_utc(),
+    };
+    match (&v.validity, &v.not_after) {
+        (Some(d), None) => ValidityPeriod::starting(not_before, d.parse::<Lifetime>()?),
+        (None, Some(t)) => ValidityPeriod::between(
+            not_before.replace_nanosecond(0).unwrap_or(not_before),
+            parse_time(t, true)?,
+        ),
+        _ => Err(Error::invalid(
+            "no validity given",
+            "pass --validity (e.g. 5y) or --not-after (with an optional --not-before)",
+        )),
+    }
+}
+
+fn parse_key_uri(text: &str) -> Result<Pkcs11Uri> {
+    let uri: Pkcs11Uri = text.parse()?;
+    if uri.token.is_none() && uri.serial.is_none() {
+        return Err(TokenError::NoTokenInUri.into());
+    }
+    Ok(uri)
+}
+
+fn uri_selector(uri: &Pkcs11Uri) -> TokenSelector {
+    TokenSelector {
+        label: uri.token.clone(),
+        serial: uri.serial.clone(),
+    }
+}
+
+fn choice(k: &super::SigningKeyArgs) -> SignatureChoice {
+    SignatureChoice {
+        hash: k.hash,
+        pss: k.pss,
+    }
+}
+
+fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
+    // Everything that can be checked without the token is checked first.
+    let uri = parse_key_uri(&a.key.key)?;
+    let subject = parse_name(&a.subject)?;
+    let period = validity(&a.validity)?;
+    let ow = overwrite(a.force);
+    check_free(&a.out, ow)?;
+    let module = load_module(g, Some(&uri))?;
+    let mut session = TokenSession::open(&module, &uri_selector(&uri), false)?;
+    login(&mut session, &pin_source(g, Some(&uri)))?;
+    let key = session.open_key(&uri)?;
+    let signer = TokenSigner::new(&session, key, choice(&a.key))?;
+    let cert = create_root(&signer, subject, period, a.path_len)?;
+    write_pem_cert(&a.out, &[&cert], ow)?;
+    println!("wrote {} (self-signed root, signature verified)", a.out.display());
+    Ok(())
+}
+
+fn write_pem_cert(path: &Path, certs: &[&x509_cert::Certificate], ow: Overwrite) -> Result<()> {
+    let mut pem = String::new();
+    for c in certs {
+        let der = c
+            .to_der()
+            .map_err(|e| Error::invalid(format!("certificate encoding: {e}"), "report a bug"))?;
+        pem.push_str(&to_pem("CERTIFICATE", &der)?);
+    }
+    write_atomic(path, pem.as_bytes(), 0o644, ow)?;
+    Ok(())
+}
+
+fn sign_profile(a: &SignArgs) -> Result<Profile> {
+    let name: ProfileName = a.profile.parse()?;
+    let leaf_only = !a.dns.is_empty() || !a.ip.is_empty();
+    let ca_only = a.path_len.is_some() || !a.permit_dns.is_empty() || !a.permit_ip.is_empty();
+    if name == ProfileName::Intermediate {
+        if leaf_only {
+            return Err(Error::invalid(
+                "--dns/--ip are subjectAltNames of leaf certificates, not of an intermediate",
+                "use --permit-dns/--permit-ip to constrain the names an intermediate may certify",
+            ));
+        }
+        let dns = a
+            .permit_dns
+            .iter()
+            .map(|d| check_dns_name(d, false))
+            .collect::<Result<Vec<_>>>()?;
+        let ip = a.permit_ip.iter().map(|c| c.parse::<IpNet>()).collect::<Result<Vec<_>>>()?;
+        let constraints = (!dns.is_empty() || !ip.is_empty()).then_some(PermittedSubtrees { dns, ip });
+        return Ok(Profile::Intermediate {
+            path_len: a.path_len,
+            constraints,
+        });
+    }
+    if ca_only {
+        return Err(Error::invalid(
+            "--path-len, --permit-dns and --permit-ip apply to --profile intermediate only",
+            "remove them, or sign with --profile intermediate",
+        ));
+    }
+    let usage = match name {
+        ProfileName::Server => LeafUsage::Server,
+        ProfileName::Client => LeafUsage::Client,
+        _ => LeafUsage::ServerClient,
+    };
+    let mut sans = Vec::new();
+    for d in &a.dns {
+        sans.push(San::Dns(check_dns_name(d, true)?));
+    }
+    for ip in &a.ip {
+        sans.push(San::Ip(ip.parse().map_err(|_| {
+            Error::invalid(format!("--ip \"{ip}\" is not an IP address"), "write e.g. 10.0.0.1 or ::1")
+        })?));
+    }
+    Ok(Profile::Leaf { usage, sans })
+}
+
+fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
+    // Inputs, profile and outputs are all checked before the token is touched.
+    let uri = parse_key_uri(&a.key.key)?;
+    let issuer = load_certificate(&read_file(&a.issuer)?)?;
+    let csr = Csr::parse(&read_file(&a.csr)?)?;
+    csr.verify_self_signature()?;
+    csr.public_key()?;
+    let profile = sign_profile(&a)?;
+    let subject = a.subject.as_deref().map(parse_name).transpose()?;
+    let period = validity(&a.validity)?;
+    period.check_within(issuer.tbs_certificate().validity())?;
+    crate::x509::issue::issuer_facts(&issuer)?;
+    let ow = overwrite(a.force);
+    let outputs: Vec<&PathBuf> = std::iter::once(&a.out).chain(a.chain_out.as_ref()).collect();
+    if outputs.len() == 2 && outputs[0] == outputs[1] {
+        return Err(Error::invalid("--out and --chain-out name the same file", "give them different paths"));
+    }
+    for p in &outputs {
+        check_free(p, ow)?;
+    }
+    let ignored = csr.requested_extensions()?;
+    let module = load_module(g, Some(&uri))?;
+    let mut session = TokenSession::open(&module, &uri_selector(&uri), false)?;
+    login(&mut session, &pin_source(g, Some(&uri)))?;
+    let key = session.open_key(&uri)?;
+    let signer = TokenSigner::new(&session, key, choice(&a.key))?;
+    let cert = sign_csr(&signer, &issuer, &csr, profile, subject, period)?;
+    write_pem_cert(&a.out, &[&cert], ow)?;
+    if let Some(chain) = &a.chain_out {
+        write_pem_cert(chain, &[&cert, &issuer], ow)?;
+    }
+    if !ignored.is_empty() {
+        let oids: Vec<String> = ignored.iter().map(|e| e.extn_id.to_string()).collect();
+        eprintln!(
+            "note: the CSR asked for extensions the profile decides itself; ignored: {}",
+            oids.join(", ")
+        );
+    }
+    println!("wrote {} (signature and chain verified)", a.out.display());
+    if let Some(chain) = &a.chain_out {
+        println!("wrote {}", chain.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The command line: parses arguments and calls the library. No PKCS#11 or X.509 logic here.
+
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// hsmca: an offline root CA whose private key never leaves a PKCS#11 token.
+#[derive(Debug, Parser)]
+#[command(name = "hsmca", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// PKCS#11 module (.so); default: HSMCA_MODULE, else the usual SoftHSM2 paths.
+    #[arg(long, global = true, env = "HSMCA_MODULE", value_name = "PATH")]
+    module: Option<PathBuf>,
+    /// Read the user PIN from this file (else HSMCA_PIN, else a prompt on the terminal).
+    #[arg(long, global = true, value_name = "PATH")]
+    pin_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Tokens and what they can do.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Keys on a token.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// The self-signed root certificate.
+    #[command(subcommand)]
+    Root(RootCmd),
+    /// Sign a CSR with a CA key on the token.
+    Sign(SignArgs),
+    /// Show a certificate, chain, CSR, CRL or public key in readable form.
+    Inspect {
+        /// The file (PEM or DER).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// List slots with tokens: label, serial, model, flags and key algorithms.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCmd {
+    /// Generate a CA key pair inside the token (sensitive, never extractable).
+    Generate(KeyGenerateArgs),
+    /// List the private keys on a token with their security attributes.
+    List(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// Token label.
+    #[arg(long, value_name = "LABEL")]
+    token: String,
+    /// Token serial number, when several tokens share a label.
+    #[arg(long, value_name = "SERIAL")]
+    token_serial: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct KeyGenerateArgs {
+    #[command(flatten)]
+    token: TokenArgs,
+    /// Label of the new key (CKA_LABEL); must not exist yet.
+    #[arg(long)]
+    label: String,
+    /// ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519.
+    #[arg(long)]
+    algorithm: String,
+    /// CKA_ID in hex (default: 16 random bytes).
+    #[arg(long, value_name = "HEX")]
+    id: Option<String>,
+    /// Also write the public key as PEM.
+    #[arg(long, value_name = "FILE")]
+    public_key_out: Option<PathBuf>,
+    /// Replace an existing --public-key-out file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum RootCmd {
+    /// Create the self-signed root certificate of a key on the token.
+    Create(RootCreateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SigningKeyArgs {
+    /// The CA key, as an RFC 7512 URI: pkcs11:token=Root%20CA;object=root-2026
+    #[arg(long, value_name = "URI")]
+    key: String,
+    /// RSA keys: hash of the signature, 256, 384 or 512 (EC keys use their curve's hash).
+    #[arg(long, value_name = "BITS")]
+    hash: Option<u16>,
+    /// RSA keys: sign with RSASSA-PSS instead of PKCS#1 v1.5.
+    #[arg(long)]
+    pss: bool,
+}
+
+#[derive(Debug, Args)]
+struct ValidityArgs {
+    /// Lifetime such as 20y, 5y, 90d, 12h (NotAfter = NotBefore + lifetime - 1 s).
+    #[arg(long, value_name = "DURATION", conflicts_with = "not_after")]
+    validity: Option<String>,
+    /// Start of validity, RFC 3339 or YYYY-MM-DD (default: now).
+    #[arg(long, value_name = "TIME")]
+    not_before: Option<String>,
+    /// End of validity (inclusive), RFC 3339 or YYYY-MM-DD (end of that day, UTC).
+    #[arg(long, value_name = "TIME")]
+    not_after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct RootCreateArgs {
+    #[command(flatten)]
+    key: SigningKeyArgs,
+    /// Subject, RFC 4514: "CN=Example Root CA 2026,O=Example,C=KR".
+    #[arg(long, value_name = "DN")]
+    subject: String,
+    #[command(flatten)]
+    validity: ValidityArgs,
+    /// basicConstraints pathLenConstraint (not recommended on roots).
+    #[arg(long, value_name = "N")]
+    path_len: Option<u8>,
+    /// Where to write the certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct SignArgs {
+    #[command(flatten)]
+    key: SigningKeyArgs,
+    /// The issuing CA's certificate (the key's certificate).
+    #[arg(long, value_name = "FILE")]
+    issuer: PathBuf,
+    /// The certificate signing request (PEM or DER).
+    #[arg(long, value_name = "FILE")]
+    csr: PathBuf,
+    /// intermediate, server, client or server-client.
+    #[arg(long)]
+    profile: String,
+    /// Intermediate: pathLenConstraint (0: it signs leaves only).
+    #[arg(long, value_name = "N")]
+    path_len: Option<u8>,
+    /// Intermediate: permitted DNS subtree (RFC 5280 form, no leading dot); repeatable.
+    #[arg(long, value_name = "DOMAIN")]
+    permit_dns: Vec<String>,
+    /// Intermediate: permitted IP range in CIDR form; repeatable.
+    #[arg(long, value_name = "CIDR")]
+    permit_ip: Vec<String>,
+    /// Leaf: DNS subjectAltName; repeatable.
+    #[arg(long, value_name = "NAME")]
+    dns: Vec<String>,
+    /// Leaf: IP subjectAltName; repeatable.
+    #[arg(long, value_name = "ADDRESS")]
+    ip: Vec<String>,
+    /// Subject to use instead of the CSR's, RFC 4514.
+    #[arg(long, value_name = "DN")]
+    subject: Option<String>,
+    #[command(flatten)]
+    validity: ValidityArgs,
+    /// Where to write the certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Also write the chain: the new certificate, then the issuer's.
+    #[arg(long, value_name = "FILE")]
+    chain_out: Option<PathBuf>,
+    /// Replace existing output files.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Token-layer errors: the module, the PIN, the token and the keys on it.
+
+use std::path::PathBuf;
+
+use cryptoki::error::{Error as CkError, RvError};
+
+/// A failure talking to a PKCS#11 token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// No module given and none of the usual SoftHSM2 paths exists.
+    #[error("no PKCS#11 module found; tried: {}", list(tried))]
+    ModuleNotFound {
+        /// The paths tried.
+        tried: Vec<PathBuf>,
+    },
+    /// The file exists but is not a loadable PKCS#11 library.
+    #[error("{} is not a usable PKCS#11 module: {source}", path.display())]
+    ModuleLoad {
+        /// The module path.
+        path: PathBuf,
+        /// What loading said.
+        source: CkError,
+    },
+    /// A PKCS#11 call failed.
+    #[error("the token failed while {during}: {rv}")]
+    Pkcs11 {
+        /// What hsmca was doing.
+        during: String,
+        /// The CKR_ value.
+        rv: RvError,
+    },
+    /// A cryptoki error that is not a CKR_ value.
+    #[error("PKCS#11 error while {during}: {source}")]
+    Library {
+        /// What hsmca was doing.
+        during: String,
+        /// The cryptoki error.
+        source: CkError,
+    },
+    /// No token matches the label/serial.
+    #[error("no token {wanted} is present; tokens found: {}", if found.is_empty() { "none".to_string() } else { found.join(", ") })]
+    TokenNotFound {
+        /// What was asked for.
+        wanted: String,
+        /// Labels of the tokens present.
+        found: Vec<String>,
+    },
+    /// More than one token matches.
+    #[error("{count} tokens match {wanted}")]
+    TokenAmbiguous {
+        /// What was asked for.
+        wanted: String,
+        /// How many matched.
+        count: usize,
+    },
+    /// The key URI names no token.
+    #[error("the key URI names no token (token= or serial=)")]
+    NoTokenInUri,
+    /// The URI is not RFC 7512.
+    #[error("invalid PKCS#11 URI: {reason}")]
+    InvalidUri {
+        /// Why.
+        reason: String,
+    },
+    /// A `pin-value` in a URI, which would put the PIN in argv.
+    #[error("the PKCS#11 URI carries pin-value: a PIN on the command line is visible to every user of this machine")]
+    PinValueInUri,
+    /// No PIN source was available.
+    #[error("no PIN available: there is no terminal to ask on, HSMCA_PIN is not set and no --pin-file was given")]
+    PinMissing,
+    /// The PIN file could not be read.
+    #[error("cannot read the PIN file {}: {source}", path.display())]
+    PinFile {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// C_Login said CKR_PIN_INCORRECT.
+    #[error("the PIN was incorrect (CKR_PIN_INCORRECT); hsmca tried it once and did not retry, because tokens lock after a few failures")]
+    PinIncorrect,
+    /// The user PIN is locked.
+    #[error("the token's user PIN is locked (CKR_PIN_LOCKED)")]
+    PinLocked,
+    /// The URI matches no private key.
+    #[error("no private key matches {uri}")]
+    KeyNotFound {
+        /// The URI.
+        uri: String,
+    },
+    /// The URI matches several private keys.
+    #[error("{count} private keys match {uri}; a CA key must be named unambiguously")]
+    KeyAmbiguous {
+        /// The URI.
+        uri: String,
+        /// How many.
+        count: usize,
+    },
+    /// The private key has no public key object beside it.
+    #[error("the private key {uri} has no matching public key object (same CKA_ID) on the token")]
+    PublicKeyMissing {
+        /// The URI.
+        uri: String,
+    },
+    /// A key with that label or id exists already.
+    #[error("the token already holds an object with {what}")]
+    KeyExists {
+        /// "label \"x\"" or "id 0a0b".
+        what: String,
+    },
+    /// The key's attributes are not those of a CA key.
+    #[error("the key {uri} is not protected as a CA key must be: {attribute} is {found}, must be {expected}")]
+    KeyAttribute {
+        /// The URI.
+        uri: String,
+        /// CKA_ name.
+        attribute: &'static str,
+        /// What it must be.
+        expected: bool,
+        /// What it is.
+        found: String,
+    },
+    /// The token cannot do what was asked (mechanism missing).
+    #[error("the token does not support {what} (mechanism {mechanism} is missing)")]
+    Unsupported {
+        /// The algorithm or operation.
+        what: String,
+        /// The CKM_ name.
+        mechanism: String,
+    },
+    /// The key type or curve is not one hsmca uses.
+    #[error("unsupported key on the token: {what}")]
+    UnsupportedKey {
+        /// Description.
+        what: String,
+    },
+}
+
+impl TokenError {
+    /// How to fix it.
+    pub fn hint(&self) -> Option<String> {
+        let h = match self {
+            TokenError::ModuleNotFound { .. } => {
+                "install SoftHSM2 (apt-get install softhsm2) or name the module with --module PATH or HSMCA_MODULE"
+            }
+            TokenError::ModuleLoad { .. } => {
+                "point --module (or HSMCA_MODULE) at the vendor's PKCS#11 .so, e.g. /usr/lib/softhsm/libsofthsm2.so"
+            }
+            TokenError::Pkcs11 { rv, .. } => match rv {
+                RvError::DeviceRemoved | RvError::TokenNotPresent => {
+                    "reconnect the token and run the command again; nothing was written"
+                }
+                RvError::ObjectHandleInvalid | RvError::SessionHandleInvalid | RvError::SessionClosed => {
+                    "the token's state changed under hsmca (removed or re-initialised); check it with 'hsmca token list' and run again"
+                }
+                _ => "check the token with 'hsmca token list'; nothing was written",
+            },
+            TokenError::Library { .. } => "check the module and the token; nothing was written",
+            TokenError::TokenNotFound { .. } => {
+                "check the label with 'hsmca token list' (and SOFTHSM2_CONF for SoftHSM2)"
+            }
+            TokenError::TokenAmbiguous { .. } => "add serial= to the URI (or --token-serial)",
+            TokenError::NoTokenInUri => "name the token, e.g. pkcs11:token=Root%20CA;object=root-2026",
+            TokenError::InvalidUri { .. } => {
+                "write it as pkcs11:token=<label>;object=<key label> (RFC 7512, spaces as %20)"
+            }
+            TokenError::PinValueInUri => {
+                "remove pin-value; type the PIN when asked, or use HSMCA_PIN, --pin-file or pin-source=file:PATH"
+            }
+            TokenError::PinMissing => "set HSMCA_PIN, pass --pin-file PATH, or run from a terminal",
+            TokenError::PinFile { .. } => "check the path given to --pin-file or pin-source",
+            TokenError::PinIncorrect => {
+                "check the PIN and run the command again; each further failure brings the token closer to locking"
+            }
+            TokenError::PinLocked => "the security officer must unlock the user PIN; hsmca will not try it",
+            TokenError::KeyNotFound { .. } => "list the keys with 'hsmca key list --token <label>'",
+            TokenError::KeyAmbiguous { .. } => "add id= to the URI to name one key",
+            TokenError::PublicKeyMissing { .. } => {
+                "keys generated by 'hsmca key generate' have one; import the public key with the same CKA_ID"
+            }
+            TokenError::KeyExists { .. } => "choose another --label/--id; hsmca never replaces a key",
+            TokenError::KeyAttribute { .. } => {
+                "generate a CA key with 'hsmca key generate', which sets every attribute explicitly"
+            }
+            TokenError::Unsupported { .. } => {
+                "choose another algorithm; 'hsmca token list' shows what this token can generate"
+            }
+            TokenError::UnsupportedKey { .. } => {
+                "use an ECDSA P-256/P-384, RSA (2048 to 8192 bits) or Ed25519 key"
+            }
+        };
+        Some(h.to_string())
+    }
+
+    /// Wraps a cryptoki error with what was being done.
+    pub fn during(during: impl Into<String>) -> impl FnOnce(CkError) -> TokenError {
+        let during = during.into();
+        move |e| match e {
+            CkError::Pkcs11(rv, _) => TokenError::Pkcs11 { during, rv },
+            source => TokenError::Library { during, source },
+        }
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

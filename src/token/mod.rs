@@ -1,0 +1,15 @@
+//! The token layer: PKCS#11 through cryptoki. It knows nothing of X.509.
+
+pub mod error;
+pub mod key;
+pub mod module;
+pub mod pin;
+pub mod session;
+pub mod uri;
+
+pub use error::TokenError;
+pub use key::{KeyInfo, KeySpec, PublicKeyMaterial, SignMechanism};
+pub use module::{Module, TokenSelector, TokenSummary};
+pub use pin::{Pin, PinSource};
+pub use session::{TokenKey, TokenSession};
+pub use uri::Pkcs11Uri;

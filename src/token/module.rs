@@ -1,0 +1,198 @@
+//! Loading a PKCS#11 module and finding tokens by label and serial (never by slot index).
+
+use std::path::{Path, PathBuf};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::MechanismType;
+use cryptoki::slot::Slot;
+
+use super::key::KeySpec;
+use super::TokenError;
+
+/// Where SoftHSM2 usually lives, tried in order when no module is named.
+pub const DEFAULT_MODULES: &[&str] = &[
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib64/pkcs11/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+    "/opt/homebrew/lib/softhsm/libsofthsm2.so",
+];
+
+/// An initialised PKCS#11 module; C_Finalize runs when it is dropped, on every exit path.
+pub struct Module {
+    ctx: Pkcs11,
+    path: PathBuf,
+}
+
+/// What `token list` shows of one token.
+#[derive(Debug, Clone)]
+pub struct TokenSummary {
+    /// Slot id now (informational: SoftHSM2 renumbers slots).
+    pub slot_id: u64,
+    /// CKA_LABEL of the token.
+    pub label: String,
+    /// Serial number.
+    pub serial: String,
+    /// Manufacturer.
+    pub manufacturer: String,
+    /// Model.
+    pub model: String,
+    /// Flags worth knowing, by name.
+    pub flags: Vec<&'static str>,
+    /// The key types the token can generate and sign with.
+    pub can_generate: Vec<KeySpec>,
+}
+
+/// Which token to use: by label, optionally narrowed by serial.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSelector {
+    /// Token label.
+    pub label: Option<String>,
+    /// Token serial number.
+    pub serial: Option<String>,
+}
+
+impl std::fmt::Display for TokenSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.label, &self.serial) {
+            (Some(l), Some(s)) => write!(f, "with label \"{l}\" and serial \"{s}\""),
+            (Some(l), None) => write!(f, "with label \"{l}\""),
+            (None, Some(s)) => write!(f, "with serial \"{s}\""),
+            (None, None) => write!(f, "(any)"),
+        }
+    }
+}
+
+impl Module {
+    /// Loads and initialises `path`, or the first usual SoftHSM2 path that exists.
+    pub fn load(path: Option<&Path>) -> Result<Module, TokenError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => DEFAULT_MODULES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+                .ok_or_else(|| TokenError::ModuleNotFound {
+                    tried: DEFAULT_MODULES.iter().map(PathBuf::from).collect(),
+                })?,
+        };
+        if !path.exists() {
+            return Err(TokenError::ModuleNotFound { tried: vec![path] });
+        }
+        let ctx = Pkcs11::new(&path).map_err(|source| TokenError::ModuleLoad {
+            path: path.clone(),
+            source,
+        })?;
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .map_err(TokenError::during("initialising the PKCS#11 module (C_Initialize)"))?;
+        Ok(Module { ctx, path })
+    }
+
+    /// The module's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn ctx(&self) -> &Pkcs11 {
+        &self.ctx
+    }
+
+    /// Every token present, with its flags and the key types it can generate.
+    pub fn tokens(&self) -> Result<Vec<TokenSummary>, TokenError> {
+        let ctx = self.ctx();
+        let slots = ctx
+            .get_slots_with_token()
+            .map_err(TokenError::during("listing slots (C_GetSlotList)"))?;
+        let mut out = Vec::new();
+        for slot in slots {
+            let info = ctx
+                .get_token_info(slot)
+                .map_err(TokenError::during("reading token information (C_GetTokenInfo)"))?;
+            let mut flags = Vec::new();
+            for (on, name) in [
+                (info.token_initialized(), "initialized"),
+                (info.user_pin_initialized(), "user-pin-initialized"),
+                (info.login_required(), "login-required"),
+                (info.rng(), "rng"),
+                (info.write_protected(), "write-protected"),
+                (info.protected_authentication_path(), "protected-auth-path"),
+                (info.user_pin_count_low(), "user-pin-count-low"),
+                (info.user_pin_final_try(), "user-pin-final-try"),
+                (info.user_pin_locked(), "user-pin-locked"),
+                (info.user_pin_to_be_changed(), "user-pin-to-be-changed"),
+            ] {
+                if on {
+                    flags.push(name);
+                }
+            }
+            let mechanisms = ctx
+                .get_mechanism_list(slot)
+                .map_err(TokenError::during("listing mechanisms (C_GetMechanismList)"))?;
+            let can_generate = KeySpec::ALL
+                .iter()
+                .copied()
+                .filter(|spec| spec.supported_by(&mechanisms))
+                .collect();
+            out.push(TokenSummary {
+                slot_id: slot.id(),
+                label: info.label().trim_end().to_string(),
+                serial: info.serial_number().trim_end().to_string(),
+                manufacturer: info.manufacturer_id().trim_end().to_string(),
+                model: info.model().trim_end().to_string(),
+                flags,
+                can_generate,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The one slot whose token matches `sel`.
+    pub(crate) fn find_slot(&self, sel: &TokenSelector) -> Result<Slot, TokenError> {
+        let ctx = self.ctx();
+        let slots = ctx
+            .get_slots_with_token()
+            .map_err(TokenError::during("listing slots (C_GetSlotList)"))?;
+        let mut found = Vec::new();
+        let mut matching = Vec::new();
+        for slot in slots {
+            let info = ctx
+                .get_token_info(slot)
+                .map_err(TokenError::during("reading token information (C_GetTokenInfo)"))?;
+            let label = info.label().trim_end().to_string();
+            let serial = info.serial_number().trim_end().to_string();
+            let ok = sel.label.as_deref().is_none_or(|l| l == label)
+                && sel.serial.as_deref().is_none_or(|s| s == serial);
+            if ok {
+                matching.push(slot);
+            }
+            found.push(format!("\"{label}\" (serial {serial})"));
+        }
+        match matching.len() {
+            1 => Ok(matching[0]),
+            0 => Err(TokenError::TokenNotFound {
+                wanted: sel.to_string(),
+                found,
+            }),
+            count => Err(TokenError::TokenAmbiguous {
+                wanted: sel.to_string(),
+                count,
+            }),
+        }
+    }
+
+    /// The mechanisms a slot's token offers.
+    pub(crate) fn mechanisms(&self, slot: Slot) -> Result<Vec<MechanismType>, TokenError> {
+        self.ctx()
+            .get_mechanism_list(slot)
+            .map_err(TokenError::during("listing mechanisms (C_GetMechanismList)"))
+    }
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        // Sessions borrow the module, so they are closed by now. Pkcs11 is a shared handle:
+        // finalizing a clone finalizes the library.
+        let _ = self.ctx.clone().finalize();
+    }
+}

@@ -1,0 +1,505 @@
+//! A session on one token: login, key lookup and policy check, key generation, signing.
+
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::error::{Error as CkError, RvError};
+
+use super::key::{
+    AttrValue, KeyAttributes, KeyInfo, KeySpec, PublicKeyMaterial, SignMechanism, CA_KEY_POLICY,
+    EC_PARAMS_ED25519, EC_PARAMS_ED25519_NAMED, EC_PARAMS_P256, EC_PARAMS_P384,
+};
+use super::module::{Module, TokenSelector};
+use super::{Pin, Pkcs11Uri, TokenError};
+
+/// An open session on one token. It borrows the module, so it closes before C_Finalize.
+pub struct TokenSession<'m> {
+    module: &'m Module,
+    slot: Slot,
+    session: Session,
+    label: String,
+    logged_in: bool,
+}
+
+/// A CA private key on the token whose attributes passed the CA key policy.
+#[derive(Debug, Clone)]
+pub struct TokenKey {
+    handle: ObjectHandle,
+    /// Label, id and attributes.
+    pub info: KeyInfo,
+    /// The public key.
+    pub public: PublicKeyMaterial,
+    /// A URI that names exactly this key.
+    pub uri: Pkcs11Uri,
+}
+
+impl<'m> TokenSession<'m> {
+    /// Opens a session on the one token matching `sel`; read-write only when generating keys.
+    pub fn open(
+        module: &'m Module,
+        sel: &TokenSelector,
+        read_write: bool,
+    ) -> Result<TokenSession<'m>, TokenError> {
+        let slot = module.find_slot(sel)?;
+        let ctx = module.ctx();
+        let session = if read_write {
+            ctx.open_rw_session(slot)
+        } else {
+            ctx.open_ro_session(slot)
+        }
+        .map_err(TokenError::during("opening a session (C_OpenSession)"))?;
+        let label = ctx
+            .get_token_info(slot)
+            .map_err(TokenError::during("reading token information (C_GetTokenInfo)"))?
+            .label()
+            .trim_end()
+            .to_string();
+        Ok(TokenSession {
+            module,
+            slot,
+            session,
+            label,
+            logged_in: false,
+        })
+    }
+
+    /// The token's label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Logs in once with `pin`. A locked PIN is refused before trying; nothing is ever retried.
+    /// Returns warnings about the PIN counter to show the operator.
+    pub fn login(&mut self, pin: &Pin) -> Result<Vec<String>, TokenError> {
+        let info = self
+            .module
+            .ctx()
+            .get_token_info(self.slot)
+            .map_err(TokenError::during("reading token information (C_GetTokenInfo)"))?;
+        if info.user_pin_locked() {
+            return Err(TokenError::PinLocked);
+        }
+        let mut warnings = Vec::new();
+        if info.user_pin_final_try() {
+            warnings.push(
+                "the token reports the user PIN on its FINAL try: one more wrong PIN locks it"
+                    .to_string(),
+            );
+        } else if info.user_pin_count_low() {
+            warnings.push(
+                "the token reports failed user PIN attempts (count low): the PIN may lock soon"
+                    .to_string(),
+            );
+        }
+        match self.session.login(UserType::User, Some(&pin.to_auth_pin())) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(CkError::Pkcs11(
+                RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange,
+                _,
+            )) => return Err(TokenError::PinIncorrect),
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => return Err(TokenError::PinLocked),
+            Err(e) => return Err(TokenError::during("logging in (C_Login)")(e)),
+        }
+        self.logged_in = true;
+        Ok(warnings)
+    }
+
+    /// The mechanisms of this token.
+    pub fn mechanisms(&self) -> Result<Vec<MechanismType>, TokenError> {
+        self.module.mechanisms(self.slot)
+    }
+
+    /// Every private key on the token (needs login for private objects).
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>, TokenError> {
+        let handles = self
+            .session
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+            .map_err(TokenError::during("searching keys (C_FindObjects)"))?;
+        handles.into_iter().map(|h| self.key_info(h)).collect()
+    }
+
+    /// The one private key `uri` names, checked against the CA key policy.
+    pub fn open_key(&self, uri: &Pkcs11Uri) -> Result<TokenKey, TokenError> {
+        let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
+        if let Some(label) = &uri.object {
+            template.push(Attribute::Label(label.as_bytes().to_vec()));
+        }
+        if let Some(id) = &uri.id {
+            template.push(Attribute::Id(id.clone()));
+        }
+        if uri.object.is_none() && uri.id.is_none() {
+            return Err(TokenError::InvalidUri {
+                reason: "it names no key (object= or id=)".into(),
+            });
+        }
+        let handles = self
+            .session
+            .find_objects(&template)
+            .map_err(TokenError::during("searching the key (C_FindObjects)"))?;
+        let handle = match handles.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(TokenError::KeyNotFound {
+                    uri: uri.to_string(),
+                })
+            }
+            many => {
+                return Err(TokenError::KeyAmbiguous {
+                    uri: uri.to_string(),
+                    count: many.len(),
+                })
+            }
+        };
+        let info = self.key_info(handle)?;
+        self.key_from_info(handle, info)
+    }
+
+    fn key_from_info(&self, handle: ObjectHandle, info: KeyInfo) -> Result<TokenKey, TokenError> {
+        let uri = Pkcs11Uri {
+            token: Some(self.label.clone()),
+            object: Some(info.label.clone()),
+            id: (!info.id.is_empty()).then(|| info.id.clone()),
+            object_type: Some("private".into()),
+            ..Pkcs11Uri::default()
+        };
+        if let Some((attribute, expected, found)) = info.attributes.first_violation() {
+            return Err(TokenError::KeyAttribute {
+                uri: uri.to_string(),
+                attribute,
+                expected,
+                found: found.to_string(),
+            });
+        }
+        let public = info
+            .public
+            .clone()
+            .ok_or_else(|| TokenError::PublicKeyMissing {
+                uri: uri.to_string(),
+            })?;
+        Ok(TokenKey {
+            handle,
+            info,
+            public,
+            uri,
+        })
+    }
+
+    /// Label, id, public key and security attributes of a private key.
+    fn key_info(&self, handle: ObjectHandle) -> Result<KeyInfo, TokenError> {
+        let during = TokenError::during;
+        let attrs = self
+            .session
+            .get_attributes(handle, &[AttributeType::Label, AttributeType::Id])
+            .map_err(during("reading key attributes (C_GetAttributeValue)"))?;
+        let mut label = String::new();
+        let mut id = Vec::new();
+        for a in attrs {
+            match a {
+                Attribute::Label(l) => label = String::from_utf8_lossy(&l).into_owned(),
+                Attribute::Id(i) => id = i,
+                _ => {}
+            }
+        }
+        let types: Vec<AttributeType> = CA_KEY_POLICY.iter().map(|(n, _)| attr_type(n)).collect();
+        let values = self
+            .session
+            .get_attributes(handle, &types)
+            .map_err(during("reading key attributes (C_GetAttributeValue)"))?;
+        let attributes = KeyAttributes(
+            CA_KEY_POLICY
+                .iter()
+                .map(|(name, _)| {
+                    let value = values
+                        .iter()
+                        .find_map(|a| bool_of(a, attr_type(name)))
+                        .map(|b| if b { AttrValue::True } else { AttrValue::False })
+                        .unwrap_or(AttrValue::Absent);
+                    (*name, value)
+                })
+                .collect(),
+        );
+        let public = self.public_key_for(&label, &id)?;
+        Ok(KeyInfo {
+            label,
+            id,
+            public,
+            attributes,
+        })
+    }
+
+    /// The public key object with the same CKA_ID (or, without an id, the same label).
+    fn public_key_for(
+        &self,
+        label: &str,
+        id: &[u8],
+    ) -> Result<Option<PublicKeyMaterial>, TokenError> {
+        let mut template = vec![Attribute::Class(ObjectClass::PUBLIC_KEY)];
+        if id.is_empty() {
+            template.push(Attribute::Label(label.as_bytes().to_vec()));
+        } else {
+            template.push(Attribute::Id(id.to_vec()));
+        }
+        let handles = self
+            .session
+            .find_objects(&template)
+            .map_err(TokenError::during("searching the public key (C_FindObjects)"))?;
+        let [handle] = handles.as_slice() else {
+            return Ok(None);
+        };
+        let attrs = self
+            .session
+            .get_attributes(
+                *handle,
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::EcParams,
+                    AttributeType::EcPoint,
+                    AttributeType::Modulus,
+                    AttributeType::PublicExponent,
+                ],
+            )
+            .map_err(TokenError::during("reading the public key (C_GetAttributeValue)"))?;
+        let (mut kt, mut params, mut point, mut modulus, mut exponent) =
+            (None, None, None, None, None);
+        for a in attrs {
+            match a {
+                Attribute::KeyType(k) => kt = Some(k),
+                Attribute::EcParams(p) => params = Some(p),
+                Attribute::EcPoint(p) => point = Some(p),
+                Attribute::Modulus(m) => modulus = Some(m),
+                Attribute::PublicExponent(e) => exponent = Some(e),
+                _ => {}
+            }
+        }
+        let unsupported = |what: String| TokenError::UnsupportedKey { what };
+        Ok(Some(match kt {
+            Some(KeyType::RSA) => PublicKeyMaterial::Rsa {
+                modulus: modulus.ok_or_else(|| unsupported("RSA key without modulus".into()))?,
+                exponent: exponent
+                    .ok_or_else(|| unsupported("RSA key without exponent".into()))?,
+            },
+            Some(KeyType::EC) => {
+                let params =
+                    params.ok_or_else(|| unsupported("EC key without CKA_EC_PARAMS".into()))?;
+                let point = unwrap_octet_string(
+                    &point.ok_or_else(|| unsupported("EC key without CKA_EC_POINT".into()))?,
+                );
+                PublicKeyMaterial::Ec { params, point }
+            }
+            Some(KeyType::EC_EDWARDS) => {
+                let point = unwrap_octet_string(
+                    &point.ok_or_else(|| unsupported("EdDSA key without CKA_EC_POINT".into()))?,
+                );
+                if point.len() != 32 {
+                    return Err(unsupported(format!(
+                        "EdDSA key of {} bytes (only Ed25519 is supported)",
+                        point.len()
+                    )));
+                }
+                PublicKeyMaterial::Ed25519 { point }
+            }
+            other => {
+                return Err(unsupported(format!(
+                    "key type {}",
+                    other.map(|k| k.to_string()).unwrap_or_else(|| "unknown".into())
+                )))
+            }
+        }))
+    }
+
+    /// Generates a CA key pair on the token with every security attribute set explicitly.
+    /// Refuses a label or id already present. The caller verifies the result before use.
+    pub fn generate(&self, spec: KeySpec, label: &str, id: &[u8]) -> Result<TokenKey, TokenError> {
+        let mechanisms = self.mechanisms()?;
+        if !spec.supported_by(&mechanisms) {
+            let missing = if mechanisms.contains(&spec.generation_mechanism()) {
+                spec.signing_mechanism()
+            } else {
+                spec.generation_mechanism()
+            };
+            return Err(TokenError::Unsupported {
+                what: spec.name(),
+                mechanism: missing.to_string(),
+            });
+        }
+        for (what, attr) in [
+            (format!("label \"{label}\""), Attribute::Label(label.as_bytes().to_vec())),
+            (format!("id {}", hex::encode(id)), Attribute::Id(id.to_vec())),
+        ] {
+            let found = self
+                .session
+                .find_objects(&[attr])
+                .map_err(TokenError::during("checking for an existing key (C_FindObjects)"))?;
+            if !found.is_empty() {
+                return Err(TokenError::KeyExists { what });
+            }
+        }
+        let common = |private: bool| {
+            vec![
+                Attribute::Token(true),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(id.to_vec()),
+                Attribute::Private(private),
+                Attribute::Modifiable(false),
+                Attribute::Copyable(false),
+                Attribute::Derive(false),
+            ]
+        };
+        let mut public = common(false);
+        public.extend([
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+        ]);
+        // SoftHSM2's defaults for a minimal template are a non-sensitive, extractable key that
+        // can decrypt and unwrap: every attribute is set here on purpose.
+        let mut private = common(true);
+        private.extend([
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::SignRecover(false),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+        ]);
+        let mechanism = match spec {
+            KeySpec::EcP256 | KeySpec::EcP384 => {
+                let params = if spec == KeySpec::EcP256 {
+                    EC_PARAMS_P256
+                } else {
+                    EC_PARAMS_P384
+                };
+                public.push(Attribute::EcParams(params.to_vec()));
+                Mechanism::EccKeyPairGen
+            }
+            KeySpec::Rsa(bits) => {
+                public.push(Attribute::ModulusBits(u64::from(bits).into()));
+                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+            KeySpec::Ed25519 => {
+                public.push(Attribute::EcParams(EC_PARAMS_ED25519.to_vec()));
+                Mechanism::EccEdwardsKeyPairGen
+            }
+        };
+        let (_, private_handle) = self
+            .session
+            .generate_key_pair(&mechanism, &public, &private)
+            .map_err(TokenError::during(format!(
+                "generating an {} key pair (C_GenerateKeyPair)",
+                spec.name()
+            )))?;
+        let info = self.key_info(private_handle)?;
+        self.key_from_info(private_handle, info)
+    }
+
+    /// Signs `data` with `key`. For [`SignMechanism::EcdsaPrehashed`] `data` is the digest and
+    /// the result raw r‖s; otherwise the token hashes and returns the final signature.
+    pub fn sign(
+        &self,
+        key: &TokenKey,
+        mechanism: SignMechanism,
+        data: &[u8],
+    ) -> Result<Vec<u8>, TokenError> {
+        let pss = |hash: MechanismType, mgf: PkcsMgfType, len: u64| PkcsPssParams {
+            hash_alg: hash,
+            mgf,
+            s_len: len.into(),
+        };
+        let mech = match mechanism {
+            SignMechanism::EcdsaPrehashed => Mechanism::Ecdsa,
+            SignMechanism::RsaPkcs1(256) => Mechanism::Sha256RsaPkcs,
+            SignMechanism::RsaPkcs1(384) => Mechanism::Sha384RsaPkcs,
+            SignMechanism::RsaPkcs1(512) => Mechanism::Sha512RsaPkcs,
+            SignMechanism::RsaPss(256) => Mechanism::Sha256RsaPkcsPss(pss(
+                MechanismType::SHA256,
+                PkcsMgfType::MGF1_SHA256,
+                32,
+            )),
+            SignMechanism::RsaPss(384) => Mechanism::Sha384RsaPkcsPss(pss(
+                MechanismType::SHA384,
+                PkcsMgfType::MGF1_SHA384,
+                48,
+            )),
+            SignMechanism::RsaPss(512) => Mechanism::Sha512RsaPkcsPss(pss(
+                MechanismType::SHA512,
+                PkcsMgfType::MGF1_SHA512,
+                64,
+            )),
+            SignMechanism::Eddsa => Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+            SignMechanism::RsaPkcs1(bits) | SignMechanism::RsaPss(bits) => {
+                return Err(TokenError::Unsupported {
+                    what: format!("RSA with SHA-{bits}"),
+                    mechanism: "CKM_SHA*_RSA_PKCS".into(),
+                })
+            }
+        };
+        self.session
+            .sign(&mech, key.handle, data)
+            .map_err(TokenError::during("signing (C_Sign)"))
+    }
+}
+
+impl Drop for TokenSession<'_> {
+    fn drop(&mut self) {
+        if self.logged_in {
+            // Best effort: C_CloseSession (Session's own drop) and C_Finalize end it anyway.
+            let _ = self.session.logout();
+        }
+    }
+}
+
+/// CKA_EC_POINT is a DER OCTET STRING around the point on most tokens, raw on some.
+fn unwrap_octet_string(value: &[u8]) -> Vec<u8> {
+    use der::Decode;
+    match der::asn1::OctetString::from_der(value) {
+        Ok(os) => os.as_bytes().to_vec(),
+        Err(_) => value.to_vec(),
+    }
+}
+
+fn attr_type(name: &str) -> AttributeType {
+    match name {
+        "CKA_TOKEN" => AttributeType::Token,
+        "CKA_PRIVATE" => AttributeType::Private,
+        "CKA_SENSITIVE" => AttributeType::Sensitive,
+        "CKA_SIGN" => AttributeType::Sign,
+        "CKA_ALWAYS_SENSITIVE" => AttributeType::AlwaysSensitive,
+        "CKA_NEVER_EXTRACTABLE" => AttributeType::NeverExtractable,
+        "CKA_LOCAL" => AttributeType::Local,
+        "CKA_EXTRACTABLE" => AttributeType::Extractable,
+        "CKA_DECRYPT" => AttributeType::Decrypt,
+        "CKA_UNWRAP" => AttributeType::Unwrap,
+        "CKA_DERIVE" => AttributeType::Derive,
+        "CKA_MODIFIABLE" => AttributeType::Modifiable,
+        _ => AttributeType::Copyable,
+    }
+}
+
+fn bool_of(a: &Attribute, t: AttributeType) -> Option<bool> {
+    let (at, v) = match a {
+        Attribute::Token(v) => (AttributeType::Token, v),
+        Attribute::Private(v) => (AttributeType::Private, v),
+        Attribute::Sensitive(v) => (AttributeType::Sensitive, v),
+        Attribute::Sign(v) => (AttributeType::Sign, v),
+        Attribute::AlwaysSensitive(v) => (AttributeType::AlwaysSensitive, v),
+        Attribute::NeverExtractable(v) => (AttributeType::NeverExtractable, v),
+        Attribute::Local(v) => (AttributeType::Local, v),
+        Attribute::Extractable(v) => (AttributeType::Extractable, v),
+        Attribute::Decrypt(v) => (AttributeType::Decrypt, v),
+        Attribute::Unwrap(v) => (AttributeType::Unwrap, v),
+        Attribute::Derive(v) => (AttributeType::Derive, v),
+        Attribute::Modifiable(v) => (AttributeType::Modifiable, v),
+        Attribute::Copyable(v) => (AttributeType::Copyable, v),
+        _ => return None,
+    };
+    (at == t).then_some(*v)
+}
+
+/// Accepts both CKA_EC_PARAMS forms for Ed25519 when reading keys made by other tools.
+pub fn is_ed25519_params(params: &[u8]) -> bool {
+    params == EC_PARAMS_ED25519 || params == EC_PARAMS_ED25519_NAMED
+}

@@ -1,0 +1,223 @@
+//! Issuing one certificate: check everything, build the TBS with x509-cert, sign it through a
+//! [`CaSigner`], then verify the signature and the encoding before anyone sees the result.
+
+use der::{Decode, Encode};
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::Certificate;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::name::Name;
+
+use super::profile::{BoundProfile, IssuerRef, Profile};
+use super::serial::random_serial;
+use super::signer::{BuilderKey, CaSigner};
+use super::validity::ValidityPeriod;
+use super::verify::verify_certificate;
+use crate::error::{Error, Result};
+
+/// What to certify.
+pub struct CertRequest<'a> {
+    /// The profile (root, intermediate, leaf).
+    pub profile: Profile,
+    /// Subject name.
+    pub subject: Name,
+    /// Subject public key.
+    pub public_key: SubjectPublicKeyInfoOwned,
+    /// Validity period.
+    pub validity: ValidityPeriod,
+    /// The issuing CA's certificate; `None` for a self-signed root.
+    pub issuer: Option<&'a Certificate>,
+}
+
+/// A certificate whose every check passed and whose TBS is built, waiting for its signature.
+pub struct PreparedCert {
+    builder: CertificateBuilder<BoundProfile>,
+    key: BuilderKey,
+    tbs: Vec<u8>,
+    issuer_subject_der: Option<Vec<u8>>,
+}
+
+/// What the issuer certificate says about itself, as needed to sign under it.
+pub struct IssuerFacts {
+    /// basicConstraints pathLenConstraint.
+    pub path_len: Option<u8>,
+    /// subjectKeyIdentifier value.
+    pub key_id: Vec<u8>,
+    /// Whether it is self-signed (issuer == subject).
+    pub self_signed: bool,
+}
+
+/// Checks that `cert` can issue certificates and returns what signing under it needs.
+pub fn issuer_facts(cert: &Certificate) -> Result<IssuerFacts> {
+    let tbs = cert.tbs_certificate();
+    let dec = |e: der::Error| {
+        Error::invalid(
+            format!("the issuer certificate has a malformed extension: {e}"),
+            "check --issuer names the right CA certificate",
+        )
+    };
+    let bc = tbs.get_extension::<BasicConstraints>().map_err(dec)?;
+    let Some((_, bc)) = bc.filter(|(_, bc)| bc.ca) else {
+        return Err(Error::invalid(
+            "the issuer certificate is not a CA certificate (no basicConstraints cA=TRUE)",
+            "pass the CA's certificate as --issuer",
+        ));
+    };
+    if let Some((_, ku)) = tbs.get_extension::<KeyUsage>().map_err(dec)? {
+        if !ku.0.contains(KeyUsages::KeyCertSign) {
+            return Err(Error::invalid(
+                "the issuer certificate's keyUsage lacks keyCertSign",
+                "pass a CA certificate allowed to sign certificates as --issuer",
+            ));
+        }
+    }
+    let Some((_, ski)) = tbs.get_extension::<SubjectKeyIdentifier>().map_err(dec)? else {
+        return Err(Error::invalid(
+            "the issuer certificate has no subjectKeyIdentifier, so authorityKeyIdentifier cannot match it",
+            "re-issue the CA certificate with a subjectKeyIdentifier (hsmca always adds one)",
+        ));
+    };
+    let self_signed = tbs.issuer().to_der().ok() == tbs.subject().to_der().ok();
+    Ok(IssuerFacts {
+        path_len: bc.path_len_constraint,
+        key_id: ski.0.as_bytes().to_vec(),
+        self_signed,
+    })
+}
+
+/// Runs every check that can run before the token signs, and builds the TBSCertificate.
+pub fn prepare(req: &CertRequest<'_>, signer: &dyn CaSigner) -> Result<PreparedCert> {
+    let issuer_facts = req.issuer.map(issuer_facts).transpose()?;
+    match (&req.issuer, &issuer_facts) {
+        (None, _) => {
+            if !matches!(req.profile, Profile::Root { .. }) {
+                return Err(Error::invalid(
+                    "only a root is self-signed",
+                    "pass --issuer with the CA certificate",
+                ));
+            }
+            if &req.public_key != signer.public_key() {
+                return Err(Error::invalid(
+                    "the root's public key is not the signing key's",
+                    "report a bug",
+                ));
+            }
+        }
+        (Some(issuer), Some(facts)) => {
+            if &issuer.tbs_certificate().subject_public_key_info().clone() != signer.public_key()
+            {
+                return Err(Error::invalid(
+                    "the signing key does not belong to the issuer certificate (their public keys differ)",
+                    "pass the key URI of the CA whose certificate is given as --issuer",
+                ));
+            }
+            match &req.profile {
+                Profile::Root { .. } => {
+                    return Err(Error::invalid("a root has no issuer", "report a bug"));
+                }
+                Profile::Intermediate { path_len, .. } => match facts.path_len {
+                    Some(0) => {
+                        return Err(Error::invalid(
+                            "the issuer's pathLenConstraint is 0: it may not sign another CA",
+                            "sign this CA with a CA higher in the chain",
+                        ));
+                    }
+                    Some(max) if path_len.is_none_or(|p| p >= max) => {
+                        return Err(Error::invalid(
+                            format!(
+                                "the issuer's pathLenConstraint is {max}, so this CA needs --path-len below {max}"
+                            ),
+                            format!("pass --path-len {}", max - 1),
+                        ));
+                    }
+                    _ => {}
+                },
+                Profile::Leaf { .. } if facts.self_signed => {
+                    return Err(Error::invalid(
+                        "a root does not sign end-entity certificates directly",
+                        "sign an intermediate CA with the root, and the leaf with the intermediate",
+                    ));
+                }
+                Profile::Leaf { .. } => {}
+            }
+            req.validity
+                .check_within(issuer.tbs_certificate().validity())?;
+        }
+        (Some(_), None) => unreachable!("issuer facts are computed for every issuer"),
+    }
+    if req.subject.is_empty() && !matches!(req.profile, Profile::Leaf { .. }) {
+        return Err(Error::invalid(
+            "a CA certificate needs a subject name",
+            "pass --subject, e.g. \"CN=Cluster A CA,O=Example\"",
+        ));
+    }
+    let issuer_ref = match (&req.issuer, &issuer_facts) {
+        (Some(issuer), Some(facts)) => IssuerRef::Ca {
+            subject: issuer.tbs_certificate().subject(),
+            key_id: &facts.key_id,
+        },
+        _ => IssuerRef::SelfSigned,
+    };
+    let profile = BoundProfile::new(&req.profile, req.subject.clone(), &req.public_key, &issuer_ref)?;
+    let issuer_subject_der = req
+        .issuer
+        .map(|i| i.tbs_certificate().subject().to_der())
+        .transpose()
+        .map_err(|e| Error::invalid(format!("issuer subject: {e}"), "check --issuer"))?;
+    let mut builder = CertificateBuilder::new(
+        profile,
+        random_serial()?,
+        req.validity.to_x509()?,
+        req.public_key.clone(),
+    )
+    .map_err(build_err)?;
+    let key = BuilderKey::new(signer);
+    let tbs = builder.finalize(&key).map_err(build_err)?;
+    Ok(PreparedCert {
+        builder,
+        key,
+        tbs,
+        issuer_subject_der,
+    })
+}
+
+fn build_err(e: x509_cert::builder::Error) -> Error {
+    Error::invalid(format!("cannot build the certificate: {e}"), "check the subject and the request")
+}
+
+impl PreparedCert {
+    /// The DER TBSCertificate that will be signed.
+    pub fn tbs_der(&self) -> &[u8] {
+        &self.tbs
+    }
+
+    /// Signs the TBS through `signer`, then verifies the signature with the signer's public key,
+    /// that the issuer field equals the issuer's subject byte for byte, and that the DER
+    /// round-trips. Nothing is returned that failed a check.
+    pub fn sign(self, signer: &dyn CaSigner) -> Result<Certificate> {
+        let signature = signer.sign(&self.tbs)?;
+        let bits = BuilderKey::bit_string(&signature)?;
+        let cert = self.builder.assemble(bits, &self.key).map_err(build_err)?;
+        verify_certificate(&cert, signer.public_key())?;
+        let post = |what: &str| {
+            Error::invalid(
+                format!("the signed certificate failed a check after signing: {what}"),
+                "nothing was written; report a bug",
+            )
+        };
+        let der = cert.to_der().map_err(|_| post("it does not encode"))?;
+        let again = Certificate::from_der(&der).map_err(|_| post("it does not decode"))?;
+        if again.to_der().ok().as_deref() != Some(der.as_slice()) {
+            return Err(post("decode and encode give different bytes"));
+        }
+        if again.tbs_certificate().to_der().ok().as_deref() != Some(self.tbs.as_slice()) {
+            return Err(post("the signed TBS differs from the prepared TBS"));
+        }
+        if let Some(expected) = &self.issuer_subject_der {
+            if cert.tbs_certificate().issuer().to_der().ok().as_ref() != Some(expected) {
+                return Err(post("its issuer differs from the issuer's subject bytes"));
+            }
+        }
+        Ok(cert)
+    }
+}

@@ -1,0 +1,424 @@
+//! Certificate profiles: what each kind of certificate carries, as x509-cert extensions.
+//!
+//! | profile | basicConstraints | keyUsage | EKU | SAN |
+//! |---|---|---|---|---|
+//! | root | critical, CA, optional pathLen | critical keyCertSign, cRLSign | none | none; AKI = its own SKI |
+//! | intermediate | critical, CA, pathLen | critical keyCertSign, cRLSign | none | none; optional critical nameConstraints |
+//! | server / client / server-client | critical, not CA | critical digitalSignature (+keyEncipherment for RSA) | serverAuth / clientAuth / both | DNS and IP |
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5280::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+use der::asn1::{Ia5String, OctetString};
+use der::referenced::OwnedToRef;
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::constraints::name::{GeneralSubtree, NameConstraints};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::ext::{Extension, ToExtension};
+use x509_cert::name::Name;
+
+use crate::error::{Error, Result};
+
+/// rsaEncryption: RSA leaves also get keyEncipherment.
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// The kind of certificate to issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Profile {
+    /// A self-signed root CA.
+    Root {
+        /// pathLenConstraint, if any (not recommended on roots).
+        path_len: Option<u8>,
+    },
+    /// A subordinate CA.
+    Intermediate {
+        /// pathLenConstraint (0: it may sign only leaves).
+        path_len: Option<u8>,
+        /// Permitted DNS and IP subtrees, if constrained.
+        constraints: Option<PermittedSubtrees>,
+    },
+    /// An end-entity certificate.
+    Leaf {
+        /// What it authenticates as.
+        usage: LeafUsage,
+        /// subjectAltName entries.
+        sans: Vec<San>,
+    },
+}
+
+/// The EKU of a leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafUsage {
+    /// TLS server: serverAuth.
+    Server,
+    /// TLS client: clientAuth.
+    Client,
+    /// Both (etcd peers, Kubernetes components).
+    ServerClient,
+}
+
+/// The profile names the CLI accepts for `sign`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileName {
+    /// `intermediate`
+    Intermediate,
+    /// `server`
+    Server,
+    /// `client`
+    Client,
+    /// `server-client`
+    ServerClient,
+}
+
+impl FromStr for ProfileName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "intermediate" => ProfileName::Intermediate,
+            "server" => ProfileName::Server,
+            "client" => ProfileName::Client,
+            "server-client" => ProfileName::ServerClient,
+            _ => {
+                return Err(Error::invalid(
+                    format!("unknown profile \"{s}\""),
+                    "use intermediate, server, client or server-client",
+                ))
+            }
+        })
+    }
+}
+
+/// A subjectAltName entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum San {
+    /// dNSName.
+    Dns(String),
+    /// iPAddress.
+    Ip(IpAddr),
+}
+
+/// Permitted subtrees of a name-constrained CA (DNS and IP forms, which Go understands).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermittedSubtrees {
+    /// DNS constraints in RFC 5280 form: `example.com` covers it and every name under it.
+    pub dns: Vec<String>,
+    /// IP ranges.
+    pub ip: Vec<IpNet>,
+}
+
+/// An IP network such as 10.32.0.0/16, with no host bits set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl FromStr for IpNet {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::invalid(
+                format!("invalid IP range \"{s}\": {why}"),
+                "write it in CIDR form, e.g. 10.32.0.0/16 or fd00::/8",
+            )
+        };
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| bad("no /prefix"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| bad("not an IP address"))?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad("bad prefix length"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(bad("prefix length too large"));
+        }
+        let net = IpNet { addr, prefix };
+        if net.octets().0 != ip_octets(addr) {
+            return Err(bad("host bits are set after the prefix"));
+        }
+        Ok(net)
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl IpNet {
+    /// (masked address, mask) octets.
+    fn octets(&self) -> (Vec<u8>, Vec<u8>) {
+        let addr = ip_octets(self.addr);
+        let mut mask = vec![0u8; addr.len()];
+        for (i, m) in mask.iter_mut().enumerate() {
+            let bits = (self.prefix as usize).saturating_sub(i * 8).min(8);
+            *m = if bits == 0 { 0 } else { 0xffu8 << (8 - bits) };
+        }
+        let masked = addr.iter().zip(&mask).map(|(a, m)| a & m).collect();
+        (masked, mask)
+    }
+
+    /// The 8- or 32-octet iPAddress form of a name constraint: address then mask.
+    pub fn constraint_octets(&self) -> Vec<u8> {
+        let (mut a, m) = self.octets();
+        a.extend(m);
+        a
+    }
+
+    /// Whether `ip` lies in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        if ip.is_ipv4() != self.addr.is_ipv4() {
+            return false;
+        }
+        let (net, mask) = self.octets();
+        ip_octets(ip)
+            .iter()
+            .zip(&mask)
+            .zip(&net)
+            .all(|((b, m), n)| b & m == *n)
+    }
+}
+
+fn ip_octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+/// Checks a DNS name (lower-cased). `wildcard` allows a leading `*.` label (SANs only).
+pub fn check_dns_name(name: &str, wildcard: bool) -> Result<String> {
+    let bad = |why: &str| {
+        Error::invalid(
+            format!("invalid DNS name \"{name}\": {why}"),
+            "use letters, digits and hyphens in dot-separated labels, e.g. cluster-a.example.com (no leading dot)",
+        )
+    };
+    let lower = name.to_ascii_lowercase();
+    let body = match lower.strip_prefix("*.") {
+        Some(rest) if wildcard => rest,
+        Some(_) => return Err(bad("a wildcard is not allowed here")),
+        None => lower.as_str(),
+    };
+    if body.starts_with('.') {
+        return Err(bad("RFC 5280 DNS constraints have no leading dot: `example.com` already covers every name under it"));
+    }
+    if body.is_empty() || body.len() > 253 {
+        return Err(bad("empty or longer than 253 characters"));
+    }
+    for label in body.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(bad(&format!("label \"{label}\" is not a valid hostname label")));
+        }
+    }
+    Ok(lower)
+}
+
+/// What a profile needs to know of the issuer.
+pub enum IssuerRef<'a> {
+    /// The certificate signs itself.
+    SelfSigned,
+    /// An issuing CA: its subject (copied as encoded) and subjectKeyIdentifier.
+    Ca {
+        /// The issuer's subject, used verbatim as this certificate's issuer.
+        subject: &'a Name,
+        /// The issuer's subjectKeyIdentifier, copied into authorityKeyIdentifier.
+        key_id: &'a [u8],
+    },
+}
+
+/// A profile bound to one certificate: subject, issuer and the extensions, computed up front.
+pub(crate) struct BoundProfile {
+    subject: Name,
+    issuer: Option<Name>,
+    extensions: Vec<Extension>,
+}
+
+impl BoundProfile {
+    /// Computes the extensions of `profile` for a certificate on `spki` under `issuer`.
+    pub(crate) fn new(
+        profile: &Profile,
+        subject: Name,
+        spki: &SubjectPublicKeyInfoOwned,
+        issuer: &IssuerRef<'_>,
+    ) -> Result<Self> {
+        let enc = |e: der::Error| Error::invalid(format!("extension encoding: {e}"), "report a bug");
+        let mut exts: Vec<Extension> = Vec::new();
+        let mut push = |critical: bool, ext: std::result::Result<Extension, der::Error>| {
+            ext.map(|mut e| {
+                e.critical = critical;
+                exts.push(e)
+            })
+        };
+        let ski = SubjectKeyIdentifier::try_from(spki.owned_to_ref()).map_err(|e| {
+            Error::invalid(format!("subject key identifier: {e}"), "report a bug")
+        })?;
+        match profile {
+            Profile::Root { path_len } | Profile::Intermediate { path_len, .. } => {
+                let bc = BasicConstraints {
+                    ca: true,
+                    path_len_constraint: *path_len,
+                };
+                push(true, (true, &bc).to_extension(&subject, &[])).map_err(enc)?;
+                let ku = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
+                push(true, (true, &ku).to_extension(&subject, &[])).map_err(enc)?;
+            }
+            Profile::Leaf { usage, .. } => {
+                let bc = BasicConstraints {
+                    ca: false,
+                    path_len_constraint: None,
+                };
+                push(true, (true, &bc).to_extension(&subject, &[])).map_err(enc)?;
+                let mut flags = KeyUsages::DigitalSignature.into();
+                if spki.algorithm.oid == RSA_ENCRYPTION {
+                    flags |= KeyUsages::KeyEncipherment;
+                }
+                push(true, (true, &KeyUsage(flags)).to_extension(&subject, &[])).map_err(enc)?;
+                let ekus = match usage {
+                    LeafUsage::Server => vec![ID_KP_SERVER_AUTH],
+                    LeafUsage::Client => vec![ID_KP_CLIENT_AUTH],
+                    LeafUsage::ServerClient => vec![ID_KP_SERVER_AUTH, ID_KP_CLIENT_AUTH],
+                };
+                push(false, (false, &ExtendedKeyUsage(ekus)).to_extension(&subject, &[]))
+                    .map_err(enc)?;
+            }
+        }
+        push(false, (false, &ski).to_extension(&subject, &[])).map_err(enc)?;
+        // A self-signed root names its own key: RFC 5280 allows it and the CA/Browser Forum
+        // recommends it, and CRLs of the root then carry the same identifier.
+        let (issuer_name, aki_id) = match issuer {
+            IssuerRef::SelfSigned => (None, ski.0.as_bytes()),
+            IssuerRef::Ca { subject: s, key_id } => (Some((*s).clone()), *key_id),
+        };
+        let aki = AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(aki_id).map_err(enc)?),
+            ..Default::default()
+        };
+        push(false, (false, &aki).to_extension(&subject, &[])).map_err(enc)?;
+        match profile {
+            Profile::Leaf { sans, usage } => {
+                if sans.is_empty() && *usage != LeafUsage::Client {
+                    return Err(Error::invalid(
+                        "a server certificate needs at least one subjectAltName: clients ignore the CN",
+                        "add --dns NAME and/or --ip ADDRESS",
+                    ));
+                }
+                if !sans.is_empty() {
+                    let names = sans
+                        .iter()
+                        .map(|s| {
+                            Ok(match s {
+                                San::Dns(d) => GeneralName::DnsName(Ia5String::new(d)?),
+                                San::Ip(ip) => GeneralName::IpAddress(OctetString::new(ip_octets(*ip))?),
+                            })
+                        })
+                        .collect::<std::result::Result<Vec<_>, der::Error>>()
+                        .map_err(enc)?;
+                    // An empty subject makes the SAN the only identity: then it must be critical.
+                    let critical = subject.is_empty();
+                    push(critical, (critical, &SubjectAltName(names)).to_extension(&subject, &[]))
+                        .map_err(enc)?;
+                }
+            }
+            Profile::Intermediate {
+                constraints: Some(c),
+                ..
+            } => {
+                if c.dns.is_empty() && c.ip.is_empty() {
+                    return Err(Error::invalid(
+                        "name constraints were requested but none given",
+                        "add --permit-dns or --permit-ip, or leave constraints out",
+                    ));
+                }
+                let mut permitted = Vec::new();
+                for d in &c.dns {
+                    permitted.push(GeneralSubtree {
+                        base: GeneralName::DnsName(Ia5String::new(d).map_err(enc)?),
+                        minimum: 0,
+                        maximum: None,
+                    });
+                }
+                for net in &c.ip {
+                    permitted.push(GeneralSubtree {
+                        base: GeneralName::IpAddress(
+                            OctetString::new(net.constraint_octets()).map_err(enc)?,
+                        ),
+                        minimum: 0,
+                        maximum: None,
+                    });
+                }
+                let nc = NameConstraints {
+                    permitted_subtrees: Some(permitted),
+                    excluded_subtrees: None,
+                };
+                push(true, (true, &nc).to_extension(&subject, &[])).map_err(enc)?;
+            }
+            _ => {}
+        }
+        Ok(BoundProfile {
+            subject,
+            issuer: issuer_name,
+            extensions: exts,
+        })
+    }
+}
+
+impl BuilderProfile for BoundProfile {
+    fn get_issuer(&self, subject: &Name) -> Name {
+        self.issuer.clone().unwrap_or_else(|| subject.clone())
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        _spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        Ok(self.extensions.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_nets() {
+        let n: IpNet = "10.32.0.0/16".parse().unwrap();
+        assert_eq!(n.constraint_octets(), vec![10, 32, 0, 0, 255, 255, 0, 0]);
+        assert!(n.contains("10.32.1.2".parse().unwrap()));
+        assert!(!n.contains("10.33.0.1".parse().unwrap()));
+        assert!("10.32.0.1/16".parse::<IpNet>().is_err());
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert_eq!(v6.constraint_octets().len(), 32);
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+    }
+
+    #[test]
+    fn dns_names() {
+        assert_eq!(check_dns_name("Cluster-A.example.com", false).unwrap(), "cluster-a.example.com");
+        assert!(check_dns_name(".example.com", false).is_err());
+        assert!(check_dns_name("*.example.com", false).is_err());
+        assert!(check_dns_name("*.example.com", true).is_ok());
+        assert!(check_dns_name("bad_label.com", false).is_err());
+        assert!(check_dns_name("-a.com", false).is_err());
+        assert!(check_dns_name("node-0", false).is_ok());
+    }
+}

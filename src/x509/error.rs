@@ -1,0 +1,336 @@
+//! Errors of the certificate layer: each message names the cause and the fix, so that a
+//! ceremony operator can act on it without reading the source.
+
+use const_oid::ObjectIdentifier;
+
+/// Everything that can go wrong while reading, checking or describing X.509 objects.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum X509Error {
+    /// The input holds no bytes (or only whitespace).
+    #[error(
+        "the {what} input is empty: the file holds no data (or only whitespace); check that you \
+         gave the right file and that it was copied completely"
+    )]
+    EmptyInput {
+        /// What the input should have held ("certificate", "CSR", ...).
+        what: &'static str,
+    },
+
+    /// A PEM block could not be decoded (bad base64, headers, missing END line...).
+    #[error(
+        "the {what} PEM text is malformed ({detail}): the file is truncated, was edited, or is \
+         not RFC 7468 PEM; export the {what} again, in PEM or DER"
+    )]
+    MalformedPem {
+        /// What the input should have held.
+        what: &'static str,
+        /// What exactly is wrong, with the line where it was found when known.
+        detail: String,
+    },
+
+    /// A PEM block carries a label other than the one(s) expected.
+    #[error(
+        "the PEM block at line {line} is labelled \"{found}\" where a {what} ({expected}) was \
+         expected: the file holds another kind of object; give the file that holds the {what}"
+    )]
+    WrongPemLabel {
+        /// What the input should have held.
+        what: &'static str,
+        /// The label(s) accepted, as shown to the user.
+        expected: &'static str,
+        /// The label found in the file.
+        found: String,
+        /// 1-based line of the BEGIN line.
+        line: usize,
+    },
+
+    /// Text other than whitespace sits before, between or after PEM blocks.
+    #[error(
+        "the {what} file has text other than whitespace at line {line}, outside any PEM block: \
+         the file was concatenated with something else or edited; remove everything that is \
+         not a -----BEGIN/-----END block"
+    )]
+    TextOutsidePem {
+        /// What the input should have held.
+        what: &'static str,
+        /// 1-based line of the stray text.
+        line: usize,
+    },
+
+    /// The bytes are not valid DER for the expected structure.
+    #[error(
+        "the {what} is not valid DER ({source}): the data is damaged, truncated, or is another \
+         kind of object; export the {what} again, in PEM or DER"
+    )]
+    MalformedDer {
+        /// What the input should have held.
+        what: &'static str,
+        /// The decoder's own error.
+        #[source]
+        source: der::Error,
+    },
+
+    /// A DER object is followed by more bytes.
+    #[error(
+        "the {what} is followed by {remaining} unexpected bytes after its {decoded}-byte DER \
+         encoding: the file holds two objects glued together or trailing garbage; give a file \
+         with exactly one DER object (or use PEM for several certificates)"
+    )]
+    TrailingData {
+        /// What the input should have held.
+        what: &'static str,
+        /// Length of the object that decoded.
+        decoded: u32,
+        /// Bytes left over after it.
+        remaining: u32,
+    },
+
+    /// One object was expected but the input holds another number of them.
+    #[error(
+        "expected exactly one {what} but the input holds {found}: a chain or bundle was given \
+         where a single object is needed; split the file and give only the one meant"
+    )]
+    WrongCount {
+        /// What the input should have held.
+        what: &'static str,
+        /// How many were found.
+        found: usize,
+    },
+
+    /// The input could not be recognised as any supported kind of object.
+    #[error(
+        "the input is not a certificate, certificate chain, CSR, CRL or public key in PEM or \
+         DER form ({detail}); check that you gave the right file"
+    )]
+    UnrecognizedInput {
+        /// What was tried and why it failed.
+        detail: String,
+    },
+
+    /// The signature algorithm OID is not one this CA supports.
+    #[error(
+        "signature algorithm {oid} ({name}) is not supported: only ECDSA with SHA-256/384, RSA \
+         PKCS#1 v1.5 or RSA-PSS with SHA-256/384/512, and Ed25519 are accepted; have the object \
+         signed with one of those"
+    )]
+    UnsupportedSignatureAlgorithm {
+        /// The OID found.
+        oid: ObjectIdentifier,
+        /// Its name in the OID database, or "unknown".
+        name: &'static str,
+    },
+
+    /// SHA-1 based signatures are refused outright.
+    #[error(
+        "signature algorithm {oid} uses SHA-1, which is broken for signatures and refused: have \
+         the object signed again with SHA-256 or stronger"
+    )]
+    Sha1Signature {
+        /// The OID found.
+        oid: ObjectIdentifier,
+    },
+
+    /// The parameters of a known algorithm are wrong (present where they must be absent,
+    /// or RSA-PSS parameters that do not match the profile).
+    #[error(
+        "the parameters of algorithm {oid} are not acceptable: {detail}; have the object \
+         signed or encoded again with standard parameters"
+    )]
+    BadAlgorithmParameters {
+        /// The algorithm OID.
+        oid: ObjectIdentifier,
+        /// What is wrong with the parameters.
+        detail: String,
+    },
+
+    /// The public key algorithm OID is unknown.
+    #[error(
+        "public key algorithm {oid} ({name}) is not supported: only EC P-256, EC P-384, RSA \
+         (2048 to 8192 bits) and Ed25519 keys are accepted; generate the key with one of those"
+    )]
+    UnsupportedKeyAlgorithm {
+        /// The OID found.
+        oid: ObjectIdentifier,
+        /// Its name in the OID database, or "unknown".
+        name: &'static str,
+    },
+
+    /// The EC key names a curve other than P-256 or P-384.
+    #[error(
+        "the EC key uses curve {oid} ({name}), which is not supported: only P-256 \
+         (secp256r1) and P-384 (secp384r1) are accepted; generate the key on one of those curves"
+    )]
+    UnsupportedCurve {
+        /// The curve OID found.
+        oid: ObjectIdentifier,
+        /// Its name in the OID database, or "unknown".
+        name: &'static str,
+    },
+
+    /// An RSA key shorter than 2048 bits.
+    #[error(
+        "the RSA key has a {bits}-bit modulus, which is too weak: at least 2048 bits are \
+         required; generate a new key of 2048, 3072 or 4096 bits"
+    )]
+    WeakRsaKey {
+        /// Modulus length in bits.
+        bits: u32,
+    },
+
+    /// An RSA key longer than 8192 bits.
+    #[error(
+        "the RSA key has a {bits}-bit modulus, larger than the 8192 bits this tool accepts \
+         (larger keys make verification a denial-of-service risk); use a key of 2048 to 4096 bits"
+    )]
+    OversizedRsaKey {
+        /// Modulus length in bits.
+        bits: u32,
+    },
+
+    /// The public key bytes do not form a valid key of the stated type.
+    #[error(
+        "the {kind} public key is malformed ({detail}): the key bytes are damaged or were \
+         encoded wrongly; export the public key (or CSR) again"
+    )]
+    MalformedPublicKey {
+        /// Key type ("EC P-256", "RSA", ...).
+        kind: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// The signature algorithm cannot be used with the key's type.
+    #[error(
+        "signature algorithm {signature} cannot be used with a {key} key: the object claims an \
+         algorithm of another key type; sign it again with an algorithm that matches the key"
+    )]
+    AlgorithmKeyMismatch {
+        /// The signature algorithm, as displayed.
+        signature: String,
+        /// The key, as displayed.
+        key: String,
+    },
+
+    /// The signature value is not encoded as the algorithm requires.
+    #[error(
+        "the signature value is malformed ({detail}): it is not encoded as {algorithm} \
+         requires; the object was damaged or produced by a faulty signer, so sign it again"
+    )]
+    MalformedSignature {
+        /// The signature algorithm, as displayed.
+        algorithm: String,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A signature does not verify with the given key.
+    #[error(
+        "the signature does not verify: the data was altered or was signed with another key; \
+         check that the right key was given, and obtain the signed object again"
+    )]
+    BadSignature,
+
+    /// A CSR's self-signature does not verify.
+    #[error(
+        "the CSR's signature does not verify: the request was altered or signed with another \
+         key than the one it contains; ask the requester for a new CSR"
+    )]
+    BadCsrSignature,
+
+    /// A certificate's signature does not verify with the issuer key given.
+    #[error(
+        "the certificate's signature does not verify with the issuer's public key: it was \
+         altered, or issued by another CA key; check that you gave the right issuer certificate"
+    )]
+    BadCertificateSignature,
+
+    /// The algorithm inside the TBS differs from the outer signatureAlgorithm.
+    #[error(
+        "the certificate's inner signature algorithm ({inner}) differs from its outer one \
+         ({outer}): RFC 5280 requires them to be equal and a mismatch hints at tampering; \
+         do not trust this certificate and have it issued again"
+    )]
+    SignatureAlgorithmMismatch {
+        /// tbsCertificate.signature, as displayed.
+        inner: String,
+        /// Certificate.signatureAlgorithm, as displayed.
+        outer: String,
+    },
+
+    /// An extension (or the CSR's extension request) could not be decoded.
+    #[error(
+        "extension {oid} ({name}) is malformed ({source}): its value does not decode; have the \
+         object produced again by a conforming tool"
+    )]
+    MalformedExtension {
+        /// Extension OID.
+        oid: ObjectIdentifier,
+        /// Its name in the OID database, or "unknown".
+        name: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: der::Error,
+    },
+
+    /// The same extension appears more than once.
+    #[error(
+        "extension {oid} ({name}) appears more than once: RFC 5280 allows one instance of each \
+         extension; have the object produced again with each extension once"
+    )]
+    DuplicateExtension {
+        /// Extension OID.
+        oid: ObjectIdentifier,
+        /// Its name in the OID database, or "unknown".
+        name: &'static str,
+    },
+
+    /// The CSR's extensionRequest attribute is malformed or repeated.
+    #[error(
+        "the CSR's extensionRequest attribute is malformed ({detail}); ask the requester for a \
+         new CSR made by a conforming tool"
+    )]
+    MalformedExtensionRequest {
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A key algorithm name given on the command line is unknown.
+    #[error(
+        "unknown key algorithm \"{name}\": accepted names are ecdsa-p256, ecdsa-p384, rsa-2048, \
+         rsa-3072, rsa-4096, ed25519; pick one of those"
+    )]
+    UnknownKeyAlgorithmName {
+        /// The name given.
+        name: String,
+    },
+
+    /// A signature algorithm name given on the command line is unknown.
+    #[error(
+        "unknown signature algorithm \"{name}\": accepted names are ecdsa-sha256, ecdsa-sha384, \
+         rsa-pkcs1-sha256, rsa-pkcs1-sha384, rsa-pkcs1-sha512, rsa-pss-sha256, rsa-pss-sha384, \
+         rsa-pss-sha512, ed25519; pick one of those"
+    )]
+    UnknownSignatureAlgorithmName {
+        /// The name given.
+        name: String,
+    },
+
+    /// Encoding a value to DER or PEM failed (sizes beyond der's limits).
+    #[error(
+        "could not encode the {what} ({source}): the object is larger than DER allows or holds \
+         an invalid value; this is a bug if the object came from this tool, so report it"
+    )]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's error.
+        #[source]
+        source: der::Error,
+    },
+}
+
+/// The name of an OID in const-oid's database, for messages.
+pub(crate) fn oid_name(oid: &ObjectIdentifier) -> &'static str {
+    const_oid::db::DB.by_oid(oid).unwrap_or("unknown")
+}

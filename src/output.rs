@@ -120,7 +120,11 @@ fn unique_temp_path(dir: &Path, name: &std::ffi::OsStr) -> PathBuf {
     let _ = getrandom::fill(&mut random);
     let mut tmp = std::ffi::OsString::from(".");
     tmp.push(name);
-    tmp.push(format!(".{}.{}.tmp", std::process::id(), hex::encode(random)));
+    tmp.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        hex::encode(random)
+    ));
     dir.join(tmp)
 }
 

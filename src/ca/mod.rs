@@ -1,8 +1,13 @@
 //! CA operations that join the layers: key generation with its self-test, the self-signed
-//! root, and certificates signed from CSRs.
+//! root, certificates signed from CSRs, CRLs, and the records of all of them.
 
+pub mod audit;
 pub mod signer;
+pub mod store;
 
+use std::collections::HashSet;
+
+use der::Encode;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 use x509_cert::name::Name;
@@ -11,12 +16,14 @@ use crate::error::{Error, Result};
 use crate::token::{KeySpec, TokenKey, TokenSession};
 use crate::x509::algorithm::spki_sha256;
 use crate::x509::csr::Csr;
-use crate::x509::issue::{prepare, CertRequest};
+use crate::x509::issue::{CertRequest, prepare};
 use crate::x509::profile::Profile;
+use crate::x509::serial::random_serial_excluding;
 use crate::x509::signer::CaSigner;
-use crate::x509::validity::ValidityPeriod;
+use crate::x509::validity::{ValidityPeriod, fmt, from_x509_time};
 use crate::x509::verify::verify_signature;
-use signer::{spki_from_material, SignatureChoice, TokenSigner};
+use audit::{IssuedCert, b64, sha256_hex};
+use signer::{SignatureChoice, TokenSigner, spki_from_material};
 
 /// A key pair generated on the token and proven to sign.
 pub struct GeneratedKey {
@@ -40,9 +47,8 @@ pub fn generate_key(
     let signer = TokenSigner::new(session, key.clone(), SignatureChoice::default())?;
     let mut message = b"hsmca key generation self-test ".to_vec();
     let mut nonce = [0u8; 16];
-    getrandom::fill(&mut nonce).map_err(|e| {
-        Error::invalid(format!("the system RNG failed: {e}"), "fix the system RNG")
-    })?;
+    getrandom::fill(&mut nonce)
+        .map_err(|e| Error::invalid(format!("the system RNG failed: {e}"), "fix the system RNG"))?;
     message.extend_from_slice(&nonce);
     let signature = signer.sign(&message)?;
     let alg = signer.signature_algorithm().algorithm_identifier();
@@ -60,12 +66,14 @@ pub fn generate_key(
     })
 }
 
-/// Creates the self-signed root certificate of the key behind `signer`.
+/// Creates the self-signed root certificate of the key behind `signer`, with a serial not in
+/// `taken`.
 pub fn create_root(
     signer: &dyn CaSigner,
     subject: Name,
     validity: ValidityPeriod,
     path_len: Option<u8>,
+    taken: &HashSet<Vec<u8>>,
 ) -> Result<Certificate> {
     let req = CertRequest {
         profile: Profile::Root { path_len },
@@ -73,11 +81,12 @@ pub fn create_root(
         public_key: signer.public_key().clone(),
         validity,
         issuer: None,
+        serial: random_serial_excluding(taken)?,
     };
     prepare(&req, signer)?.sign(signer)
 }
 
-/// Issues a certificate for a CSR whose self-signature has been verified.
+/// Issues a certificate for a CSR, verifying the CSR's self-signature first.
 pub fn sign_csr(
     signer: &dyn CaSigner,
     issuer: &Certificate,
@@ -85,6 +94,7 @@ pub fn sign_csr(
     profile: Profile,
     subject: Option<Name>,
     validity: ValidityPeriod,
+    taken: &HashSet<Vec<u8>>,
 ) -> Result<Certificate> {
     csr.verify_self_signature()?;
     csr.public_key()?;
@@ -94,6 +104,94 @@ pub fn sign_csr(
         public_key: csr.spki().clone(),
         validity,
         issuer: Some(issuer),
+        serial: random_serial_excluding(taken)?,
     };
     prepare(&req, signer)?.sign(signer)
+}
+
+/// Upper-case hex of a certificate's serial.
+pub fn serial_hex(cert: &Certificate) -> String {
+    hex::encode_upper(cert.tbs_certificate().serial_number().as_bytes())
+}
+
+/// The audit form of an issued certificate.
+pub fn issued_record(cert: &Certificate, profile: &str, key_uri: &str) -> Result<IssuedCert> {
+    let tbs = cert.tbs_certificate();
+    let der = cert
+        .to_der()
+        .map_err(|e| Error::invalid(format!("certificate encoding: {e}"), "report a bug"))?;
+    Ok(IssuedCert {
+        serial: serial_hex(cert),
+        subject: tbs.subject().to_string(),
+        issuer: tbs.issuer().to_string(),
+        profile: profile.to_string(),
+        not_before: fmt(from_x509_time(&tbs.validity().not_before)?),
+        not_after: fmt(from_x509_time(&tbs.validity().not_after)?),
+        cert_sha256: sha256_hex(&der),
+        cert_der: b64(&der),
+        key_uri: key_uri.to_string(),
+    })
+}
+
+/// The profile's name as records and listings show it.
+pub fn profile_name(p: &Profile) -> &'static str {
+    use crate::x509::profile::LeafUsage;
+    match p {
+        Profile::Root { .. } => "root",
+        Profile::Intermediate { .. } => "intermediate",
+        Profile::Leaf {
+            usage: LeafUsage::Server,
+            ..
+        } => "server",
+        Profile::Leaf {
+            usage: LeafUsage::Client,
+            ..
+        } => "client",
+        Profile::Leaf {
+            usage: LeafUsage::ServerClient,
+            ..
+        } => "server-client",
+    }
+}
+
+/// The reasons `revoke` accepts, by their RFC 5280 names.
+pub const REVOCATION_REASONS: &[(&str, x509_cert::ext::pkix::CrlReason)] = &[
+    (
+        "keyCompromise",
+        x509_cert::ext::pkix::CrlReason::KeyCompromise,
+    ),
+    (
+        "caCompromise",
+        x509_cert::ext::pkix::CrlReason::CaCompromise,
+    ),
+    (
+        "affiliationChanged",
+        x509_cert::ext::pkix::CrlReason::AffiliationChanged,
+    ),
+    ("superseded", x509_cert::ext::pkix::CrlReason::Superseded),
+    (
+        "cessationOfOperation",
+        x509_cert::ext::pkix::CrlReason::CessationOfOperation,
+    ),
+];
+
+/// Parses a revocation reason name.
+pub fn revocation_reason(name: &str) -> Result<x509_cert::ext::pkix::CrlReason> {
+    REVOCATION_REASONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, r)| *r)
+        .ok_or_else(|| {
+            Error::invalid(
+                format!("unknown revocation reason \"{name}\""),
+                format!(
+                    "use one of {}",
+                    REVOCATION_REASONS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
 }

@@ -36,7 +36,10 @@ pub fn signature_for(spec: KeySpec, choice: SignatureChoice) -> Result<Signature
         KeySpec::EcP256 | KeySpec::EcP384 => {
             let natural = if spec == KeySpec::EcP256 { 256 } else { 384 };
             if choice.pss || choice.hash.is_some_and(|h| h != natural) {
-                return Err(mismatch(format!("{} keys sign with ECDSA and SHA-{natural} only", spec.name())));
+                return Err(mismatch(format!(
+                    "{} keys sign with ECDSA and SHA-{natural} only",
+                    spec.name()
+                )));
             }
             if natural == 256 {
                 SignatureAlgorithm::EcdsaSha256
@@ -46,7 +49,9 @@ pub fn signature_for(spec: KeySpec, choice: SignatureChoice) -> Result<Signature
         }
         KeySpec::Ed25519 => {
             if choice.pss || choice.hash.is_some() {
-                return Err(mismatch("Ed25519 signs without a separate hash choice".into()));
+                return Err(mismatch(
+                    "Ed25519 signs without a separate hash choice".into(),
+                ));
             }
             SignatureAlgorithm::Ed25519
         }
@@ -57,7 +62,11 @@ pub fn signature_for(spec: KeySpec, choice: SignatureChoice) -> Result<Signature
             (256, true) => SignatureAlgorithm::RsaPssSha256,
             (384, true) => SignatureAlgorithm::RsaPssSha384,
             (512, true) => SignatureAlgorithm::RsaPssSha512,
-            (h, _) => return Err(mismatch(format!("SHA-{h} is not offered; use 256, 384 or 512"))),
+            (h, _) => {
+                return Err(mismatch(format!(
+                    "SHA-{h} is not offered; use 256, 384 or 512"
+                )));
+            }
         },
     })
 }
@@ -125,13 +134,13 @@ impl<'s, 'm> TokenSigner<'s, 'm> {
                 what: "an EC key on a curve other than P-256 or P-384".into(),
             })
         })?;
-        if let KeySpec::Rsa(bits) = spec {
-            if !(2048..=8192).contains(&bits) {
-                return Err(Error::invalid(
-                    format!("the RSA key has {bits} bits; a CA key needs 2048 to 8192"),
-                    "generate a new key with 'hsmca key generate --algorithm rsa-3072'",
-                ));
-            }
+        if let KeySpec::Rsa(bits) = spec
+            && !(2048..=8192).contains(&bits)
+        {
+            return Err(Error::invalid(
+                format!("the RSA key has {bits} bits; a CA key needs 2048 to 8192"),
+                "generate a new key with 'hsmca key generate --algorithm rsa-3072'",
+            ));
         }
         let algorithm = signature_for(spec, choice)?;
         let spki = spki_from_material(&key.public)?;
@@ -169,19 +178,33 @@ impl CaSigner for TokenSigner<'_, '_> {
             // PKCS#11 returns r‖s; X.509 carries a DER Ecdsa-Sig-Value.
             Ok(match &self.key.public {
                 PublicKeyMaterial::Ec { params, .. } if params == EC_PARAMS_P256 => {
-                    p256::ecdsa::Signature::from_slice(&raw).map_err(bad)?.to_der().as_bytes().to_vec()
+                    p256::ecdsa::Signature::from_slice(&raw)
+                        .map_err(bad)?
+                        .to_der()
+                        .as_bytes()
+                        .to_vec()
                 }
-                _ => p384::ecdsa::Signature::from_slice(&raw).map_err(bad)?.to_der().as_bytes().to_vec(),
+                _ => p384::ecdsa::Signature::from_slice(&raw)
+                    .map_err(bad)?
+                    .to_der()
+                    .as_bytes()
+                    .to_vec(),
             })
         };
-        let token = |mech, data: &[u8]| self.session.sign(&self.key, mech, data).map_err(Error::from);
+        let token = |mech, data: &[u8]| {
+            self.session
+                .sign(&self.key, mech, data)
+                .map_err(Error::from)
+        };
         match self.algorithm {
-            SignatureAlgorithm::EcdsaSha256 => {
-                raw_to_der(token(SignMechanism::EcdsaPrehashed, &sha2::Sha256::digest(message))?)
-            }
-            SignatureAlgorithm::EcdsaSha384 => {
-                raw_to_der(token(SignMechanism::EcdsaPrehashed, &sha2::Sha384::digest(message))?)
-            }
+            SignatureAlgorithm::EcdsaSha256 => raw_to_der(token(
+                SignMechanism::EcdsaPrehashed,
+                &sha2::Sha256::digest(message),
+            )?),
+            SignatureAlgorithm::EcdsaSha384 => raw_to_der(token(
+                SignMechanism::EcdsaPrehashed,
+                &sha2::Sha384::digest(message),
+            )?),
             SignatureAlgorithm::RsaPkcs1Sha256 => token(SignMechanism::RsaPkcs1(256), message),
             SignatureAlgorithm::RsaPkcs1Sha384 => token(SignMechanism::RsaPkcs1(384), message),
             SignatureAlgorithm::RsaPkcs1Sha512 => token(SignMechanism::RsaPkcs1(512), message),

@@ -1,6 +1,7 @@
 //! The command line: parses arguments and calls the library. No PKCS#11 or X.509 logic here.
 
 mod commands;
+mod records;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,12 @@ pub struct GlobalArgs {
     /// Read the user PIN from this file (else HSMCA_PIN, else a prompt on the terminal).
     #[arg(long, global = true, value_name = "PATH")]
     pin_file: Option<PathBuf>,
+    /// CA directory: issued certificates and the audit log; every signing command records there.
+    #[arg(long, global = true, env = "HSMCA_CA_DIR", value_name = "DIR")]
+    ca_dir: Option<PathBuf>,
+    /// Operator name for the audit log (default: the login name).
+    #[arg(long, global = true, env = "HSMCA_OPERATOR", value_name = "NAME")]
+    operator: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +51,72 @@ enum Command {
     Inspect {
         /// The file (PEM or DER).
         file: PathBuf,
+    },
+    /// List every certificate this CA issued (needs --ca-dir).
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one issued certificate's record, certificate and request.
+    Show {
+        /// Serial number in hex.
+        #[arg(long)]
+        serial: String,
+    },
+    /// Write an issued certificate from the audit log to a file.
+    Export {
+        /// Serial number in hex.
+        #[arg(long)]
+        serial: String,
+        /// Where to write it (PEM).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Revoke an issued certificate (recorded; the next CRL lists it).
+    Revoke {
+        /// Serial number in hex.
+        #[arg(long)]
+        serial: String,
+        /// keyCompromise, caCompromise, affiliationChanged, superseded or cessationOfOperation.
+        #[arg(long)]
+        reason: String,
+        /// Revocation date, RFC 3339 (default: now).
+        #[arg(long, value_name = "TIME")]
+        date: Option<String>,
+    },
+    /// Issue this CA's CRL, signed through the token.
+    Crl(CrlArgs),
+    /// The audit log.
+    #[command(subcommand)]
+    Log(LogCmd),
+}
+
+#[derive(Debug, Args)]
+struct CrlArgs {
+    #[command(flatten)]
+    key: SigningKeyArgs,
+    /// nextUpdate as a duration from now, at most 365d.
+    #[arg(long, value_name = "DURATION")]
+    next_update: String,
+    /// Where to write the CRL (PEM).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCmd {
+    /// Check the whole audit log: hash chain and every seal; exit 0 only when intact.
+    Verify {
+        /// The CA certificate whose key seals the log (default: the CA directory's).
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
     },
 }
 
@@ -148,9 +221,9 @@ struct RootCreateArgs {
 struct SignArgs {
     #[command(flatten)]
     key: SigningKeyArgs,
-    /// The issuing CA's certificate (the key's certificate).
+    /// The issuing CA's certificate (default with --ca-dir: the CA directory's).
     #[arg(long, value_name = "FILE")]
-    issuer: PathBuf,
+    issuer: Option<PathBuf>,
     /// The certificate signing request (PEM or DER).
     #[arg(long, value_name = "FILE")]
     csr: PathBuf,

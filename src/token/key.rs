@@ -111,8 +111,12 @@ impl PublicKeyMaterial {
     /// The key type, where hsmca supports it.
     pub fn spec(&self) -> Option<KeySpec> {
         match self {
-            PublicKeyMaterial::Ec { params, .. } if params == EC_PARAMS_P256 => Some(KeySpec::EcP256),
-            PublicKeyMaterial::Ec { params, .. } if params == EC_PARAMS_P384 => Some(KeySpec::EcP384),
+            PublicKeyMaterial::Ec { params, .. } if params == EC_PARAMS_P256 => {
+                Some(KeySpec::EcP256)
+            }
+            PublicKeyMaterial::Ec { params, .. } if params == EC_PARAMS_P384 => {
+                Some(KeySpec::EcP384)
+            }
             PublicKeyMaterial::Ec { .. } => None,
             PublicKeyMaterial::Rsa { modulus, .. } => {
                 let lead = modulus.iter().take_while(|b| **b == 0).count();

@@ -6,8 +6,8 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::MechanismType;
 use cryptoki::slot::Slot;
 
-use super::key::KeySpec;
 use super::TokenError;
+use super::key::KeySpec;
 
 /// Where SoftHSM2 usually lives, tried in order when no module is named.
 pub const DEFAULT_MODULES: &[&str] = &[
@@ -85,7 +85,9 @@ impl Module {
             source,
         })?;
         ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(TokenError::during("initialising the PKCS#11 module (C_Initialize)"))?;
+            .map_err(TokenError::during(
+                "initialising the PKCS#11 module (C_Initialize)",
+            ))?;
         Ok(Module { ctx, path })
     }
 
@@ -106,9 +108,9 @@ impl Module {
             .map_err(TokenError::during("listing slots (C_GetSlotList)"))?;
         let mut out = Vec::new();
         for slot in slots {
-            let info = ctx
-                .get_token_info(slot)
-                .map_err(TokenError::during("reading token information (C_GetTokenInfo)"))?;
+            let info = ctx.get_token_info(slot).map_err(TokenError::during(
+                "reading token information (C_GetTokenInfo)",
+            ))?;
             let mut flags = Vec::new();
             for (on, name) in [
                 (info.token_initialized(), "initialized"),
@@ -126,9 +128,9 @@ impl Module {
                     flags.push(name);
                 }
             }
-            let mechanisms = ctx
-                .get_mechanism_list(slot)
-                .map_err(TokenError::during("listing mechanisms (C_GetMechanismList)"))?;
+            let mechanisms = ctx.get_mechanism_list(slot).map_err(TokenError::during(
+                "listing mechanisms (C_GetMechanismList)",
+            ))?;
             let can_generate = KeySpec::ALL
                 .iter()
                 .copied()
@@ -156,9 +158,9 @@ impl Module {
         let mut found = Vec::new();
         let mut matching = Vec::new();
         for slot in slots {
-            let info = ctx
-                .get_token_info(slot)
-                .map_err(TokenError::during("reading token information (C_GetTokenInfo)"))?;
+            let info = ctx.get_token_info(slot).map_err(TokenError::during(
+                "reading token information (C_GetTokenInfo)",
+            ))?;
             let label = info.label().trim_end().to_string();
             let serial = info.serial_number().trim_end().to_string();
             let ok = sel.label.as_deref().is_none_or(|l| l == label)
@@ -185,7 +187,9 @@ impl Module {
     pub(crate) fn mechanisms(&self, slot: Slot) -> Result<Vec<MechanismType>, TokenError> {
         self.ctx()
             .get_mechanism_list(slot)
-            .map_err(TokenError::during("listing mechanisms (C_GetMechanismList)"))
+            .map_err(TokenError::during(
+                "listing mechanisms (C_GetMechanismList)",
+            ))
     }
 }
 

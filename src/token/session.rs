@@ -1,16 +1,16 @@
 //! A session on one token: login, key lookup and policy check, key generation, signing.
 
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use cryptoki::error::{Error as CkError, RvError};
 
 use super::key::{
-    AttrValue, KeyAttributes, KeyInfo, KeySpec, PublicKeyMaterial, SignMechanism, CA_KEY_POLICY,
-    EC_PARAMS_ED25519, EC_PARAMS_ED25519_NAMED, EC_PARAMS_P256, EC_PARAMS_P384,
+    AttrValue, CA_KEY_POLICY, EC_PARAMS_ED25519, EC_PARAMS_ED25519_NAMED, EC_PARAMS_P256,
+    EC_PARAMS_P384, KeyAttributes, KeyInfo, KeySpec, PublicKeyMaterial, SignMechanism,
 };
 use super::module::{Module, TokenSelector};
 use super::{Pin, Pkcs11Uri, TokenError};
@@ -53,7 +53,9 @@ impl<'m> TokenSession<'m> {
         .map_err(TokenError::during("opening a session (C_OpenSession)"))?;
         let label = ctx
             .get_token_info(slot)
-            .map_err(TokenError::during("reading token information (C_GetTokenInfo)"))?
+            .map_err(TokenError::during(
+                "reading token information (C_GetTokenInfo)",
+            ))?
             .label()
             .trim_end()
             .to_string();
@@ -78,7 +80,9 @@ impl<'m> TokenSession<'m> {
             .module
             .ctx()
             .get_token_info(self.slot)
-            .map_err(TokenError::during("reading token information (C_GetTokenInfo)"))?;
+            .map_err(TokenError::during(
+                "reading token information (C_GetTokenInfo)",
+            ))?;
         if info.user_pin_locked() {
             return Err(TokenError::PinLocked);
         }
@@ -144,13 +148,13 @@ impl<'m> TokenSession<'m> {
             [] => {
                 return Err(TokenError::KeyNotFound {
                     uri: uri.to_string(),
-                })
+                });
             }
             many => {
                 return Err(TokenError::KeyAmbiguous {
                     uri: uri.to_string(),
                     count: many.len(),
-                })
+                });
             }
         };
         let info = self.key_info(handle)?;
@@ -245,7 +249,9 @@ impl<'m> TokenSession<'m> {
         let handles = self
             .session
             .find_objects(&template)
-            .map_err(TokenError::during("searching the public key (C_FindObjects)"))?;
+            .map_err(TokenError::during(
+                "searching the public key (C_FindObjects)",
+            ))?;
         let [handle] = handles.as_slice() else {
             return Ok(None);
         };
@@ -261,7 +267,9 @@ impl<'m> TokenSession<'m> {
                     AttributeType::PublicExponent,
                 ],
             )
-            .map_err(TokenError::during("reading the public key (C_GetAttributeValue)"))?;
+            .map_err(TokenError::during(
+                "reading the public key (C_GetAttributeValue)",
+            ))?;
         let (mut kt, mut params, mut point, mut modulus, mut exponent) =
             (None, None, None, None, None);
         for a in attrs {
@@ -278,8 +286,7 @@ impl<'m> TokenSession<'m> {
         Ok(Some(match kt {
             Some(KeyType::RSA) => PublicKeyMaterial::Rsa {
                 modulus: modulus.ok_or_else(|| unsupported("RSA key without modulus".into()))?,
-                exponent: exponent
-                    .ok_or_else(|| unsupported("RSA key without exponent".into()))?,
+                exponent: exponent.ok_or_else(|| unsupported("RSA key without exponent".into()))?,
             },
             Some(KeyType::EC) => {
                 let params =
@@ -304,8 +311,10 @@ impl<'m> TokenSession<'m> {
             other => {
                 return Err(unsupported(format!(
                     "key type {}",
-                    other.map(|k| k.to_string()).unwrap_or_else(|| "unknown".into())
-                )))
+                    other
+                        .map(|k| k.to_string())
+                        .unwrap_or_else(|| "unknown".into())
+                )));
             }
         }))
     }
@@ -326,13 +335,21 @@ impl<'m> TokenSession<'m> {
             });
         }
         for (what, attr) in [
-            (format!("label \"{label}\""), Attribute::Label(label.as_bytes().to_vec())),
-            (format!("id {}", hex::encode(id)), Attribute::Id(id.to_vec())),
+            (
+                format!("label \"{label}\""),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ),
+            (
+                format!("id {}", hex::encode(id)),
+                Attribute::Id(id.to_vec()),
+            ),
         ] {
             let found = self
                 .session
                 .find_objects(&[attr])
-                .map_err(TokenError::during("checking for an existing key (C_FindObjects)"))?;
+                .map_err(TokenError::during(
+                    "checking for an existing key (C_FindObjects)",
+                ))?;
             if !found.is_empty() {
                 return Err(TokenError::KeyExists { what });
             }
@@ -434,7 +451,7 @@ impl<'m> TokenSession<'m> {
                 return Err(TokenError::Unsupported {
                     what: format!("RSA with SHA-{bits}"),
                     mechanism: "CKM_SHA*_RSA_PKCS".into(),
-                })
+                });
             }
         };
         self.session

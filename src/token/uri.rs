@@ -74,9 +74,10 @@ impl FromStr for Pkcs11Uri {
                 "id" => uri.id = Some(bytes),
                 "slot-id" => {
                     let text = utf8(name, bytes).map_err(bad)?;
-                    uri.slot_id = Some(text.parse().map_err(|_| {
-                        bad(format!("slot-id \"{text}\" is not a decimal number"))
-                    })?)
+                    uri.slot_id =
+                        Some(text.parse().map_err(|_| {
+                            bad(format!("slot-id \"{text}\" is not a decimal number"))
+                        })?)
                 }
                 _ if PATH_ATTRS.contains(&name) || name.starts_with("x-") => {
                     let text = utf8(name, bytes).map_err(bad)?;
@@ -101,7 +102,11 @@ impl FromStr for Pkcs11Uri {
                 _ => return Err(bad(format!("unknown path attribute \"{name}\""))),
             }
         }
-        for attr in query.into_iter().flat_map(|q| q.split('&')).filter(|a| !a.is_empty()) {
+        for attr in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|a| !a.is_empty())
+        {
             let (name, value) = attr
                 .split_once('=')
                 .ok_or_else(|| bad(format!("query attribute \"{attr}\" has no '='")))?;

@@ -7,9 +7,9 @@ use x509_cert::Certificate;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
 use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
 
 use super::profile::{BoundProfile, IssuerRef, Profile};
-use super::serial::random_serial;
 use super::signer::{BuilderKey, CaSigner};
 use super::validity::ValidityPeriod;
 use super::verify::verify_certificate;
@@ -27,6 +27,8 @@ pub struct CertRequest<'a> {
     pub validity: ValidityPeriod,
     /// The issuing CA's certificate; `None` for a self-signed root.
     pub issuer: Option<&'a Certificate>,
+    /// The serial number (see [`super::serial::random_serial_excluding`]).
+    pub serial: SerialNumber,
 }
 
 /// A certificate whose every check passed and whose TBS is built, waiting for its signature.
@@ -63,13 +65,13 @@ pub fn issuer_facts(cert: &Certificate) -> Result<IssuerFacts> {
             "pass the CA's certificate as --issuer",
         ));
     };
-    if let Some((_, ku)) = tbs.get_extension::<KeyUsage>().map_err(dec)? {
-        if !ku.0.contains(KeyUsages::KeyCertSign) {
-            return Err(Error::invalid(
-                "the issuer certificate's keyUsage lacks keyCertSign",
-                "pass a CA certificate allowed to sign certificates as --issuer",
-            ));
-        }
+    if let Some((_, ku)) = tbs.get_extension::<KeyUsage>().map_err(dec)?
+        && !ku.0.contains(KeyUsages::KeyCertSign)
+    {
+        return Err(Error::invalid(
+            "the issuer certificate's keyUsage lacks keyCertSign",
+            "pass a CA certificate allowed to sign certificates as --issuer",
+        ));
     }
     let Some((_, ski)) = tbs.get_extension::<SubjectKeyIdentifier>().map_err(dec)? else {
         return Err(Error::invalid(
@@ -104,8 +106,7 @@ pub fn prepare(req: &CertRequest<'_>, signer: &dyn CaSigner) -> Result<PreparedC
             }
         }
         (Some(issuer), Some(facts)) => {
-            if &issuer.tbs_certificate().subject_public_key_info().clone() != signer.public_key()
-            {
+            if &issuer.tbs_certificate().subject_public_key_info().clone() != signer.public_key() {
                 return Err(Error::invalid(
                     "the signing key does not belong to the issuer certificate (their public keys differ)",
                     "pass the key URI of the CA whose certificate is given as --issuer",
@@ -158,7 +159,12 @@ pub fn prepare(req: &CertRequest<'_>, signer: &dyn CaSigner) -> Result<PreparedC
         },
         _ => IssuerRef::SelfSigned,
     };
-    let profile = BoundProfile::new(&req.profile, req.subject.clone(), &req.public_key, &issuer_ref)?;
+    let profile = BoundProfile::new(
+        &req.profile,
+        req.subject.clone(),
+        &req.public_key,
+        &issuer_ref,
+    )?;
     let issuer_subject_der = req
         .issuer
         .map(|i| i.tbs_certificate().subject().to_der())
@@ -166,7 +172,7 @@ pub fn prepare(req: &CertRequest<'_>, signer: &dyn CaSigner) -> Result<PreparedC
         .map_err(|e| Error::invalid(format!("issuer subject: {e}"), "check --issuer"))?;
     let mut builder = CertificateBuilder::new(
         profile,
-        random_serial()?,
+        req.serial.clone(),
         req.validity.to_x509()?,
         req.public_key.clone(),
     )
@@ -182,7 +188,10 @@ pub fn prepare(req: &CertRequest<'_>, signer: &dyn CaSigner) -> Result<PreparedC
 }
 
 fn build_err(e: x509_cert::builder::Error) -> Error {
-    Error::invalid(format!("cannot build the certificate: {e}"), "check the subject and the request")
+    Error::invalid(
+        format!("cannot build the certificate: {e}"),
+        "check the subject and the request",
+    )
 }
 
 impl PreparedCert {
@@ -213,10 +222,10 @@ impl PreparedCert {
         if again.tbs_certificate().to_der().ok().as_deref() != Some(self.tbs.as_slice()) {
             return Err(post("the signed TBS differs from the prepared TBS"));
         }
-        if let Some(expected) = &self.issuer_subject_der {
-            if cert.tbs_certificate().issuer().to_der().ok().as_ref() != Some(expected) {
-                return Err(post("its issuer differs from the issuer's subject bytes"));
-            }
+        if let Some(expected) = &self.issuer_subject_der
+            && cert.tbs_certificate().issuer().to_der().ok().as_ref() != Some(expected)
+        {
+            return Err(post("its issuer differs from the issuer's subject bytes"));
         }
         Ok(cert)
     }

@@ -2,6 +2,7 @@
 //! It knows the token only through [`signer::CaSigner`].
 
 pub mod algorithm;
+pub mod crl;
 pub mod csr;
 pub mod decode;
 pub mod error;

@@ -50,7 +50,11 @@ pub fn parse_name(text: &str) -> Result<Name> {
                     format!(
                         "unknown attribute \"{}\" (use {})",
                         key.trim(),
-                        ATTRIBUTES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        ATTRIBUTES
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )
             })?;
@@ -74,7 +78,10 @@ pub fn parse_name(text: &str) -> Result<Name> {
             ),
             _ => {
                 if value.chars().count() > 64 {
-                    return Err(bad(text, format!("{key_upper} is longer than 64 characters")));
+                    return Err(bad(
+                        text,
+                        format!("{key_upper} is longer than 64 characters"),
+                    ));
                 }
                 Any::encode_from(&Utf8StringRef::new(&value).map_err(|e| bad(text, e))?)
             }

@@ -90,7 +90,7 @@ impl FromStr for ProfileName {
                 return Err(Error::invalid(
                     format!("unknown profile \"{s}\""),
                     "use intermediate, server, client or server-client",
-                ))
+                ));
             }
         })
     }
@@ -209,7 +209,9 @@ pub fn check_dns_name(name: &str, wildcard: bool) -> Result<String> {
         None => lower.as_str(),
     };
     if body.starts_with('.') {
-        return Err(bad("RFC 5280 DNS constraints have no leading dot: `example.com` already covers every name under it"));
+        return Err(bad(
+            "RFC 5280 DNS constraints have no leading dot: `example.com` already covers every name under it",
+        ));
     }
     if body.is_empty() || body.len() > 253 {
         return Err(bad("empty or longer than 253 characters"));
@@ -217,11 +219,15 @@ pub fn check_dns_name(name: &str, wildcard: bool) -> Result<String> {
     for label in body.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
-            return Err(bad(&format!("label \"{label}\" is not a valid hostname label")));
+            return Err(bad(&format!(
+                "label \"{label}\" is not a valid hostname label"
+            )));
         }
     }
     Ok(lower)
@@ -255,7 +261,8 @@ impl BoundProfile {
         spki: &SubjectPublicKeyInfoOwned,
         issuer: &IssuerRef<'_>,
     ) -> Result<Self> {
-        let enc = |e: der::Error| Error::invalid(format!("extension encoding: {e}"), "report a bug");
+        let enc =
+            |e: der::Error| Error::invalid(format!("extension encoding: {e}"), "report a bug");
         let mut exts: Vec<Extension> = Vec::new();
         let mut push = |critical: bool, ext: std::result::Result<Extension, der::Error>| {
             ext.map(|mut e| {
@@ -263,9 +270,8 @@ impl BoundProfile {
                 exts.push(e)
             })
         };
-        let ski = SubjectKeyIdentifier::try_from(spki.owned_to_ref()).map_err(|e| {
-            Error::invalid(format!("subject key identifier: {e}"), "report a bug")
-        })?;
+        let ski = SubjectKeyIdentifier::try_from(spki.owned_to_ref())
+            .map_err(|e| Error::invalid(format!("subject key identifier: {e}"), "report a bug"))?;
         match profile {
             Profile::Root { path_len } | Profile::Intermediate { path_len, .. } => {
                 let bc = BasicConstraints {
@@ -292,8 +298,11 @@ impl BoundProfile {
                     LeafUsage::Client => vec![ID_KP_CLIENT_AUTH],
                     LeafUsage::ServerClient => vec![ID_KP_SERVER_AUTH, ID_KP_CLIENT_AUTH],
                 };
-                push(false, (false, &ExtendedKeyUsage(ekus)).to_extension(&subject, &[]))
-                    .map_err(enc)?;
+                push(
+                    false,
+                    (false, &ExtendedKeyUsage(ekus)).to_extension(&subject, &[]),
+                )
+                .map_err(enc)?;
             }
         }
         push(false, (false, &ski).to_extension(&subject, &[])).map_err(enc)?;
@@ -322,15 +331,20 @@ impl BoundProfile {
                         .map(|s| {
                             Ok(match s {
                                 San::Dns(d) => GeneralName::DnsName(Ia5String::new(d)?),
-                                San::Ip(ip) => GeneralName::IpAddress(OctetString::new(ip_octets(*ip))?),
+                                San::Ip(ip) => {
+                                    GeneralName::IpAddress(OctetString::new(ip_octets(*ip))?)
+                                }
                             })
                         })
                         .collect::<std::result::Result<Vec<_>, der::Error>>()
                         .map_err(enc)?;
                     // An empty subject makes the SAN the only identity: then it must be critical.
                     let critical = subject.is_empty();
-                    push(critical, (critical, &SubjectAltName(names)).to_extension(&subject, &[]))
-                        .map_err(enc)?;
+                    push(
+                        critical,
+                        (critical, &SubjectAltName(names)).to_extension(&subject, &[]),
+                    )
+                    .map_err(enc)?;
                 }
             }
             Profile::Intermediate {
@@ -413,7 +427,10 @@ mod tests {
 
     #[test]
     fn dns_names() {
-        assert_eq!(check_dns_name("Cluster-A.example.com", false).unwrap(), "cluster-a.example.com");
+        assert_eq!(
+            check_dns_name("Cluster-A.example.com", false).unwrap(),
+            "cluster-a.example.com"
+        );
         assert!(check_dns_name(".example.com", false).is_err());
         assert!(check_dns_name("*.example.com", false).is_err());
         assert!(check_dns_name("*.example.com", true).is_ok());

@@ -5,6 +5,16 @@ use x509_cert::serial_number::SerialNumber;
 
 use crate::error::{Error, Result};
 
+/// A fresh random serial number that is not in `taken` (the serials this CA already issued).
+pub fn random_serial_excluding(taken: &std::collections::HashSet<Vec<u8>>) -> Result<SerialNumber> {
+    loop {
+        let serial = random_serial()?;
+        if !taken.contains(serial.as_bytes()) {
+            return Ok(serial);
+        }
+    }
+}
+
 /// A fresh random serial number.
 pub fn random_serial() -> Result<SerialNumber> {
     let mut bytes = [0u8; 20];

@@ -115,7 +115,11 @@ impl ValidityPeriod {
     pub fn between(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Result<Self> {
         if not_after <= not_before {
             return Err(Error::invalid(
-                format!("NotAfter {} is not after NotBefore {}", fmt(not_after), fmt(not_before)),
+                format!(
+                    "NotAfter {} is not after NotBefore {}",
+                    fmt(not_after),
+                    fmt(not_before)
+                ),
                 "check --not-before/--not-after or --validity",
             ));
         }
@@ -179,7 +183,8 @@ pub fn fmt(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
-fn to_x509_time(t: OffsetDateTime) -> Result<Time> {
+/// An instant as X.509 Time: UTCTime through 2049, GeneralizedTime from 2050.
+pub fn to_x509_time(t: OffsetDateTime) -> Result<Time> {
     let secs = u64::try_from(t.unix_timestamp())
         .map_err(|_| Error::invalid("a time before 1970", "choose a later date"))?;
     let dt = DateTime::from_unix_duration(Duration::from_secs(secs))
@@ -203,8 +208,8 @@ mod tests {
             .unwrap();
         assert_eq!(v.not_before, datetime!(2026-11-29 10:00:00 UTC));
         assert_eq!(v.not_after, datetime!(2027-02-27 09:59:59 UTC));
-        let v = ValidityPeriod::starting(datetime!(2028-02-29 00:00 UTC), Lifetime::Years(1))
-            .unwrap();
+        let v =
+            ValidityPeriod::starting(datetime!(2028-02-29 00:00 UTC), Lifetime::Years(1)).unwrap();
         assert_eq!(v.not_after, datetime!(2029-02-27 23:59:59 UTC));
     }
 

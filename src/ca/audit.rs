@@ -1,0 +1,381 @@
+//! The tamper-evident audit log: JSON Lines, one record per event, each holding the SHA-256 of
+//! the previous line. Seal records carry a signature by the CA key over the hash of the chain
+//! so far, so the CA certificate alone proves that no sealed record was changed, removed or
+//! reordered.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use der::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use crate::error::{Error, Result};
+use crate::x509::signer::CaSigner;
+use crate::x509::verify::verify_signature;
+
+/// The `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Domain separation for seal signatures, so they can never be mistaken for a TBS.
+const SEAL_CONTEXT: &str = "hsmca-audit-seal-v1";
+
+/// One line of the log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// 1, 2, 3, ... with no gaps.
+    pub seq: u64,
+    /// UTC time, RFC 3339.
+    pub time: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+    /// The operator, where known.
+    pub operator: Option<String>,
+    /// The tool and its version.
+    pub tool: String,
+    /// SHA-256 (hex) of the previous line's bytes.
+    pub prev: String,
+}
+
+/// What a record records. DER values are base64, hashes hex.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A CA key was generated on the token.
+    KeyGenerated {
+        /// The key's URI.
+        key_uri: String,
+        /// Its algorithm.
+        algorithm: String,
+        /// SHA-256 of its SPKI.
+        spki_sha256: String,
+    },
+    /// A self-signed root was created.
+    RootCreated {
+        /// Issued certificate.
+        cert: IssuedCert,
+    },
+    /// A CSR was signed.
+    CsrSigned {
+        /// Issued certificate.
+        cert: IssuedCert,
+        /// SHA-256 of the CSR.
+        csr_sha256: String,
+        /// The CSR, DER base64.
+        csr_der: String,
+    },
+    /// A request was refused before signing.
+    RequestRefused {
+        /// The command.
+        command: String,
+        /// SHA-256 of the input, where there was one.
+        input_sha256: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A certificate was revoked.
+    CertificateRevoked {
+        /// Serial, upper-case hex.
+        serial: String,
+        /// RFC 5280 reason name.
+        reason: String,
+        /// Revocation date, RFC 3339.
+        revocation_date: String,
+    },
+    /// A CRL was issued.
+    CrlIssued {
+        /// CRL number.
+        crl_number: u64,
+        /// thisUpdate.
+        this_update: String,
+        /// nextUpdate.
+        next_update: String,
+        /// Serials listed.
+        revoked: Vec<String>,
+        /// SHA-256 of the DER CRL.
+        crl_sha256: String,
+        /// The CRL, DER base64.
+        crl_der: String,
+    },
+    /// C_Login failed.
+    LoginFailed {
+        /// The token label.
+        token: String,
+        /// Why.
+        reason: String,
+    },
+    /// A signature by the CA key over the chain up to the previous record.
+    Seal {
+        /// The key's URI.
+        key_uri: String,
+        /// DER AlgorithmIdentifier of the signature, base64.
+        signature_algorithm: String,
+        /// The signature, base64.
+        signature: String,
+    },
+}
+
+/// A certificate as recorded when issued.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedCert {
+    /// Serial, upper-case hex.
+    pub serial: String,
+    /// Subject, RFC 4514.
+    pub subject: String,
+    /// Issuer, RFC 4514.
+    pub issuer: String,
+    /// Profile name.
+    pub profile: String,
+    /// NotBefore, RFC 3339.
+    pub not_before: String,
+    /// NotAfter, RFC 3339.
+    pub not_after: String,
+    /// SHA-256 of the DER certificate.
+    pub cert_sha256: String,
+    /// The certificate, DER base64.
+    pub cert_der: String,
+    /// The signing key's URI.
+    pub key_uri: String,
+}
+
+impl IssuedCert {
+    /// The certificate's DER.
+    pub fn der(&self) -> Result<Vec<u8>> {
+        B64.decode(&self.cert_der).map_err(|e| {
+            Error::invalid(
+                format!("a recorded certificate is not base64: {e}"),
+                "run 'hsmca log verify'",
+            )
+        })
+    }
+}
+
+/// Base64 of DER, as records hold it.
+pub fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A record with the hash of its own line.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The record.
+    pub record: Record,
+    /// SHA-256 (hex) of its line.
+    pub hash: String,
+}
+
+/// What `log verify` found in an intact log.
+#[derive(Debug, Clone)]
+pub struct LogReport {
+    /// Records read.
+    pub records: u64,
+    /// Seals whose signature verified.
+    pub seals: u64,
+    /// Records after the last seal (a command that stopped before sealing).
+    pub unsealed_tail: u64,
+}
+
+/// The append-only log file.
+pub struct AuditLog {
+    path: PathBuf,
+}
+
+fn broken(n: u64, why: impl std::fmt::Display) -> Error {
+    Error::invalid(
+        format!("the audit log is broken at record {n}: {why}"),
+        "do not sign anything until the log is examined: restore it from a backup or investigate the change; every signing command refuses meanwhile",
+    )
+}
+
+impl AuditLog {
+    /// The log at `path` (created on first append).
+    pub fn new(path: &Path) -> Self {
+        AuditLog {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Reads every record and checks the hash chain and numbering (not the seals).
+    pub fn read(&self) -> Result<Vec<Entry>> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut prev = GENESIS.to_string();
+        let mut rest = bytes.as_slice();
+        let mut n = 0u64;
+        while !rest.is_empty() {
+            n += 1;
+            let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+                return Err(broken(
+                    n,
+                    "the last line is truncated (no newline): a write was cut short",
+                ));
+            };
+            let line = &rest[..end];
+            rest = &rest[end + 1..];
+            let record: Record = serde_json::from_slice(line)
+                .map_err(|e| broken(n, format!("it is not a valid record ({e})")))?;
+            if record.seq != n {
+                return Err(broken(
+                    n,
+                    format!(
+                        "its sequence number is {} (records removed or reordered)",
+                        record.seq
+                    ),
+                ));
+            }
+            if record.prev != prev {
+                return Err(broken(
+                    n,
+                    "it does not hold the hash of the record before it (a record was changed, removed or reordered)",
+                ));
+            }
+            prev = sha256_hex(line);
+            entries.push(Entry {
+                record,
+                hash: prev.clone(),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Checks the chain and every seal's signature with the CA's public key.
+    pub fn verify(&self, ca_key: &SubjectPublicKeyInfoOwned) -> Result<LogReport> {
+        let entries = self.read()?;
+        let mut seals = 0;
+        let mut last_seal = 0;
+        for (i, e) in entries.iter().enumerate() {
+            if let Event::Seal {
+                signature_algorithm,
+                signature,
+                ..
+            } = &e.record.event
+            {
+                let n = e.record.seq;
+                let alg = B64
+                    .decode(signature_algorithm)
+                    .ok()
+                    .and_then(|d| AlgorithmIdentifierOwned::from_der(&d).ok())
+                    .ok_or_else(|| broken(n, "its signature algorithm does not decode"))?;
+                let sig = B64
+                    .decode(signature)
+                    .map_err(|_| broken(n, "its signature is not base64"))?;
+                let covered = if i == 0 {
+                    GENESIS
+                } else {
+                    entries[i - 1].hash.as_str()
+                };
+                verify_signature(ca_key, &alg, &seal_message(n, covered), &sig).map_err(|_| {
+                    broken(n, "the seal's signature does not verify with the CA certificate's key (records before it were changed, or it was made by another key)")
+                })?;
+                seals += 1;
+                last_seal = n;
+            }
+        }
+        Ok(LogReport {
+            records: entries.len() as u64,
+            seals,
+            unsealed_tail: entries.len() as u64 - last_seal,
+        })
+    }
+
+    /// Appends one record after `entries` (the log as read under the lock) and fsyncs it.
+    pub fn append(
+        &self,
+        entries: &mut Vec<Entry>,
+        event: Event,
+        operator: Option<&str>,
+    ) -> Result<()> {
+        let (seq, prev) = match entries.last() {
+            Some(e) => (e.record.seq + 1, e.hash.clone()),
+            None => (1, GENESIS.to_string()),
+        };
+        let record = Record {
+            seq,
+            time: crate::x509::validity::fmt(
+                time::OffsetDateTime::now_utc()
+                    .replace_nanosecond(0)
+                    .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
+            ),
+            event,
+            operator: operator.map(str::to_string),
+            tool: format!("hsmca {}", env!("CARGO_PKG_VERSION")),
+            prev,
+        };
+        let line = serde_json::to_vec(&record)
+            .map_err(|e| Error::invalid(format!("audit record encoding: {e}"), "report a bug"))?;
+        let io = |step: &'static str| {
+            let path = self.path.clone();
+            move |source| Error::from(crate::output::OutputError::Io { path, step, source })
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io("opening the audit log"))?;
+        let mut buf = line.clone();
+        buf.push(b'\n');
+        // One write of the whole line: a crash leaves the line whole or a truncated tail that
+        // `read` reports, never a record that silently differs.
+        file.write_all(&buf)
+            .map_err(io("appending to the audit log"))?;
+        file.sync_all().map_err(io("syncing the audit log"))?;
+        entries.push(Entry {
+            record,
+            hash: sha256_hex(&line),
+        });
+        Ok(())
+    }
+
+    /// Appends a seal: the CA key signs the hash of the chain up to the last record.
+    pub fn seal(
+        &self,
+        entries: &mut Vec<Entry>,
+        signer: &dyn CaSigner,
+        key_uri: &str,
+        operator: Option<&str>,
+    ) -> Result<()> {
+        let (seq, covered) = match entries.last() {
+            Some(e) => (e.record.seq + 1, e.hash.clone()),
+            None => (1, GENESIS.to_string()),
+        };
+        let signature = signer.sign(&seal_message(seq, &covered))?;
+        let alg = signer
+            .signature_algorithm()
+            .algorithm_identifier()
+            .to_der()
+            .map_err(|e| Error::invalid(format!("algorithm encoding: {e}"), "report a bug"))?;
+        self.append(
+            entries,
+            Event::Seal {
+                key_uri: key_uri.to_string(),
+                signature_algorithm: b64(&alg),
+                signature: b64(&signature),
+            },
+            operator,
+        )
+    }
+}
+
+/// What a seal at record `seq` signs: a context string, its number and the chain hash before it.
+fn seal_message(seq: u64, chain_hash: &str) -> Vec<u8> {
+    format!("{SEAL_CONTEXT}\nseq={seq}\nchain={chain_hash}\n").into_bytes()
+}

@@ -1,0 +1,182 @@
+//! The CA directory: the CA certificate, every issued certificate by serial, the audit log and
+//! a lock file. What was issued and revoked, and the CRL number, are derived from the log.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use super::audit::{AuditLog, Entry, Event, IssuedCert};
+use crate::error::{Error, Result};
+
+/// An open, locked CA directory with its log read and chain-checked.
+pub struct CaDir {
+    path: PathBuf,
+    _lock: File,
+    /// The audit log.
+    pub log: AuditLog,
+    /// Its records, as read under the lock.
+    pub entries: Vec<Entry>,
+}
+
+/// How the directory is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Shared: list, show, export, log verify.
+    Read,
+    /// Exclusive: every command that appends to the log. A held lock is refused, not awaited.
+    Write,
+}
+
+impl CaDir {
+    /// Opens (creating it for writers) and locks the directory, then reads the log.
+    pub fn open(path: &Path, access: Access) -> Result<CaDir> {
+        let io = |step: &'static str| {
+            let p = path.to_path_buf();
+            move |source| {
+                Error::from(crate::output::OutputError::Io {
+                    path: p,
+                    step,
+                    source,
+                })
+            }
+        };
+        if access == Access::Write {
+            std::fs::create_dir_all(path.join("certs")).map_err(io("creating the CA directory"))?;
+        } else if !path.is_dir() {
+            return Err(Error::invalid(
+                format!("the CA directory {} does not exist", path.display()),
+                "pass --ca-dir (or HSMCA_CA_DIR) naming the directory the signing commands wrote",
+            ));
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join("lock"))
+            .map_err(io("opening the lock file"))?;
+        let locked = match access {
+            Access::Write => lock.try_lock(),
+            Access::Read => lock.try_lock_shared(),
+        };
+        if locked.is_err() {
+            return Err(Error::invalid(
+                format!(
+                    "another hsmca process is using the CA directory {}",
+                    path.display()
+                ),
+                "wait for it to finish and run the command again",
+            ));
+        }
+        let log = AuditLog::new(&path.join("audit.jsonl"));
+        let entries = log.read()?;
+        Ok(CaDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+            log,
+            entries,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the CA's own certificate is kept.
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.path.join("ca.crt")
+    }
+
+    /// Where an issued certificate is kept.
+    pub fn cert_path(&self, serial_hex: &str) -> PathBuf {
+        self.path.join("certs").join(format!("{serial_hex}.pem"))
+    }
+
+    /// The ledger derived from the log.
+    pub fn ledger(&self) -> Ledger {
+        Ledger::from_entries(&self.entries)
+    }
+}
+
+/// A revocation as recorded.
+#[derive(Debug, Clone)]
+pub struct RevokedEntry {
+    /// RFC 5280 reason name.
+    pub reason: String,
+    /// RFC 3339 date.
+    pub date: String,
+}
+
+/// What the CA issued and revoked, derived from the log (the one source of truth).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Every certificate issued, in order, with the record number.
+    pub issued: Vec<(u64, IssuedCert)>,
+    /// Revoked serials.
+    pub revoked: BTreeMap<String, RevokedEntry>,
+    /// The highest CRL number issued so far.
+    pub last_crl_number: u64,
+}
+
+impl Ledger {
+    fn from_entries(entries: &[Entry]) -> Ledger {
+        let mut l = Ledger::default();
+        for e in entries {
+            match &e.record.event {
+                Event::RootCreated { cert } | Event::CsrSigned { cert, .. } => {
+                    l.issued.push((e.record.seq, cert.clone()))
+                }
+                Event::CertificateRevoked {
+                    serial,
+                    reason,
+                    revocation_date,
+                } => {
+                    l.revoked.insert(
+                        serial.clone(),
+                        RevokedEntry {
+                            reason: reason.clone(),
+                            date: revocation_date.clone(),
+                        },
+                    );
+                }
+                Event::CrlIssued { crl_number, .. } => {
+                    l.last_crl_number = l.last_crl_number.max(*crl_number)
+                }
+                _ => {}
+            }
+        }
+        l
+    }
+
+    /// Serials already used, as raw bytes.
+    pub fn serials(&self) -> HashSet<Vec<u8>> {
+        self.issued
+            .iter()
+            .filter_map(|(_, c)| hex::decode(&c.serial).ok())
+            .collect()
+    }
+
+    /// The issued certificate with this serial (hex, any case, colons allowed).
+    pub fn find(&self, serial: &str) -> Option<&IssuedCert> {
+        let want = normalize_serial(serial);
+        self.issued
+            .iter()
+            .map(|(_, c)| c)
+            .find(|c| c.serial == want)
+    }
+}
+
+/// Upper-case hex without separators or leading zero octets.
+pub fn normalize_serial(serial: &str) -> String {
+    let hex: String = serial
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let trimmed = hex.trim_start_matches("00");
+    if trimmed.is_empty() {
+        hex
+    } else {
+        trimmed.to_string()
+    }
+}

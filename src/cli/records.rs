@@ -1,0 +1,208 @@
+//! Commands that read or extend the CA directory's records without the token.
+
+use std::path::Path;
+
+use base64::Engine;
+
+use super::GlobalArgs;
+use super::commands::{overwrite, write_pem_cert};
+use crate::ca::audit::Event;
+use crate::ca::revocation_reason;
+use crate::ca::store::{Access, CaDir, normalize_serial};
+use crate::error::{Error, Result, read_file};
+use crate::x509::decode::{load_certificate, to_pem};
+use crate::x509::validity::{fmt, parse_time};
+
+fn open(g: &GlobalArgs, access: Access) -> Result<CaDir> {
+    let path = g.ca_dir.as_ref().ok_or_else(|| {
+        Error::invalid(
+            "no CA directory given",
+            "pass --ca-dir DIR or set HSMCA_CA_DIR",
+        )
+    })?;
+    CaDir::open(path, access)
+}
+
+fn not_found(serial: &str) -> Error {
+    Error::invalid(
+        format!("this CA has issued no certificate with serial {serial}"),
+        "list the serials with 'hsmca list'",
+    )
+}
+
+/// `hsmca list`: every issued certificate with its status.
+pub fn list(g: &GlobalArgs, json: bool) -> Result<()> {
+    let dir = open(g, Access::Read)?;
+    let ledger = dir.ledger();
+    let now = fmt(time::OffsetDateTime::now_utc());
+    let rows: Vec<_> = ledger
+        .issued
+        .iter()
+        .map(|(seq, c)| {
+            let status = if ledger.revoked.contains_key(&c.serial) {
+                "revoked"
+            } else if c.not_after < now {
+                "expired"
+            } else {
+                "valid"
+            };
+            (seq, c, status)
+        })
+        .collect();
+    if json {
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(seq, c, status)| {
+                serde_json::json!({
+                    "record": seq, "serial": c.serial, "subject": c.subject, "issuer": c.issuer,
+                    "profile": c.profile, "not_before": c.not_before, "not_after": c.not_after,
+                    "status": status, "sha256": c.cert_sha256,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(items));
+        return Ok(());
+    }
+    println!(
+        "{:<40}  {:<13}  {:<7}  {:<20}  SUBJECT",
+        "SERIAL", "PROFILE", "STATUS", "NOT AFTER"
+    );
+    for (_, c, status) in rows {
+        println!(
+            "{:<40}  {:<13}  {:<7}  {:<20}  {}",
+            c.serial, c.profile, status, c.not_after, c.subject
+        );
+    }
+    Ok(())
+}
+
+/// `hsmca show`: the record of one certificate, the certificate and its request.
+pub fn show(g: &GlobalArgs, serial: &str) -> Result<()> {
+    let dir = open(g, Access::Read)?;
+    let want = normalize_serial(serial);
+    let ledger = dir.ledger();
+    for e in &dir.entries {
+        let (cert, csr) = match &e.record.event {
+            Event::RootCreated { cert } => (cert, None),
+            Event::CsrSigned { cert, csr_der, .. } => (cert, Some(csr_der)),
+            _ => continue,
+        };
+        if cert.serial != want {
+            continue;
+        }
+        println!(
+            "record: {} ({} by {})",
+            e.record.seq,
+            e.record.time,
+            e.record.operator.as_deref().unwrap_or("unknown")
+        );
+        println!("serial: {}", cert.serial);
+        println!("subject: {}", cert.subject);
+        println!("issuer: {}", cert.issuer);
+        println!("profile: {}", cert.profile);
+        println!("validity: {} .. {}", cert.not_before, cert.not_after);
+        println!("signed with: {}", cert.key_uri);
+        match ledger.revoked.get(&cert.serial) {
+            Some(r) => println!("status: revoked ({}, {})", r.reason, r.date),
+            None => println!("status: not revoked"),
+        }
+        println!("certificate sha256: {}", cert.cert_sha256);
+        print!("{}", to_pem("CERTIFICATE", &cert.der()?)?);
+        if let Some(csr) = csr {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(csr)
+                .map_err(|_| {
+                    Error::invalid("the recorded CSR is not base64", "run 'hsmca log verify'")
+                })?;
+            print!("{}", to_pem("CERTIFICATE REQUEST", &der)?);
+        }
+        return Ok(());
+    }
+    Err(not_found(&want))
+}
+
+/// `hsmca export`: an issued certificate, from the log, to a file.
+pub fn export(g: &GlobalArgs, serial: &str, out: &Path, force: bool) -> Result<()> {
+    let dir = open(g, Access::Read)?;
+    let ledger = dir.ledger();
+    let want = normalize_serial(serial);
+    let cert = ledger.find(&want).ok_or_else(|| not_found(&want))?;
+    let parsed = load_certificate(&cert.der()?)?;
+    write_pem_cert(out, &[&parsed], overwrite(force))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// `hsmca revoke`: records a revocation; the next CRL lists it.
+pub fn revoke(g: &GlobalArgs, serial: &str, reason: &str, date: Option<&str>) -> Result<()> {
+    revocation_reason(reason)?;
+    let now = time::OffsetDateTime::now_utc();
+    let date = match date {
+        Some(d) => parse_time(d, false)?,
+        None => now.replace_nanosecond(0).unwrap_or(now),
+    };
+    if date > now {
+        return Err(Error::invalid(
+            "the revocation date is in the future",
+            "leave --date out (now) or give a past date",
+        ));
+    }
+    let mut dir = open(g, Access::Write)?;
+    let ledger = dir.ledger();
+    let want = normalize_serial(serial);
+    let cert = ledger.find(&want).ok_or_else(|| not_found(&want))?;
+    if cert.profile == "root" {
+        return Err(Error::invalid(
+            "the CA's own certificate cannot be listed on its own CRL",
+            "retire a root by removing it from trust stores; revoke the certificates it issued",
+        ));
+    }
+    if let Some(r) = ledger.revoked.get(&want) {
+        return Err(Error::invalid(
+            format!(
+                "serial {want} is already revoked ({}, {})",
+                r.reason, r.date
+            ),
+            "nothing to do; the next CRL lists it",
+        ));
+    }
+    let operator = g
+        .operator
+        .clone()
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .or_else(|| std::env::var("USER").ok());
+    let event = Event::CertificateRevoked {
+        serial: want.clone(),
+        reason: reason.to_string(),
+        revocation_date: fmt(date),
+    };
+    dir.log
+        .append(&mut dir.entries, event, operator.as_deref())?;
+    println!("revoked {want} ({reason}); issue a CRL to publish it");
+    Ok(())
+}
+
+/// `hsmca log verify`: the whole chain and every seal; exit 0 only when intact.
+pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
+    let dir = open(g, Access::Read)?;
+    let ca_path = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.ca_cert_path());
+    let ca = load_certificate(&read_file(&ca_path)?)?;
+    let report = dir
+        .log
+        .verify(ca.tbs_certificate().subject_public_key_info())?;
+    println!(
+        "audit log intact: {} records, {} seals verified with {}",
+        report.records,
+        report.seals,
+        ca_path.display()
+    );
+    if report.unsealed_tail > 0 {
+        println!(
+            "note: the last {} record(s) come after the last seal (a command that stopped before sealing, or refusals); the next signing command seals them",
+            report.unsealed_tail
+        );
+    }
+    Ok(())
+}

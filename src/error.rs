@@ -48,6 +48,19 @@ impl Error {
         }
     }
 
+    /// The message split into cause and fix, as the CLI prints them (`error:` and `hint:`).
+    /// Certificate-layer messages carry their fix after the last "; ".
+    pub fn cause_and_hint(&self) -> (String, Option<String>) {
+        let text = self.to_string();
+        if let Some(hint) = self.hint() {
+            return (text, Some(hint));
+        }
+        match text.rsplit_once("; ") {
+            Some((cause, fix)) => (cause.to_string(), Some(fix.to_string())),
+            None => (text, None),
+        }
+    }
+
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Error::Invalid {

@@ -267,8 +267,9 @@ pub fn main() -> std::process::ExitCode {
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            if let Some(hint) = e.hint() {
+            let (cause, hint) = e.cause_and_hint();
+            eprintln!("error: {cause}");
+            if let Some(hint) = hint {
                 eprintln!("hint: {hint}");
             }
             std::process::ExitCode::FAILURE

@@ -2,6 +2,8 @@
 //! root, certificates signed from CSRs, CRLs, and the records of all of them.
 
 pub mod audit;
+pub mod ops;
+pub mod recorder;
 pub mod signer;
 pub mod store;
 

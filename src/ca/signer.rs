@@ -215,3 +215,15 @@ impl CaSigner for TokenSigner<'_, '_> {
         }
     }
 }
+
+/// The token key type of a CLI algorithm name.
+pub fn key_spec(alg: crate::x509::algorithm::KeyAlgorithm) -> KeySpec {
+    match alg {
+        crate::x509::algorithm::KeyAlgorithm::EcdsaP256 => KeySpec::EcP256,
+        crate::x509::algorithm::KeyAlgorithm::EcdsaP384 => KeySpec::EcP384,
+        crate::x509::algorithm::KeyAlgorithm::Rsa2048 => KeySpec::Rsa(2048),
+        crate::x509::algorithm::KeyAlgorithm::Rsa3072 => KeySpec::Rsa(3072),
+        crate::x509::algorithm::KeyAlgorithm::Rsa4096 => KeySpec::Rsa(4096),
+        crate::x509::algorithm::KeyAlgorithm::Ed25519 => KeySpec::Ed25519,
+    }
+}

@@ -1,6 +1,6 @@
 //! One function per command: read inputs, check outputs are free, then call the library.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use der::Encode;
 use zeroize::Zeroizing;
@@ -9,16 +9,15 @@ use super::{
     Cli, Command, CrlArgs, GlobalArgs, KeyCmd, LogCmd, RootCmd, SignArgs, TokenArgs, TokenCmd,
     ValidityArgs,
 };
-use crate::ca::audit::{Event, b64, sha256_hex};
-use crate::ca::signer::{SignatureChoice, TokenSigner};
-use crate::ca::store::{Access, CaDir};
-use crate::ca::{create_root, generate_key, sign_csr};
-use crate::ca::{issued_record, profile_name, serial_hex};
+use crate::ca::audit::Event;
+use crate::ca::generate_key;
+use crate::ca::ops::{self};
+use crate::ca::recorder::Recorder;
+use crate::ca::serial_hex;
+use crate::ca::signer::{SignatureChoice, TokenSigner, key_spec};
 use crate::error::{Error, Result, read_file};
 use crate::output::{Overwrite, check_free, write_atomic};
-use crate::token::{
-    KeySpec, Module, Pin, PinSource, Pkcs11Uri, TokenError, TokenSelector, TokenSession,
-};
+use crate::token::{Module, PinSource, Pkcs11Uri, TokenError, TokenSelector, TokenSession};
 use crate::x509::algorithm::KeyAlgorithm;
 use crate::x509::csr::Csr;
 use crate::x509::decode::{load_certificate, to_pem};
@@ -54,93 +53,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The CA directory of a command that records, with the operator's name.
-pub(super) struct Recorder {
-    dir: Option<CaDir>,
-    operator: Option<String>,
-}
-
-impl Recorder {
-    /// A recorder that records nothing (commands that do not sign).
-    pub(super) fn none() -> Recorder {
-        Recorder {
-            dir: None,
-            operator: None,
-        }
-    }
-
-    /// Opens and locks --ca-dir for writing (if given) and checks the log before anything else.
-    pub(super) fn open(g: &GlobalArgs) -> Result<Recorder> {
-        let operator = g
-            .operator
-            .clone()
-            .or_else(|| std::env::var("LOGNAME").ok())
-            .or_else(|| std::env::var("USER").ok());
-        let dir = match &g.ca_dir {
-            Some(p) => {
-                let dir = CaDir::open(p, Access::Write)?;
-                // A broken log stops every signing command until the operator looks.
-                if let Ok(bytes) = std::fs::read(dir.ca_cert_path()) {
-                    let ca = load_certificate(&bytes)?;
-                    dir.log
-                        .verify(ca.tbs_certificate().subject_public_key_info())?;
-                }
-                Some(dir)
-            }
-            None => None,
-        };
-        Ok(Recorder { dir, operator })
-    }
-
-    fn append(&mut self, event: Event) -> Result<()> {
-        if let Some(dir) = &mut self.dir {
-            dir.log
-                .append(&mut dir.entries, event, self.operator.as_deref())?;
-        }
-        Ok(())
-    }
-
-    /// Records a refused request and hands the refusal back.
-    fn refuse(&mut self, command: &str, input: Option<&[u8]>, err: Error) -> Error {
-        let event = Event::RequestRefused {
-            command: command.to_string(),
-            input_sha256: input.map(sha256_hex),
-            reason: err.to_string(),
-        };
-        if let Err(log_err) = self.append(event) {
-            eprintln!("warning: could not record the refusal: {log_err}");
-        }
-        err
-    }
-
-    fn seal(&mut self, signer: &dyn crate::x509::signer::CaSigner, key_uri: &str) -> Result<()> {
-        if let Some(dir) = &mut self.dir {
-            dir.log
-                .seal(&mut dir.entries, signer, key_uri, self.operator.as_deref())?;
-        }
-        Ok(())
-    }
-
-    fn taken_serials(&self) -> std::collections::HashSet<Vec<u8>> {
-        self.dir
-            .as_ref()
-            .map(|d| d.ledger().serials())
-            .unwrap_or_default()
-    }
-
-    /// Keeps an issued certificate in the CA directory, after its record is on disk.
-    fn keep_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
-        if let Some(dir) = &self.dir {
-            write_pem_cert(
-                &dir.cert_path(&serial_hex(cert)),
-                &[cert],
-                Overwrite::Refuse,
-            )?;
-        }
-        Ok(())
-    }
-}
-
 pub(super) fn overwrite(force: bool) -> Overwrite {
     if force {
         Overwrite::Replace
@@ -169,33 +81,6 @@ fn load_module(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> Result<Module> {
         .clone()
         .or_else(|| uri.and_then(|u| u.module_path.clone()));
     Ok(Module::load(path.as_deref())?)
-}
-
-/// Logs in exactly once, printing the token's PIN-counter warnings; a failure is recorded.
-fn login(session: &mut TokenSession<'_>, source: &PinSource, rec: &mut Recorder) -> Result<()> {
-    let pin = Pin::read(
-        source,
-        &format!("User PIN for token \"{}\": ", session.label()),
-    )?;
-    match session.login(&pin) {
-        Ok(warnings) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
-            Ok(())
-        }
-        Err(e @ (TokenError::PinIncorrect | TokenError::PinLocked)) => {
-            let event = Event::LoginFailed {
-                token: session.label().to_string(),
-                reason: e.to_string(),
-            };
-            if let Err(log_err) = rec.append(event) {
-                eprintln!("warning: could not record the failed login: {log_err}");
-            }
-            Err(e.into())
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn selector(t: &TokenArgs) -> TokenSelector {
@@ -229,17 +114,6 @@ fn token_list(g: &GlobalArgs) -> Result<()> {
     Ok(())
 }
 
-fn key_spec(alg: KeyAlgorithm) -> KeySpec {
-    match alg {
-        KeyAlgorithm::EcdsaP256 => KeySpec::EcP256,
-        KeyAlgorithm::EcdsaP384 => KeySpec::EcP384,
-        KeyAlgorithm::Rsa2048 => KeySpec::Rsa(2048),
-        KeyAlgorithm::Rsa3072 => KeySpec::Rsa(3072),
-        KeyAlgorithm::Rsa4096 => KeySpec::Rsa(4096),
-        KeyAlgorithm::Ed25519 => KeySpec::Ed25519,
-    }
-}
-
 fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
     let alg: KeyAlgorithm = a.algorithm.parse()?;
     let id = match &a.id {
@@ -269,10 +143,10 @@ fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
     if let Some(p) = &a.public_key_out {
         check_free(p, overwrite(a.force))?;
     }
-    let mut rec = Recorder::open(g)?;
+    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let module = load_module(g, None)?;
     let mut session = TokenSession::open(&module, &selector(&a.token), true)?;
-    login(&mut session, &pin_source(g, None), &mut rec)?;
+    ops::login(&mut session, &pin_source(g, None), &mut rec)?;
     let generated = generate_key(&session, key_spec(alg), &a.label, &id)?;
     let uri = generated.key.uri.to_string();
     rec.append(Event::KeyGenerated {
@@ -308,7 +182,7 @@ fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
 fn key_list(g: &GlobalArgs, a: TokenArgs) -> Result<()> {
     let module = load_module(g, None)?;
     let mut session = TokenSession::open(&module, &selector(&a), false)?;
-    login(&mut session, &pin_source(g, None), &mut Recorder::none())?;
+    ops::login(&mut session, &pin_source(g, None), &mut Recorder::none())?;
     let keys = session.list_keys()?;
     if keys.is_empty() {
         println!("no private keys on token \"{}\"", session.label());
@@ -402,49 +276,24 @@ fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
     let period = validity(&a.validity)?;
     let ow = overwrite(a.force);
     check_free(&a.out, ow)?;
-    let mut rec = Recorder::open(g)?;
-    if let Some(dir) = &rec.dir {
+    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
+    if let Some(dir) = rec.dir() {
         // The CA directory's certificate is never replaced, --force or not.
         check_free(&dir.ca_cert_path(), Overwrite::Refuse)?;
     }
     let module = load_module(g, Some(&uri))?;
     let mut session = TokenSession::open(&module, &uri_selector(&uri), false)?;
-    login(&mut session, &pin_source(g, Some(&uri)), &mut rec)?;
+    ops::login(&mut session, &pin_source(g, Some(&uri)), &mut rec)?;
     let key = session.open_key(&uri)?;
     let key_uri = key.uri.to_string();
     let signer = TokenSigner::new(&session, key, choice(&a.key))?;
-    let cert = create_root(&signer, subject, period, a.path_len, &rec.taken_serials())?;
-    // Record first, files second: a crash after this line loses nothing ('hsmca export').
-    rec.append(Event::RootCreated {
-        cert: issued_record(&cert, "root", &key_uri)?,
-    })?;
-    rec.keep_cert(&cert)?;
-    if let Some(dir) = &rec.dir {
-        write_pem_cert(&dir.ca_cert_path(), &[&cert], Overwrite::Refuse)?;
-    }
-    write_pem_cert(&a.out, &[&cert], ow)?;
+    let cert = ops::issue_root(&signer, &mut rec, subject, period, a.path_len, &a.out, ow)?;
     rec.seal(&signer, &key_uri)?;
     println!(
         "wrote {} (self-signed root, signature verified)",
         a.out.display()
     );
     println!("serial: {}", serial_hex(&cert));
-    Ok(())
-}
-
-pub(super) fn write_pem_cert(
-    path: &Path,
-    certs: &[&x509_cert::Certificate],
-    ow: Overwrite,
-) -> Result<()> {
-    let mut pem = String::new();
-    for c in certs {
-        let der = c
-            .to_der()
-            .map_err(|e| Error::invalid(format!("certificate encoding: {e}"), "report a bug"))?;
-        pem.push_str(&to_pem("CERTIFICATE", &der)?);
-    }
-    write_atomic(path, pem.as_bytes(), 0o644, ow)?;
     Ok(())
 }
 
@@ -518,8 +367,8 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     for p in &outputs {
         check_free(p, ow)?;
     }
-    let mut rec = Recorder::open(g)?;
-    let issuer_path = match (&a.issuer, &rec.dir) {
+    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
+    let issuer_path = match (&a.issuer, rec.dir()) {
         (Some(p), _) => p.clone(),
         (None, Some(dir)) => dir.ca_cert_path(),
         (None, None) => {
@@ -531,7 +380,7 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     };
     let issuer_bytes = read_file(&issuer_path)?;
     let issuer = load_certificate(&issuer_bytes)?;
-    if let (Some(dir), Some(_)) = (&rec.dir, &a.issuer) {
+    if let (Some(dir), Some(_)) = (rec.dir(), &a.issuer) {
         let ca = std::fs::read(dir.ca_cert_path())
             .ok()
             .map(|b| load_certificate(&b))
@@ -560,32 +409,18 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     let ignored = csr.requested_extensions()?;
     let module = load_module(g, Some(&uri))?;
     let mut session = TokenSession::open(&module, &uri_selector(&uri), false)?;
-    login(&mut session, &pin_source(g, Some(&uri)), &mut rec)?;
+    ops::login(&mut session, &pin_source(g, Some(&uri)), &mut rec)?;
     let key = session.open_key(&uri)?;
     let key_uri = key.uri.to_string();
     let signer = TokenSigner::new(&session, key, choice(&a.key))?;
-    let pname = profile_name(&profile);
-    let cert = sign_csr(
-        &signer,
-        &issuer,
-        &csr,
-        profile,
-        subject,
-        period,
-        &rec.taken_serials(),
-    )
-    .map_err(|e| rec.refuse("sign", Some(&csr_bytes), e))?;
-    // Record first, files second: a crash after this line loses nothing ('hsmca export').
-    rec.append(Event::CsrSigned {
-        cert: issued_record(&cert, pname, &key_uri)?,
-        csr_sha256: sha256_hex(csr.der()),
-        csr_der: b64(csr.der()),
-    })?;
-    rec.keep_cert(&cert)?;
-    write_pem_cert(&a.out, &[&cert], ow)?;
-    if let Some(chain) = &a.chain_out {
-        write_pem_cert(chain, &[&cert, &issuer], ow)?;
-    }
+    let outputs = ops::CertOutputs {
+        out: &a.out,
+        chain_out: a.chain_out.as_deref(),
+        overwrite: ow,
+    };
+    let cert = ops::issue_from_csr(
+        &signer, &mut rec, &issuer, &csr, profile, subject, period, &outputs,
+    )?;
     rec.seal(&signer, &key_uri)?;
     if !ignored.is_empty() {
         let oids: Vec<String> = ignored.iter().map(|e| e.extn_id.to_string()).collect();
@@ -607,72 +442,29 @@ fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
     let ow = overwrite(a.force);
     check_free(&a.out, ow)?;
     let lifetime: Lifetime = a.next_update.parse()?;
-    let Some(_) = &g.ca_dir else {
+    if g.ca_dir.is_none() {
         return Err(Error::invalid(
             "a CRL is made from the CA directory's records",
             "pass --ca-dir (or HSMCA_CA_DIR)",
         ));
-    };
-    let mut rec = Recorder::open(g)?;
-    let dir = rec
-        .dir
-        .as_ref()
-        .ok_or_else(|| Error::invalid("no CA directory", "pass --ca-dir"))?;
-    let issuer = load_certificate(&read_file(&dir.ca_cert_path())?)?;
-    let ledger = dir.ledger();
-    let own = serial_hex(&issuer);
-    let mut revoked = Vec::new();
-    for (serial, entry) in &ledger.revoked {
-        if *serial == own {
-            continue;
-        }
-        revoked.push(crate::x509::crl::Revocation {
-            serial: x509_cert::serial_number::SerialNumber::new(
-                &hex::decode(serial).unwrap_or_default(),
-            )
-            .map_err(|e| {
-                Error::invalid(
-                    format!("recorded serial {serial}: {e}"),
-                    "run 'hsmca log verify'",
-                )
-            })?,
-            date: parse_time(&entry.date, false)?,
-            reason: crate::ca::revocation_reason(&entry.reason)?,
-        });
     }
-    let number = ledger.last_crl_number + 1;
-    let now = time::OffsetDateTime::now_utc();
-    let this_update = now.replace_nanosecond(0).unwrap_or(now);
-    let next_update =
-        ValidityPeriod::starting(this_update, lifetime)?.not_after + time::Duration::SECOND;
+    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let module = load_module(g, Some(&uri))?;
     let mut session = TokenSession::open(&module, &uri_selector(&uri), false)?;
-    login(&mut session, &pin_source(g, Some(&uri)), &mut rec)?;
+    ops::login(&mut session, &pin_source(g, Some(&uri)), &mut rec)?;
     let key = session.open_key(&uri)?;
     let key_uri = key.uri.to_string();
     let signer = TokenSigner::new(&session, key, choice(&a.key))?;
-    let list =
-        crate::x509::crl::issue_crl(&signer, &issuer, number, this_update, next_update, &revoked)?;
-    let der = list
-        .to_der()
-        .map_err(|e| Error::invalid(format!("CRL encoding: {e}"), "report a bug"))?;
-    rec.append(Event::CrlIssued {
-        crl_number: number,
-        this_update: crate::x509::validity::fmt(this_update),
-        next_update: crate::x509::validity::fmt(next_update),
-        revoked: revoked
-            .iter()
-            .map(|r| hex::encode_upper(r.serial.as_bytes()))
-            .collect(),
-        crl_sha256: sha256_hex(&der),
-        crl_der: b64(&der),
-    })?;
-    write_atomic(&a.out, to_pem("X509 CRL", &der)?.as_bytes(), 0o644, ow)?;
+    let crl = ops::issue_crl_recorded(&signer, &mut rec, lifetime, &a.out, ow)?;
     rec.seal(&signer, &key_uri)?;
+    let listed = crl
+        .tbs_cert_list
+        .revoked_certificates
+        .as_ref()
+        .map_or(0, Vec::len);
     println!(
-        "wrote {} (CRL number {number}, {} revoked, signature verified)",
-        a.out.display(),
-        revoked.len()
+        "wrote {} ({listed} revoked, signature verified)",
+        a.out.display()
     );
     Ok(())
 }

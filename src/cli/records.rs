@@ -5,9 +5,10 @@ use std::path::Path;
 use base64::Engine;
 
 use super::GlobalArgs;
-use super::commands::{overwrite, write_pem_cert};
+use super::commands::overwrite;
 use crate::ca::audit::Event;
-use crate::ca::revocation_reason;
+use crate::ca::ops::{self, write_pem_certs};
+use crate::ca::recorder::Recorder;
 use crate::ca::store::{Access, CaDir, normalize_serial};
 use crate::error::{Error, Result, read_file};
 use crate::x509::decode::{load_certificate, to_pem};
@@ -128,57 +129,23 @@ pub fn export(g: &GlobalArgs, serial: &str, out: &Path, force: bool) -> Result<(
     let want = normalize_serial(serial);
     let cert = ledger.find(&want).ok_or_else(|| not_found(&want))?;
     let parsed = load_certificate(&cert.der()?)?;
-    write_pem_cert(out, &[&parsed], overwrite(force))?;
+    write_pem_certs(out, &[&parsed], overwrite(force))?;
     println!("wrote {}", out.display());
     Ok(())
 }
 
 /// `hsmca revoke`: records a revocation; the next CRL lists it.
 pub fn revoke(g: &GlobalArgs, serial: &str, reason: &str, date: Option<&str>) -> Result<()> {
-    revocation_reason(reason)?;
-    let now = time::OffsetDateTime::now_utc();
-    let date = match date {
-        Some(d) => parse_time(d, false)?,
-        None => now.replace_nanosecond(0).unwrap_or(now),
-    };
-    if date > now {
+    let date = date.map(|d| parse_time(d, false)).transpose()?;
+    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
+    if rec.dir().is_none() {
         return Err(Error::invalid(
-            "the revocation date is in the future",
-            "leave --date out (now) or give a past date",
+            "no CA directory given",
+            "pass --ca-dir DIR or set HSMCA_CA_DIR",
         ));
     }
-    let mut dir = open(g, Access::Write)?;
-    let ledger = dir.ledger();
-    let want = normalize_serial(serial);
-    let cert = ledger.find(&want).ok_or_else(|| not_found(&want))?;
-    if cert.profile == "root" {
-        return Err(Error::invalid(
-            "the CA's own certificate cannot be listed on its own CRL",
-            "retire a root by removing it from trust stores; revoke the certificates it issued",
-        ));
-    }
-    if let Some(r) = ledger.revoked.get(&want) {
-        return Err(Error::invalid(
-            format!(
-                "serial {want} is already revoked ({}, {})",
-                r.reason, r.date
-            ),
-            "nothing to do; the next CRL lists it",
-        ));
-    }
-    let operator = g
-        .operator
-        .clone()
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .or_else(|| std::env::var("USER").ok());
-    let event = Event::CertificateRevoked {
-        serial: want.clone(),
-        reason: reason.to_string(),
-        revocation_date: fmt(date),
-    };
-    dir.log
-        .append(&mut dir.entries, event, operator.as_deref())?;
-    println!("revoked {want} ({reason}); issue a CRL to publish it");
+    let serial = ops::revoke(&mut rec, serial, reason, date)?;
+    println!("revoked {serial} ({reason}); issue a CRL to publish it");
     Ok(())
 }
 

@@ -12,5 +12,6 @@ pub mod name;
 pub mod profile;
 pub mod serial;
 pub mod signer;
+pub mod soft_key;
 pub mod validity;
 pub mod verify;

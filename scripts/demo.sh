@@ -9,6 +9,8 @@
 #   4. the cluster side (openssl, demo-out/cluster-a/): its own intermediate key and a CSR
 #   5. sign that CSR as an intermediate (path length 0, name constraints)
 #   6. inspect the results and check them with openssl verify
+#   7. the CA's records: list, revoke a second intermediate, issue the root's CRL, check it
+#      with openssl, and verify the audit log with the root certificate alone
 #
 # Refuses to run over an existing demo-out/ unless --clean is given. HSMCA_BIN=PATH uses that
 # hsmca binary instead of building one.
@@ -23,7 +25,7 @@ for arg in "$@"; do
     case "$arg" in
     --clean) CLEAN=1 ;;
     -h | --help)
-        sed -n '2,14p' "$0"
+        sed -n '2,16p' "$0"
         exit 0
         ;;
     *)
@@ -55,6 +57,10 @@ run() {
 # terminal and the officer types it.
 export HSMCA_PIN="${HSMCA_PIN:-demo-user-pin}"
 export HSMCA_SO_PIN="${HSMCA_SO_PIN:-demo-so-pin}"
+
+# Every signing command records into this CA directory (certificates and the audit log).
+export HSMCA_CA_DIR="$OUT/root-ca"
+export HSMCA_OPERATOR="${HSMCA_OPERATOR:-demo-operator}"
 
 TOKEN_LABEL="Demo Root CA"
 KEY_LABEL="root-2026"
@@ -139,7 +145,30 @@ if [ -x "$REPO/.venv-pkilint/bin/lint_pkix_cert" ]; then
     done
 fi
 
+step "7. records, revocation and the root's CRL"
+run openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$OUT/cluster-b.key" -subj "/O=Example/CN=Cluster B Intermediate CA" \
+    -out "$OUT/cluster-b.csr"
+run "$HSMCA" sign --key "$KEY_URI" --csr "$OUT/cluster-b.csr" --profile intermediate \
+    --path-len 0 --validity 1y --out "$OUT/cluster-b.crt" | tee "$OUT/sign-b.txt"
+SERIAL_B="$(sed -n 's/^serial: *//p' "$OUT/sign-b.txt")"
+run "$HSMCA" list
+run "$HSMCA" revoke --serial "$SERIAL_B" --reason superseded
+run "$HSMCA" crl --key "$KEY_URI" --next-update 90d --out "$OUT/root.crl"
+run "$HSMCA" inspect "$OUT/root.crl"
+run openssl verify -crl_check -CAfile "$OUT/root.crt" -CRLfile "$OUT/root.crl" \
+    "$CLUSTER/intermediate.crt"
+if openssl verify -crl_check -CAfile "$OUT/root.crt" -CRLfile "$OUT/root.crl" \
+    "$OUT/cluster-b.crt" >/dev/null 2>&1; then
+    echo "demo: the revoked intermediate still verifies" >&2
+    exit 1
+fi
+echo "cluster-b.crt: revoked (openssl verify -crl_check refuses it, as it should)"
+run "$HSMCA" log verify --root "$OUT/root.crt"
+
 step "done"
 echo "root:         $OUT/root.crt"
 echo "intermediate: $CLUSTER/intermediate.crt (chain: $CLUSTER/chain.pem)"
+echo "CRL:          $OUT/root.crl"
+echo "records:      $HSMCA_CA_DIR (audit log: $HSMCA_CA_DIR/audit.jsonl)"
 echo "token:        SOFTHSM2_CONF=$SOFTHSM2_CONF"

@@ -232,7 +232,7 @@ fn describe_certificate(out: &mut Out, indent: usize, der: &[u8], cert: &Certifi
         i + 1,
         format!(
             "Period: {} (both ends inclusive)",
-            period_text(&validity.not_before, &validity.not_after)
+            period_text(&validity.not_before, &validity.not_after, true)
         ),
     );
     out.line(
@@ -351,7 +351,10 @@ fn describe_crl(out: &mut Out, der: &[u8], crl: &CertificateList) {
             out.line(1, format!("Next update: {}", time_text(next)));
             out.line(
                 1,
-                format!("Update interval: {}", period_text(&tbs.this_update, next)),
+                format!(
+                    "Update interval: {}",
+                    period_text(&tbs.this_update, next, false)
+                ),
             );
         }
         None => out.line(1, "Next update: absent"),
@@ -780,12 +783,14 @@ fn time_text(time: &Time) -> String {
 
 /// The length of a validity or update interval counting both ends, in days and seconds, so
 /// that an off-by-one-second period is visible.
-fn period_text(from: &Time, to: &Time) -> String {
+/// The length of a validity period (both ends inclusive, so one second more than the
+/// difference) or of a CRL's update interval (an instant to an instant: `inclusive` false).
+fn period_text(from: &Time, to: &Time, inclusive: bool) -> String {
     let (from, to) = (from.to_unix_duration(), to.to_unix_duration());
     if to < from {
         return "NEGATIVE (ends before it starts)".to_owned();
     }
-    let secs = (to - from).as_secs() + 1;
+    let secs = (to - from).as_secs() + u64::from(inclusive);
     let (days, rest) = (secs / 86_400, secs % 86_400);
     if rest == 0 {
         format!("{days} days")
@@ -1021,7 +1026,7 @@ mod tests {
             "Issuer: O=hsmca tests,CN=Test Root CA",
             "This update: 2026-11-01T00:00:00Z (UTCTime)",
             "Next update: 2027-02-01T00:00:00Z (UTCTime)",
-            "Update interval: 92 days + 1 s",
+            "Update interval: 92 days",
             "CRL number: 7",
             "Serial 1234, revoked 2026-11-01T00:00:00Z (UTCTime), reason: keyCompromise",
         ] {

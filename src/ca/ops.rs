@@ -13,12 +13,12 @@ use x509_cert::serial_number::SerialNumber;
 
 use super::audit::{Event, b64, sha256_hex};
 use super::recorder::Recorder;
-use super::signer::TokenSigner;
+use super::signer::{SignatureChoice, TokenSigner};
 use super::store::normalize_serial;
 use super::{create_root, issued_record, profile_name, revocation_reason, serial_hex, sign_csr};
 use crate::error::{Error, Result};
 use crate::output::{Overwrite, write_atomic};
-use crate::token::{Pin, PinSource, TokenError, TokenSession};
+use crate::token::{Module, Pin, PinSource, Pkcs11Uri, TokenError, TokenSelector, TokenSession};
 use crate::x509::crl::{Revocation, issue_crl};
 use crate::x509::csr::Csr;
 use crate::x509::decode::to_pem;
@@ -251,4 +251,30 @@ pub fn revoke(
         revocation_date: fmt(date),
     })?;
     Ok(want)
+}
+
+/// Runs one signing command with the CA key `uri` names: loads the module, opens a session,
+/// logs in once (a failure is recorded), opens the key (policy-checked), calls `work`, and
+/// seals the log when `work` succeeds. Session and module close on every path.
+pub fn with_ca_key<T>(
+    module_path: Option<&Path>,
+    uri: &Pkcs11Uri,
+    pin: &PinSource,
+    choice: SignatureChoice,
+    rec: &mut Recorder,
+    work: impl FnOnce(&TokenSigner<'_, '_>, &mut Recorder) -> Result<T>,
+) -> Result<T> {
+    let module = Module::load(module_path.or(uri.module_path.as_deref()))?;
+    let selector = TokenSelector {
+        label: uri.token.clone(),
+        serial: uri.serial.clone(),
+    };
+    let mut session = TokenSession::open(&module, &selector, false)?;
+    login(&mut session, pin, rec)?;
+    let key = session.open_key(uri)?;
+    let key_uri = key.uri.to_string();
+    let signer = TokenSigner::new(&session, key, choice)?;
+    let out = work(&signer, rec)?;
+    rec.seal(&signer, &key_uri)?;
+    Ok(out)
 }

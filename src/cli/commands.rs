@@ -255,13 +255,6 @@ fn parse_key_uri(text: &str) -> Result<Pkcs11Uri> {
     Ok(uri)
 }
 
-fn uri_selector(uri: &Pkcs11Uri) -> TokenSelector {
-    TokenSelector {
-        label: uri.token.clone(),
-        serial: uri.serial.clone(),
-    }
-}
-
 fn choice(k: &super::SigningKeyArgs) -> SignatureChoice {
     SignatureChoice {
         hash: k.hash,
@@ -281,14 +274,14 @@ fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
         // The CA directory's certificate is never replaced, --force or not.
         check_free(&dir.ca_cert_path(), Overwrite::Refuse)?;
     }
-    let module = load_module(g, Some(&uri))?;
-    let mut session = TokenSession::open(&module, &uri_selector(&uri), false)?;
-    ops::login(&mut session, &pin_source(g, Some(&uri)), &mut rec)?;
-    let key = session.open_key(&uri)?;
-    let key_uri = key.uri.to_string();
-    let signer = TokenSigner::new(&session, key, choice(&a.key))?;
-    let cert = ops::issue_root(&signer, &mut rec, subject, period, a.path_len, &a.out, ow)?;
-    rec.seal(&signer, &key_uri)?;
+    let cert = ops::with_ca_key(
+        g.module.as_deref(),
+        &uri,
+        &pin_source(g, Some(&uri)),
+        choice(&a.key),
+        &mut rec,
+        |signer, rec| ops::issue_root(signer, rec, subject, period, a.path_len, &a.out, ow),
+    )?;
     println!(
         "wrote {} (self-signed root, signature verified)",
         a.out.display()
@@ -407,21 +400,23 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     let (csr, profile, subject, period) =
         checked.map_err(|e| rec.refuse("sign", Some(&csr_bytes), e))?;
     let ignored = csr.requested_extensions()?;
-    let module = load_module(g, Some(&uri))?;
-    let mut session = TokenSession::open(&module, &uri_selector(&uri), false)?;
-    ops::login(&mut session, &pin_source(g, Some(&uri)), &mut rec)?;
-    let key = session.open_key(&uri)?;
-    let key_uri = key.uri.to_string();
-    let signer = TokenSigner::new(&session, key, choice(&a.key))?;
     let outputs = ops::CertOutputs {
         out: &a.out,
         chain_out: a.chain_out.as_deref(),
         overwrite: ow,
     };
-    let cert = ops::issue_from_csr(
-        &signer, &mut rec, &issuer, &csr, profile, subject, period, &outputs,
+    let cert = ops::with_ca_key(
+        g.module.as_deref(),
+        &uri,
+        &pin_source(g, Some(&uri)),
+        choice(&a.key),
+        &mut rec,
+        |signer, rec| {
+            ops::issue_from_csr(
+                signer, rec, &issuer, &csr, profile, subject, period, &outputs,
+            )
+        },
     )?;
-    rec.seal(&signer, &key_uri)?;
     if !ignored.is_empty() {
         let oids: Vec<String> = ignored.iter().map(|e| e.extn_id.to_string()).collect();
         eprintln!(
@@ -449,14 +444,14 @@ fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
         ));
     }
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
-    let module = load_module(g, Some(&uri))?;
-    let mut session = TokenSession::open(&module, &uri_selector(&uri), false)?;
-    ops::login(&mut session, &pin_source(g, Some(&uri)), &mut rec)?;
-    let key = session.open_key(&uri)?;
-    let key_uri = key.uri.to_string();
-    let signer = TokenSigner::new(&session, key, choice(&a.key))?;
-    let crl = ops::issue_crl_recorded(&signer, &mut rec, lifetime, &a.out, ow)?;
-    rec.seal(&signer, &key_uri)?;
+    let crl = ops::with_ca_key(
+        g.module.as_deref(),
+        &uri,
+        &pin_source(g, Some(&uri)),
+        choice(&a.key),
+        &mut rec,
+        |signer, rec| ops::issue_crl_recorded(signer, rec, lifetime, &a.out, ow),
+    )?;
     let listed = crl
         .tbs_cert_list
         .revoked_certificates

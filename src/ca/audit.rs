@@ -297,31 +297,22 @@ impl AuditLog {
         })
     }
 
-    /// Appends one record after `entries` (the log as read under the lock) and fsyncs it.
-    pub fn append(
-        &self,
-        entries: &mut Vec<Entry>,
-        event: Event,
-        operator: Option<&str>,
-    ) -> Result<()> {
-        let (seq, prev) = match entries.last() {
-            Some(e) => (e.record.seq + 1, e.hash.clone()),
-            None => (1, GENESIS.to_string()),
-        };
+    /// Appends one record after `tail` (the log's last record, as read under the lock), fsyncs
+    /// it and moves `tail` on. Nothing else of the record stays in memory.
+    pub fn append(&self, tail: &mut Tail, event: Event, operator: Option<&str>) -> Result<()> {
+        let now = time::OffsetDateTime::now_utc();
         let record = Record {
-            seq,
-            time: crate::x509::validity::fmt(
-                time::OffsetDateTime::now_utc()
-                    .replace_nanosecond(0)
-                    .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
-            ),
+            seq: tail.seq + 1,
+            time: crate::x509::validity::fmt(now.replace_nanosecond(0).unwrap_or(now)),
             event,
             operator: operator.map(str::to_string),
             tool: format!("hsmca {}", env!("CARGO_PKG_VERSION")),
-            prev,
+            prev: tail.hash.clone(),
         };
-        let line = serde_json::to_vec(&record)
+        let mut line = serde_json::to_vec(&record)
             .map_err(|e| Error::invalid(format!("audit record encoding: {e}"), "report a bug"))?;
+        let hash = sha256_hex(&line);
+        line.push(b'\n');
         let io = |step: &'static str| {
             let path = self.path.clone();
             move |source| Error::from(crate::output::OutputError::Io { path, step, source })
@@ -331,40 +322,34 @@ impl AuditLog {
             .append(true)
             .open(&self.path)
             .map_err(io("opening the audit log"))?;
-        let mut buf = line.clone();
-        buf.push(b'\n');
         // One write of the whole line: a crash leaves the line whole or a truncated tail that
         // `read` reports, never a record that silently differs.
-        file.write_all(&buf)
+        file.write_all(&line)
             .map_err(io("appending to the audit log"))?;
         file.sync_all().map_err(io("syncing the audit log"))?;
-        entries.push(Entry {
-            record,
-            hash: sha256_hex(&line),
-        });
+        *tail = Tail {
+            seq: record.seq,
+            hash,
+        };
         Ok(())
     }
 
     /// Appends a seal: the CA key signs the hash of the chain up to the last record.
     pub fn seal(
         &self,
-        entries: &mut Vec<Entry>,
+        tail: &mut Tail,
         signer: &dyn CaSigner,
         key_uri: &str,
         operator: Option<&str>,
     ) -> Result<()> {
-        let (seq, covered) = match entries.last() {
-            Some(e) => (e.record.seq + 1, e.hash.clone()),
-            None => (1, GENESIS.to_string()),
-        };
-        let signature = signer.sign(&seal_message(seq, &covered))?;
+        let signature = signer.sign(&seal_message(tail.seq + 1, &tail.hash))?;
         let alg = signer
             .signature_algorithm()
             .algorithm_identifier()
             .to_der()
             .map_err(|e| Error::invalid(format!("algorithm encoding: {e}"), "report a bug"))?;
         self.append(
-            entries,
+            tail,
             Event::Seal {
                 key_uri: key_uri.to_string(),
                 signature_algorithm: b64(&alg),
@@ -372,6 +357,31 @@ impl AuditLog {
             },
             operator,
         )
+    }
+}
+
+/// The log's last record: its number and hash, all an append needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    /// Sequence number of the last record (0 for an empty log).
+    pub seq: u64,
+    /// SHA-256 (hex) of its line ([`GENESIS`] for an empty log).
+    pub hash: String,
+}
+
+impl Tail {
+    /// The tail after `entries`.
+    pub fn after(entries: &[Entry]) -> Tail {
+        match entries.last() {
+            Some(e) => Tail {
+                seq: e.record.seq,
+                hash: e.hash.clone(),
+            },
+            None => Tail {
+                seq: 0,
+                hash: GENESIS.to_string(),
+            },
+        }
     }
 }
 

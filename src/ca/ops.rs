@@ -76,7 +76,7 @@ pub fn issue_root(
     ow: Overwrite,
 ) -> Result<Certificate> {
     let key_uri = signer.key().uri.to_string();
-    let cert = create_root(signer, subject, validity, path_len, &rec.taken_serials())?;
+    let cert = create_root(signer, subject, validity, path_len, rec.taken_serials())?;
     // Record first, files second: a crash after this line loses nothing ('hsmca export').
     rec.append(Event::RootCreated {
         cert: issued_record(&cert, "root", &key_uri)?,
@@ -121,7 +121,7 @@ pub fn issue_from_csr(
         profile,
         subject,
         validity,
-        &rec.taken_serials(),
+        rec.taken_serials(),
     )
     .map_err(|e| rec.refuse("sign", Some(csr.der()), e))?;
     rec.append(Event::CsrSigned {

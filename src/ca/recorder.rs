@@ -1,6 +1,7 @@
 //! Recording into the CA directory: every command that signs appends its events to the audit
 //! log, keeps issued certificates, and ends with a seal.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::audit::{Event, sha256_hex};
@@ -9,23 +10,27 @@ use super::store::{Access, CaDir};
 use crate::error::{Error, Result};
 use crate::output::Overwrite;
 use crate::x509::decode::load_certificate;
+use crate::x509::signer::CaSigner;
 
-/// The CA directory of a command that records, with the operator's name.
+/// The CA directory of a command that records (or nothing), with the operator's name.
 pub struct Recorder {
     dir: Option<CaDir>,
     operator: Option<String>,
+    no_serials: HashSet<Vec<u8>>,
 }
 
 impl Recorder {
-    /// A recorder that records nothing (commands that do not sign).
+    /// A recorder that records nothing (commands without --ca-dir, or that do not sign).
     pub fn none() -> Recorder {
         Recorder {
             dir: None,
             operator: None,
+            no_serials: HashSet::new(),
         }
     }
 
-    /// Opens and locks the CA directory for writing (if given) and checks the log before anything else.
+    /// Opens and locks the CA directory for writing (if given) and checks the whole log, seals
+    /// included, before anything else: a broken log stops every signing command.
     pub fn open(ca_dir: Option<&Path>, operator: Option<&str>) -> Result<Recorder> {
         let operator = operator
             .map(str::to_string)
@@ -34,7 +39,6 @@ impl Recorder {
         let dir = match ca_dir {
             Some(p) => {
                 let dir = CaDir::open(p, Access::Write)?;
-                // A broken log stops every signing command until the operator looks.
                 if let Ok(bytes) = std::fs::read(dir.ca_cert_path()) {
                     let ca = load_certificate(&bytes)?;
                     dir.log
@@ -44,13 +48,17 @@ impl Recorder {
             }
             None => None,
         };
-        Ok(Recorder { dir, operator })
+        Ok(Recorder {
+            dir,
+            operator,
+            no_serials: HashSet::new(),
+        })
     }
 
+    /// Appends an event (fsynced before this returns); a no-op without a CA directory.
     pub fn append(&mut self, event: Event) -> Result<()> {
         if let Some(dir) = &mut self.dir {
-            dir.log
-                .append(&mut dir.entries, event, self.operator.as_deref())?;
+            dir.append(event, self.operator.as_deref())?;
         }
         Ok(())
     }
@@ -68,23 +76,17 @@ impl Recorder {
         err
     }
 
-    pub fn seal(
-        &mut self,
-        signer: &dyn crate::x509::signer::CaSigner,
-        key_uri: &str,
-    ) -> Result<()> {
+    /// Seals the log with the CA key: the end of every signing command.
+    pub fn seal(&mut self, signer: &dyn CaSigner, key_uri: &str) -> Result<()> {
         if let Some(dir) = &mut self.dir {
-            dir.log
-                .seal(&mut dir.entries, signer, key_uri, self.operator.as_deref())?;
+            dir.seal(signer, key_uri, self.operator.as_deref())?;
         }
         Ok(())
     }
 
-    pub fn taken_serials(&self) -> std::collections::HashSet<Vec<u8>> {
-        self.dir
-            .as_ref()
-            .map(|d| d.ledger().serials())
-            .unwrap_or_default()
+    /// Serials this CA already issued (none without a CA directory).
+    pub fn taken_serials(&self) -> &HashSet<Vec<u8>> {
+        self.dir.as_ref().map_or(&self.no_serials, CaDir::serials)
     }
 
     /// Keeps an issued certificate in the CA directory, after its record is on disk.
@@ -98,9 +100,7 @@ impl Recorder {
         }
         Ok(())
     }
-}
 
-impl Recorder {
     /// The CA directory, when recording.
     pub fn dir(&self) -> Option<&CaDir> {
         self.dir.as_ref()

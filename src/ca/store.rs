@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::audit::{AuditLog, Entry, Event, IssuedCert};
+use super::audit::{AuditLog, Entry, Event, IssuedCert, Tail};
 use crate::error::{Error, Result};
 
 /// An open, locked CA directory with its log read and chain-checked.
@@ -14,8 +14,10 @@ pub struct CaDir {
     _lock: File,
     /// The audit log.
     pub log: AuditLog,
-    /// Its records, as read under the lock.
+    /// Its records, as read under the lock (records this process appends are not kept).
     pub entries: Vec<Entry>,
+    tail: Tail,
+    serials: HashSet<Vec<u8>>,
 }
 
 /// How the directory is locked.
@@ -69,12 +71,44 @@ impl CaDir {
         }
         let log = AuditLog::new(&path.join("audit.jsonl"));
         let entries = log.read()?;
+        let tail = Tail::after(&entries);
+        let serials = Ledger::from_entries(&entries).serials();
         Ok(CaDir {
             path: path.to_path_buf(),
             _lock: lock,
             log,
             entries,
+            tail,
+            serials,
         })
+    }
+
+    /// Appends a record (fsynced) and remembers the serial it issues, if any.
+    pub fn append(&mut self, event: Event, operator: Option<&str>) -> Result<()> {
+        let serial = match &event {
+            Event::RootCreated { cert } | Event::CsrSigned { cert, .. } => {
+                hex::decode(&cert.serial).ok()
+            }
+            _ => None,
+        };
+        self.log.append(&mut self.tail, event, operator)?;
+        self.serials.extend(serial);
+        Ok(())
+    }
+
+    /// Appends a seal signed by `signer` over the chain so far.
+    pub fn seal(
+        &mut self,
+        signer: &dyn crate::x509::signer::CaSigner,
+        key_uri: &str,
+        operator: Option<&str>,
+    ) -> Result<()> {
+        self.log.seal(&mut self.tail, signer, key_uri, operator)
+    }
+
+    /// Every serial this CA has issued, including in this process.
+    pub fn serials(&self) -> &HashSet<Vec<u8>> {
+        &self.serials
     }
 
     /// The directory.

@@ -63,6 +63,10 @@ pub fn check_free(path: &Path, overwrite: Overwrite) -> Result<(), OutputError> 
 }
 
 /// Writes `contents` to `path` atomically, with the given file mode, never leaving a partial file.
+///
+/// The no-clobber path writes an unnamed file (O_TMPFILE), fsyncs it and links it into place:
+/// a process killed at any point leaves either the whole file or nothing, not even a temp file.
+/// Where the file system has no O_TMPFILE, and for replacements, a named temp file is renamed.
 pub fn write_atomic(
     path: &Path,
     contents: &[u8],
@@ -81,7 +85,73 @@ pub fn write_atomic(
     let file_name = path
         .file_name()
         .ok_or_else(|| io("naming the file")(std::io::ErrorKind::InvalidInput.into()))?;
-    let tmp = unique_temp_path(&dir, file_name);
+    let linked = match overwrite {
+        Overwrite::Refuse => write_unnamed_then_link(&dir, path, contents, mode)?,
+        Overwrite::Replace => false,
+    };
+    if !linked {
+        write_named_then_move(&dir, file_name, path, contents, mode, overwrite)?;
+    }
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing the directory"))?;
+    Ok(())
+}
+
+/// O_TMPFILE + linkat: `Ok(false)` when the file system cannot make unnamed files.
+fn write_unnamed_then_link(
+    dir: &Path,
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+) -> Result<bool, OutputError> {
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    let io = |step: &'static str| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| OutputError::Io { path, step, source }
+    };
+    let fd = match rustix::fs::openat(
+        CWD,
+        dir,
+        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    ) {
+        Ok(fd) => fd,
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::ISDIR => {
+            return Ok(false);
+        }
+        Err(e) => return Err(io("creating an unnamed file")(e.into())),
+    };
+    let mut file = File::from(fd);
+    file.write_all(contents).map_err(io("writing"))?;
+    file.sync_all().map_err(io("syncing"))?;
+    let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+    // linkat fails when the target exists, so a file created meanwhile is never replaced.
+    match rustix::fs::linkat(CWD, proc_path.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::EXIST) => Err(OutputError::Exists {
+            path: path.to_path_buf(),
+        }),
+        // No /proc (a chroot): fall back to a named temp file.
+        Err(rustix::io::Errno::NOENT) if !Path::new("/proc/self/fd").exists() => Ok(false),
+        Err(e) => Err(io("linking into place")(e.into())),
+    }
+}
+
+/// A named temp file in the same directory, then link (no-clobber) or rename (replace).
+fn write_named_then_move(
+    dir: &Path,
+    file_name: &std::ffi::OsStr,
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    overwrite: Overwrite,
+) -> Result<(), OutputError> {
+    let io = |step: &'static str| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Io { path, step, source }
+    };
+    let tmp = unique_temp_path(dir, file_name);
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -93,7 +163,6 @@ pub fn write_atomic(
         file.sync_all().map_err(io("syncing"))?;
         drop(file);
         match overwrite {
-            // link(2) fails when the target exists, so a file created meanwhile is never replaced.
             Overwrite::Refuse => fs::hard_link(&tmp, path).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
                     OutputError::Exists {
@@ -107,11 +176,7 @@ pub fn write_atomic(
         }
     })();
     let _ = fs::remove_file(&tmp);
-    result?;
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("syncing the directory"))?;
-    Ok(())
+    result
 }
 
 fn unique_temp_path(dir: &Path, name: &std::ffi::OsStr) -> PathBuf {

@@ -243,10 +243,18 @@ impl AuditLog {
                 ));
             }
             if record.prev != prev {
-                return Err(broken(
-                    n,
-                    "it does not hold the hash of the record before it (a record was changed, removed or reordered)",
-                ));
+                // The record whose bytes no longer match is, almost always, the one before.
+                return Err(if n == 1 {
+                    broken(1, "it does not start the chain (records were removed before it)")
+                } else {
+                    broken(
+                        n - 1,
+                        format!(
+                            "its hash is not the one record {n} holds: record {} was changed (or record {n}'s link to it)",
+                            n - 1
+                        ),
+                    )
+                });
             }
             prev = sha256_hex(line);
             entries.push(Entry {

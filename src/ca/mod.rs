@@ -2,6 +2,7 @@
 //! root, certificates signed from CSRs, CRLs, and the records of all of them.
 
 pub mod audit;
+pub mod bench;
 pub mod ops;
 pub mod recorder;
 pub mod signer;
@@ -88,18 +89,48 @@ pub fn create_root(
     prepare(&req, signer)?.sign(signer)
 }
 
-/// Issues a certificate for a CSR, verifying the CSR's self-signature first.
+/// A CSR whose self-signature verified and whose key is acceptable: the only kind hsmca signs.
+pub struct CheckedCsr {
+    csr: Csr,
+}
+
+impl CheckedCsr {
+    /// Verifies the CSR's self-signature and refuses weak or unknown keys.
+    pub fn check(csr: Csr) -> Result<CheckedCsr> {
+        csr.verify_self_signature()?;
+        csr.public_key()?;
+        Ok(CheckedCsr { csr })
+    }
+
+    /// A CSR checked earlier in this command and read again (a batch keeps only hashes in
+    /// memory): accepted only if its bytes still hash to what was checked.
+    pub fn recheck(csr: Csr, checked_sha256: &[u8; 32]) -> Result<CheckedCsr> {
+        if &csr.sha256() != checked_sha256 {
+            return Err(Error::invalid(
+                "a CSR changed on disk after it was checked",
+                "make sure nothing writes the request files during a signing command, and run it again",
+            ));
+        }
+        Ok(CheckedCsr { csr })
+    }
+
+    /// The request.
+    pub fn csr(&self) -> &Csr {
+        &self.csr
+    }
+}
+
+/// Issues a certificate for a checked CSR.
 pub fn sign_csr(
     signer: &dyn CaSigner,
     issuer: &Certificate,
-    csr: &Csr,
+    checked: &CheckedCsr,
     profile: Profile,
     subject: Option<Name>,
     validity: ValidityPeriod,
     taken: &HashSet<Vec<u8>>,
 ) -> Result<Certificate> {
-    csr.verify_self_signature()?;
-    csr.public_key()?;
+    let csr = checked.csr();
     let req = CertRequest {
         profile,
         subject: subject.unwrap_or_else(|| csr.subject().clone()),

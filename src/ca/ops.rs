@@ -15,12 +15,13 @@ use super::audit::{Event, b64, sha256_hex};
 use super::recorder::Recorder;
 use super::signer::{SignatureChoice, TokenSigner};
 use super::store::normalize_serial;
-use super::{create_root, issued_record, profile_name, revocation_reason, serial_hex, sign_csr};
+use super::{
+    CheckedCsr, create_root, issued_record, profile_name, revocation_reason, serial_hex, sign_csr,
+};
 use crate::error::{Error, Result};
 use crate::output::{Overwrite, write_atomic};
 use crate::token::{Module, Pin, PinSource, Pkcs11Uri, TokenError, TokenSelector, TokenSession};
 use crate::x509::crl::{Revocation, issue_crl};
-use crate::x509::csr::Csr;
 use crate::x509::decode::to_pem;
 use crate::x509::profile::Profile;
 use crate::x509::validity::{Lifetime, ValidityPeriod, fmt, parse_time};
@@ -99,14 +100,14 @@ pub struct CertOutputs<'a> {
     pub overwrite: Overwrite,
 }
 
-/// Signs a CSR, records it (with the CSR), keeps it and writes the outputs. A refusal by the
-/// certificate layer is recorded as `request_refused`.
+/// Signs a checked CSR, records it (with the CSR), keeps it and writes the outputs. A refusal
+/// by the certificate layer is recorded as `request_refused`.
 #[allow(clippy::too_many_arguments)]
 pub fn issue_from_csr(
     signer: &TokenSigner<'_, '_>,
     rec: &mut Recorder,
     issuer: &Certificate,
-    csr: &Csr,
+    checked: &CheckedCsr,
     profile: Profile,
     subject: Option<Name>,
     validity: ValidityPeriod,
@@ -114,10 +115,11 @@ pub fn issue_from_csr(
 ) -> Result<Certificate> {
     let key_uri = signer.key().uri.to_string();
     let pname = profile_name(&profile);
+    let csr = checked.csr();
     let cert = sign_csr(
         signer,
         issuer,
-        csr,
+        checked,
         profile,
         subject,
         validity,

@@ -156,6 +156,34 @@ impl<'s, 'm> TokenSigner<'s, 'm> {
     pub fn key(&self) -> &TokenKey {
         &self.key
     }
+
+    /// The token mechanism for this signer's algorithm and what the token is given for
+    /// `message`: the host-computed digest for ECDSA (SoftHSM2 has no CKM_ECDSA_SHA384), the
+    /// message itself otherwise.
+    pub fn token_input(&self, message: &[u8]) -> (SignMechanism, Vec<u8>) {
+        match self.algorithm {
+            SignatureAlgorithm::EcdsaSha256 => (
+                SignMechanism::EcdsaPrehashed,
+                sha2::Sha256::digest(message).to_vec(),
+            ),
+            SignatureAlgorithm::EcdsaSha384 => (
+                SignMechanism::EcdsaPrehashed,
+                sha2::Sha384::digest(message).to_vec(),
+            ),
+            SignatureAlgorithm::RsaPkcs1Sha256 => (SignMechanism::RsaPkcs1(256), message.to_vec()),
+            SignatureAlgorithm::RsaPkcs1Sha384 => (SignMechanism::RsaPkcs1(384), message.to_vec()),
+            SignatureAlgorithm::RsaPkcs1Sha512 => (SignMechanism::RsaPkcs1(512), message.to_vec()),
+            SignatureAlgorithm::RsaPssSha256 => (SignMechanism::RsaPss(256), message.to_vec()),
+            SignatureAlgorithm::RsaPssSha384 => (SignMechanism::RsaPss(384), message.to_vec()),
+            SignatureAlgorithm::RsaPssSha512 => (SignMechanism::RsaPss(512), message.to_vec()),
+            SignatureAlgorithm::Ed25519 => (SignMechanism::Eddsa, message.to_vec()),
+        }
+    }
+
+    /// One C_Sign as the token does it, output as the token returns it (raw r‖s for ECDSA).
+    pub fn token_sign(&self, mechanism: SignMechanism, input: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.session.sign(&self.key, mechanism, input)?)
+    }
 }
 
 impl CaSigner for TokenSigner<'_, '_> {
@@ -191,27 +219,11 @@ impl CaSigner for TokenSigner<'_, '_> {
                     .to_vec(),
             })
         };
-        let token = |mech, data: &[u8]| {
-            self.session
-                .sign(&self.key, mech, data)
-                .map_err(Error::from)
-        };
-        match self.algorithm {
-            SignatureAlgorithm::EcdsaSha256 => raw_to_der(token(
-                SignMechanism::EcdsaPrehashed,
-                &sha2::Sha256::digest(message),
-            )?),
-            SignatureAlgorithm::EcdsaSha384 => raw_to_der(token(
-                SignMechanism::EcdsaPrehashed,
-                &sha2::Sha384::digest(message),
-            )?),
-            SignatureAlgorithm::RsaPkcs1Sha256 => token(SignMechanism::RsaPkcs1(256), message),
-            SignatureAlgorithm::RsaPkcs1Sha384 => token(SignMechanism::RsaPkcs1(384), message),
-            SignatureAlgorithm::RsaPkcs1Sha512 => token(SignMechanism::RsaPkcs1(512), message),
-            SignatureAlgorithm::RsaPssSha256 => token(SignMechanism::RsaPss(256), message),
-            SignatureAlgorithm::RsaPssSha384 => token(SignMechanism::RsaPss(384), message),
-            SignatureAlgorithm::RsaPssSha512 => token(SignMechanism::RsaPss(512), message),
-            SignatureAlgorithm::Ed25519 => token(SignMechanism::Eddsa, message),
+        let (mechanism, input) = self.token_input(message);
+        let raw = self.token_sign(mechanism, &input)?;
+        match mechanism {
+            SignMechanism::EcdsaPrehashed => raw_to_der(raw),
+            _ => Ok(raw),
         }
     }
 }

@@ -1,14 +1,15 @@
 //! One function per command: read inputs, check outputs are free, then call the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use der::Encode;
 use zeroize::Zeroizing;
 
 use super::{
-    Cli, Command, CrlArgs, GlobalArgs, KeyCmd, LogCmd, RootCmd, SignArgs, TokenArgs, TokenCmd,
-    ValidityArgs,
+    BenchCmd, Cli, Command, CrlArgs, GlobalArgs, KeyCmd, LogCmd, RootCmd, SignArgs, TokenArgs,
+    TokenCmd, ValidityArgs,
 };
+use crate::ca::CheckedCsr;
 use crate::ca::audit::Event;
 use crate::ca::generate_key;
 use crate::ca::ops::{self};
@@ -35,7 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCmd::Generate(a)) => key_generate(g, a),
         Command::Key(KeyCmd::List(a)) => key_list(g, a),
         Command::Root(RootCmd::Create(a)) => root_create(g, a),
-        Command::Sign(a) => sign(g, a),
+        Command::Sign(a) => sign(g, *a),
         Command::Inspect { file } => {
             print!("{}", crate::x509::inspect::describe(&read_file(&file)?)?);
             Ok(())
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => super::records::revoke(g, &serial, &reason, date.as_deref()),
         Command::Crl(a) => crl(g, a),
         Command::Log(LogCmd::Verify { root }) => super::records::log_verify(g, root.as_deref()),
+        Command::Bench(BenchCmd::Raw { key, count }) => bench_raw(g, &key, count),
     }
 }
 
@@ -344,20 +346,104 @@ fn sign_profile(a: &SignArgs) -> Result<Profile> {
     Ok(Profile::Leaf { usage, sans })
 }
 
+/// The requests of a signing command: the --csr files, then those of --csr-dir (sorted).
+fn request_paths(a: &SignArgs) -> Result<Vec<PathBuf>> {
+    let mut paths = a.csr.clone();
+    if let Some(dir) = &a.csr_dir {
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|source| Error::Read {
+                    path: dir.clone(),
+                    source,
+                })?
+                .path();
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if path.is_file() && matches!(ext, "csr" | "pem" | "der" | "req") {
+                found.push(path);
+            }
+        }
+        found.sort();
+        paths.extend(found);
+    }
+    if paths.is_empty() {
+        return Err(Error::invalid(
+            "no certificate signing request given",
+            "pass --csr FILE (repeatable) or --csr-dir DIR",
+        ));
+    }
+    Ok(paths)
+}
+
+/// Where each certificate goes: --out for a single request, DIR/<request name>.crt for a batch.
+fn certificate_paths(a: &SignArgs, requests: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    match (&a.out, &a.out_dir) {
+        (Some(out), None) if requests.len() == 1 => Ok(vec![out.clone()]),
+        (Some(_), None) => Err(Error::invalid(
+            format!("{} requests but one --out file", requests.len()),
+            "pass --out-dir DIR for a batch; each certificate is written as DIR/<request name>.crt",
+        )),
+        (None, Some(dir)) => {
+            if a.chain_out.is_some() || a.subject.is_some() {
+                return Err(Error::invalid(
+                    "--chain-out and --subject apply to a single request",
+                    "leave them out with --out-dir, or sign that request on its own with --out",
+                ));
+            }
+            let mut outs: Vec<PathBuf> = Vec::with_capacity(requests.len());
+            for r in requests {
+                let stem = r.file_stem().unwrap_or_default();
+                let out = dir.join(stem).with_extension("crt");
+                if outs.contains(&out) {
+                    return Err(Error::invalid(
+                        format!("two requests would both be written to {}", out.display()),
+                        "give the requests distinct file names",
+                    ));
+                }
+                outs.push(out);
+            }
+            Ok(outs)
+        }
+        (None, None) => Err(Error::invalid(
+            "no output given",
+            "pass --out FILE (one request) or --out-dir DIR (a batch)",
+        )),
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "--out and --out-dir are exclusive",
+            "pass --out FILE for one request or --out-dir DIR for a batch",
+        )),
+    }
+}
+
+/// Prefixes an error's cause with the file it is about, keeping its hint.
+fn about(path: &Path, e: Error) -> Error {
+    let (cause, hint) = e.cause_and_hint();
+    Error::invalid(
+        format!("{}: {cause}", path.display()),
+        hint.unwrap_or_else(|| "check that file".into()),
+    )
+}
+
 fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
-    // Inputs, profile and outputs are all checked before the token is touched.
+    // Every request, the profile and every output are checked before the token is touched;
+    // a batch keeps only each request's path and hash in memory.
     let uri = parse_key_uri(&a.key.key)?;
     let ow = overwrite(a.force);
-    let outputs: Vec<&PathBuf> = std::iter::once(&a.out)
-        .chain(a.chain_out.as_ref())
-        .collect();
-    if outputs.len() == 2 && outputs[0] == outputs[1] {
+    let requests = request_paths(&a)?;
+    let outs = certificate_paths(&a, &requests)?;
+    if let (Some(chain), [out]) = (&a.chain_out, outs.as_slice())
+        && chain == out
+    {
         return Err(Error::invalid(
             "--out and --chain-out name the same file",
             "give them different paths",
         ));
     }
-    for p in &outputs {
+    for p in outs.iter().chain(a.chain_out.as_ref()) {
         check_free(p, ow)?;
     }
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
@@ -371,8 +457,7 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
             ));
         }
     };
-    let issuer_bytes = read_file(&issuer_path)?;
-    let issuer = load_certificate(&issuer_bytes)?;
+    let issuer = load_certificate(&read_file(&issuer_path)?)?;
     if let (Some(dir), Some(_)) = (rec.dir(), &a.issuer) {
         let ca = std::fs::read(dir.ca_cert_path())
             .ok()
@@ -385,50 +470,84 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
             ));
         }
     }
-    let csr_bytes = read_file(&a.csr)?;
-    let checked = (|| {
-        let csr = Csr::parse(&csr_bytes)?;
-        csr.verify_self_signature()?;
-        csr.public_key()?;
+    let request = (|| {
         let profile = sign_profile(&a)?;
         let subject = a.subject.as_deref().map(parse_name).transpose()?;
         let period = validity(&a.validity)?;
         period.check_within(issuer.tbs_certificate().validity())?;
         crate::x509::issue::issuer_facts(&issuer)?;
-        Ok::<_, Error>((csr, profile, subject, period))
+        Ok::<_, Error>((profile, subject, period))
     })();
-    let (csr, profile, subject, period) =
-        checked.map_err(|e| rec.refuse("sign", Some(&csr_bytes), e))?;
-    let ignored = csr.requested_extensions()?;
-    let outputs = ops::CertOutputs {
-        out: &a.out,
-        chain_out: a.chain_out.as_deref(),
-        overwrite: ow,
-    };
-    let cert = ops::with_ca_key(
+    let (profile, subject, period) = request.map_err(|e| rec.refuse("sign", None, e))?;
+    let mut checked_hashes = Vec::with_capacity(requests.len());
+    for path in &requests {
+        let bytes = read_file(path)?;
+        let csr = Csr::parse(&bytes)
+            .map_err(Error::from)
+            .and_then(CheckedCsr::check)
+            .map_err(|e| rec.refuse("sign", Some(&bytes), about(path, e)))?;
+        let ignored = csr.csr().requested_extensions()?;
+        if !ignored.is_empty() {
+            let oids: Vec<String> = ignored.iter().map(|e| e.extn_id.to_string()).collect();
+            eprintln!(
+                "note: {} asks for extensions the profile decides itself; ignored: {}",
+                path.display(),
+                oids.join(", ")
+            );
+        }
+        checked_hashes.push(csr.csr().sha256());
+    }
+    if let Some(dir) = &a.out_dir {
+        std::fs::create_dir_all(dir).map_err(|source| {
+            Error::from(crate::output::OutputError::Io {
+                path: dir.clone(),
+                step: "creating the output directory",
+                source,
+            })
+        })?;
+    }
+    let single = requests.len() == 1;
+    let issued = ops::with_ca_key(
         g.module.as_deref(),
         &uri,
         &pin_source(g, Some(&uri)),
         choice(&a.key),
         &mut rec,
         |signer, rec| {
-            ops::issue_from_csr(
-                signer, rec, &issuer, &csr, profile, subject, period, &outputs,
-            )
+            for ((path, out), sha) in requests.iter().zip(&outs).zip(&checked_hashes) {
+                let csr = Csr::parse(&read_file(path)?)?;
+                let checked = CheckedCsr::recheck(csr, sha).map_err(|e| about(path, e))?;
+                let outputs = ops::CertOutputs {
+                    out,
+                    chain_out: a.chain_out.as_deref(),
+                    overwrite: ow,
+                };
+                let cert = ops::issue_from_csr(
+                    signer,
+                    rec,
+                    &issuer,
+                    &checked,
+                    profile.clone(),
+                    subject.clone(),
+                    period,
+                    &outputs,
+                )?;
+                if single {
+                    println!("wrote {} (signature and chain verified)", out.display());
+                    if let Some(chain) = &a.chain_out {
+                        println!("wrote {}", chain.display());
+                    }
+                    println!("serial: {}", serial_hex(&cert));
+                } else {
+                    println!("{}  {}", serial_hex(&cert), out.display());
+                }
+            }
+            Ok(requests.len())
         },
     )?;
-    if !ignored.is_empty() {
-        let oids: Vec<String> = ignored.iter().map(|e| e.extn_id.to_string()).collect();
-        eprintln!(
-            "note: the CSR asked for extensions the profile decides itself; ignored: {}",
-            oids.join(", ")
-        );
+    if !single {
+        println!("signed {issued} certificates (each signature and chain verified)");
     }
-    println!("wrote {} (signature and chain verified)", a.out.display());
-    if let Some(chain) = &a.chain_out {
-        println!("wrote {}", chain.display());
-    }
-    println!("serial: {}", serial_hex(&cert));
     Ok(())
 }
 
@@ -460,6 +579,28 @@ fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
     println!(
         "wrote {} ({listed} revoked, signature verified)",
         a.out.display()
+    );
+    Ok(())
+}
+
+fn bench_raw(g: &GlobalArgs, key: &super::SigningKeyArgs, count: usize) -> Result<()> {
+    let uri = parse_key_uri(&key.key)?;
+    let stats = ops::with_ca_key(
+        g.module.as_deref(),
+        &uri,
+        &pin_source(g, Some(&uri)),
+        choice(key),
+        &mut Recorder::none(),
+        |signer, _| crate::ca::bench::raw_sign(signer, count),
+    )?;
+    let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "raw C_Sign x{}: median {:.1} us, p10 {:.1} us, p90 {:.1} us, mean {:.1} us",
+        stats.count,
+        us(stats.median),
+        us(stats.p10),
+        us(stats.p90),
+        us(stats.mean)
     );
     Ok(())
 }

@@ -46,7 +46,7 @@ enum Command {
     #[command(subcommand)]
     Root(RootCmd),
     /// Sign a CSR with a CA key on the token.
-    Sign(SignArgs),
+    Sign(Box<SignArgs>),
     /// Show a certificate, chain, CSR, CRL or public key in readable form.
     Inspect {
         /// The file (PEM or DER).
@@ -93,6 +93,21 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Log(LogCmd),
+    /// Measurements (see scripts/bench.sh).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCmd {
+    /// Time the token's raw signing: a tight C_Sign loop with the key's mechanism.
+    Raw {
+        #[command(flatten)]
+        key: SigningKeyArgs,
+        /// Signatures to time.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -224,9 +239,12 @@ struct SignArgs {
     /// The issuing CA's certificate (default with --ca-dir: the CA directory's).
     #[arg(long, value_name = "FILE")]
     issuer: Option<PathBuf>,
-    /// The certificate signing request (PEM or DER).
+    /// A certificate signing request (PEM or DER); repeatable for a batch.
     #[arg(long, value_name = "FILE")]
-    csr: PathBuf,
+    csr: Vec<PathBuf>,
+    /// Sign every request (*.csr, *.pem, *.der, *.req) in this directory, in name order.
+    #[arg(long, value_name = "DIR")]
+    csr_dir: Option<PathBuf>,
     /// intermediate, server, client or server-client.
     #[arg(long)]
     profile: String,
@@ -250,9 +268,12 @@ struct SignArgs {
     subject: Option<String>,
     #[command(flatten)]
     validity: ValidityArgs,
-    /// Where to write the certificate (PEM).
+    /// Where to write the certificate (PEM), for a single request.
     #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    /// For a batch: write each certificate as DIR/<request name>.crt.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
     /// Also write the chain: the new certificate, then the issuer's.
     #[arg(long, value_name = "FILE")]
     chain_out: Option<PathBuf>,

@@ -1,0 +1,1117 @@
+//! The CA directory's records, end to end through the CLI: issuing, listing, revoking and the
+//! root's CRL; tamper detection in the audit log (hash chain and token-signed seals); two
+//! writers at once; a signing command killed at any moment; a wrong PIN.
+//!
+//! Every test has its own SoftHSM2 token and its own CA directory (`ca/` under the token's
+//! temporary directory), so they run in parallel.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The CA directory every test uses, relative to the token's directory.
+const CA: &str = "ca";
+/// What a refused second writer says.
+const LOCK_MESSAGE: &str = "another hsmca process is using the CA directory";
+
+// ------------------------------------------------------------------------------------------------
+// A recorded CA
+// ------------------------------------------------------------------------------------------------
+
+/// A token with a P-384 root key, its root created with `--ca-dir ca`.
+struct Ca {
+    t: TestToken,
+    /// The key's URI as `key generate` printed it.
+    uri: String,
+    /// The root's serial as `root create` printed it.
+    root_serial: String,
+}
+
+impl Ca {
+    #[track_caller]
+    fn new() -> Ca {
+        let t = TestToken::new("Root CA");
+        let key = parse_generated_key(&assert_ok(&t.run([
+            "--ca-dir",
+            CA,
+            "--operator",
+            "alice",
+            "key",
+            "generate",
+            "--token",
+            &t.label,
+            "--label",
+            "root-2026",
+            "--algorithm",
+            "ecdsa-p384",
+        ])));
+        let out = assert_ok(&t.run([
+            "--ca-dir",
+            CA,
+            "--operator",
+            "alice",
+            "root",
+            "create",
+            "--key",
+            &key.uri,
+            "--subject",
+            ROOT_SUBJECT,
+            "--validity",
+            "10y",
+            "--out",
+            "root.crt",
+        ]));
+        let root_serial = printed_serial(&out);
+        Ca {
+            t,
+            uri: key.uri,
+            root_serial,
+        }
+    }
+
+    /// `hsmca --ca-dir ca ARGS`.
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_dir(CA, args)
+    }
+
+    /// `hsmca --ca-dir DIR ARGS`.
+    fn run_dir(&self, dir: &str, args: &[&str]) -> Output {
+        let mut all = vec!["--ca-dir", dir];
+        all.extend_from_slice(args);
+        self.t.run(all)
+    }
+
+    /// `sign` arguments for an intermediate from `csr` to `out` (issuer: the CA directory's).
+    fn sign_args<'a>(&'a self, csr: &'a str, out: &'a str) -> Vec<&'a str> {
+        vec![
+            "sign",
+            "--key",
+            &self.uri,
+            "--csr",
+            csr,
+            "--profile",
+            "intermediate",
+            "--path-len",
+            "0",
+            "--validity",
+            "2y",
+            "--out",
+            out,
+        ]
+    }
+
+    /// Makes `csr/NAME.csr` for `CN=<cn>`; returns its path relative to the token directory.
+    fn csr(&self, name: &str, cn: &str) -> String {
+        make_csr(&self.t.path("csr"), name, CsrAlg::P256, cn);
+        format!("csr/{name}.csr")
+    }
+
+    /// Signs `csr` as an intermediate into `out`; returns the printed serial.
+    #[track_caller]
+    fn sign(&self, csr: &str, out: &str) -> String {
+        printed_serial(&assert_ok(&self.run(&self.sign_args(csr, out))))
+    }
+
+    /// `list --json` of CA directory `dir`.
+    #[track_caller]
+    fn list_dir(&self, dir: &str) -> Vec<serde_json::Value> {
+        let out = assert_ok(&self.run_dir(dir, &["list", "--json"]));
+        let v: serde_json::Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("list --json is not JSON ({e}):\n{out}"));
+        v.as_array()
+            .unwrap_or_else(|| panic!("list --json is not an array:\n{out}"))
+            .clone()
+    }
+
+    #[track_caller]
+    fn list(&self) -> Vec<serde_json::Value> {
+        self.list_dir(CA)
+    }
+
+    /// `crl --next-update 90d --out OUT`.
+    #[track_caller]
+    fn crl(&self, out: &str) {
+        assert_ok(&self.run(&[
+            "crl",
+            "--key",
+            &self.uri,
+            "--next-update",
+            "90d",
+            "--out",
+            out,
+        ]));
+    }
+
+    /// The lines of `DIR/audit.jsonl` (without newlines).
+    fn log_lines(&self, dir: &str) -> Vec<String> {
+        let text = fs::read_to_string(self.t.path(dir).join("audit.jsonl")).unwrap();
+        text.lines().map(str::to_string).collect()
+    }
+}
+
+/// The `serial: HEX` line of a command's stdout, normalized.
+#[track_caller]
+fn printed_serial(stdout: &str) -> String {
+    let s = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("serial:"))
+        .unwrap_or_else(|| panic!("no `serial:` line in:\n{stdout}"));
+    norm_serial(s)
+}
+
+/// Upper-case hex without separators or leading zero octets (how `list` prints serials).
+fn norm_serial(s: &str) -> String {
+    let hex = normalize_hex(s).to_uppercase();
+    let trimmed = hex.trim_start_matches("00");
+    if trimmed.is_empty() {
+        hex
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// A certificate file's serial as openssl reads it, normalized.
+#[track_caller]
+fn file_serial(cert: &Path) -> String {
+    let out = openssl_x509(cert, &["-serial"]);
+    norm_serial(out.trim().strip_prefix("serial=").unwrap())
+}
+
+/// The entry of `list` with this serial.
+#[track_caller]
+fn entry<'a>(list: &'a [serde_json::Value], serial: &str) -> &'a serde_json::Value {
+    list.iter()
+        .find(|e| e["serial"].as_str().map(norm_serial).as_deref() == Some(serial))
+        .unwrap_or_else(|| panic!("serial {serial} not in list: {list:#?}"))
+}
+
+/// The serials in `list`.
+fn serials(list: &[serde_json::Value]) -> Vec<String> {
+    list.iter()
+        .map(|e| norm_serial(e["serial"].as_str().expect("serial is a string")))
+        .collect()
+}
+
+/// The record numbers a message names as `record N`.
+fn named_records(text: &str) -> Vec<u64> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("record ") {
+        rest = &rest[i + 7..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(n) = digits.parse() {
+            found.push(n);
+        }
+    }
+    found
+}
+
+/// Parses a JSON line of the audit log.
+#[track_caller]
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// The 1-based record numbers of the log lines whose event is `event`.
+fn records_of(lines: &[String], event: &str) -> Vec<usize> {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| json(l)["event"] == event)
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// SHA-256 of `data`, lowercase hex, by `openssl dgst` (sha2 is not a dev-dependency).
+#[track_caller]
+fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-r"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start openssl dgst");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = assert_ok(&out);
+    let hex = stdout.split_whitespace().next().unwrap().to_lowercase();
+    assert_eq!(hex.len(), 64, "{stdout}");
+    hex
+}
+
+/// Rewrites every line's `"prev":"..."` to the SHA-256 of the line before it (as written
+/// now), as someone who edited a record and wanted the hash chain to check would.
+fn rechain(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut prev = "0".repeat(64);
+    for line in lines {
+        let key = "\"prev\":\"";
+        let at = line.rfind(key).expect("a prev field") + key.len();
+        let mut new = line.clone();
+        new.replace_range(at..at + 64, &prev);
+        prev = sha256_hex(new.as_bytes());
+        out.push(new);
+    }
+    out
+}
+
+/// Copies a directory tree.
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Puts `dir` back to `snapshot` (from [`files_in`]): rewrites every file, removes new ones.
+fn restore_files(dir: &Path, snapshot: &BTreeMap<PathBuf, Vec<u8>>) {
+    for p in files_in(dir).into_keys() {
+        if !snapshot.contains_key(&p) {
+            fs::remove_file(dir.join(&p)).unwrap();
+        }
+    }
+    for (p, bytes) in snapshot {
+        fs::write(dir.join(p), bytes).unwrap();
+    }
+}
+
+/// Files under `dir` (recursively) whose name looks like a temporary file.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    files_in(dir)
+        .into_keys()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".tmp") || (name.starts_with('.') && name.contains(".tmp"))
+        })
+        .collect()
+}
+
+/// `openssl crl -noout -crlnumber` as a number.
+#[track_caller]
+fn crl_number(t: &TestToken, crl: &str) -> u128 {
+    let out = assert_ok(&run_in(
+        t.dir(),
+        "openssl",
+        &["crl", "-noout", "-crlnumber", "-in", crl],
+    ));
+    let v = out.trim().strip_prefix("crlNumber=").unwrap_or(out.trim());
+    let v = v.strip_prefix("0x").unwrap_or(v);
+    u128::from_str_radix(v, 16).unwrap_or_else(|e| panic!("crlNumber in {out:?}: {e}"))
+}
+
+/// `openssl verify -crl_check -CAfile root.crt -CRLfile CRL CERT`.
+fn openssl_crl_check(t: &TestToken, crl: &str, cert: &str) -> Output {
+    run_in(
+        t.dir(),
+        "openssl",
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "root.crt",
+            "-CRLfile",
+            crl,
+            cert,
+        ],
+    )
+}
+
+// ------------------------------------------------------------------------------------------------
+// 1. Issue, list, revoke, CRL, export
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn issue_list_revoke_crl_export() {
+    let ca = Ca::new();
+    let t = &ca.t;
+    let csr1 = ca.csr("inter1", "Cluster 1 Intermediate CA");
+    let csr2 = ca.csr("inter2", "Cluster 2 Intermediate CA");
+    let s1 = ca.sign(&csr1, "inter1.crt");
+    let s2 = ca.sign(&csr2, "inter2.crt");
+    let root = ca.root_serial.clone();
+
+    // What `root create` and `sign` printed is what they wrote.
+    assert_eq!(file_serial(&t.path("root.crt")), root);
+    assert_eq!(file_serial(&t.path("inter1.crt")), s1);
+    assert_eq!(file_serial(&t.path("inter2.crt")), s2);
+    assert_eq!(
+        cert_der(&t.path("ca/ca.crt")),
+        cert_der(&t.path("root.crt")),
+        "ca/ca.crt is not the root written by root create"
+    );
+    for (serial, file) in [
+        (&root, "root.crt"),
+        (&s1, "inter1.crt"),
+        (&s2, "inter2.crt"),
+    ] {
+        let kept = t.path(format!("ca/certs/{serial}.pem"));
+        assert!(kept.is_file(), "{} missing", kept.display());
+        assert_eq!(
+            cert_der(&kept),
+            cert_der(&t.path(file)),
+            "{}",
+            kept.display()
+        );
+    }
+
+    // list --json: 3 certificates, right profiles, all valid.
+    let list = ca.list();
+    assert_eq!(list.len(), 3, "{list:#?}");
+    let uniq: BTreeSet<_> = serials(&list).into_iter().collect();
+    assert_eq!(uniq.len(), 3, "duplicate serials: {list:#?}");
+    for (serial, profile, file) in [
+        (&root, "root", "root.crt"),
+        (&s1, "intermediate", "inter1.crt"),
+        (&s2, "intermediate", "inter2.crt"),
+    ] {
+        let e = entry(&list, serial);
+        assert_eq!(e["profile"], profile, "{e}");
+        assert_eq!(e["status"], "valid", "{e}");
+        assert_eq!(
+            e["sha256"].as_str().map(str::to_lowercase),
+            Some(cert_sha256_fingerprint(&t.path(file))),
+            "{e}"
+        );
+        for field in ["record", "subject", "issuer", "not_before", "not_after"] {
+            assert!(!e[field].is_null(), "list entry without {field}: {e}");
+        }
+    }
+    assert_eq!(entry(&list, &s1)["subject"], "CN=Cluster 1 Intermediate CA");
+    assert_eq!(entry(&list, &s1)["issuer"], entry(&list, &root)["subject"]);
+
+    // Revoke the first intermediate.
+    let before_revoke = ca.log_lines(CA).len();
+    assert_ok(&ca.run(&["revoke", "--serial", &s1, "--reason", "keyCompromise"]));
+    let lines = ca.log_lines(CA);
+    assert_eq!(
+        lines.len(),
+        before_revoke + 1,
+        "revoke should add one record"
+    );
+    let rec = json(lines.last().unwrap());
+    assert_eq!(rec["event"], "certificate_revoked", "{rec}");
+    assert_eq!(rec["reason"], "keyCompromise", "{rec}");
+    let list = ca.list();
+    assert_eq!(list.len(), 3, "{list:#?}");
+    assert_eq!(entry(&list, &s1)["status"], "revoked");
+    assert_eq!(entry(&list, &s2)["status"], "valid");
+    assert_eq!(entry(&list, &root)["status"], "valid");
+    let shown = assert_ok(&ca.run(&["show", "--serial", &s1]));
+    assert_mentions(&shown, &["revoked"]);
+    assert_mentions(&shown, &["BEGIN CERTIFICATE REQUEST"]);
+
+    // Refusals: unknown serial, twice, the root's own, a bad reason. None changes the records.
+    let log_before = fs::read(t.path("ca/audit.jsonl")).unwrap();
+    let unknown = "7A".repeat(20);
+    let err = assert_fails(&ca.run(&["revoke", "--serial", &unknown, "--reason", "keyCompromise"]));
+    assert_mentions(&err, &["no certificate", "unknown serial", "not issued"]);
+    let err = assert_fails(&ca.run(&["revoke", "--serial", &s1, "--reason", "superseded"]));
+    assert_mentions(&err, &["already revoked"]);
+    let err = assert_fails(&ca.run(&["revoke", "--serial", &root, "--reason", "keyCompromise"]));
+    assert_mentions(&err, &["own", "root"]);
+    let err = assert_fails(&ca.run(&["revoke", "--serial", &s2, "--reason", "notAReason"]));
+    assert_mentions(&err, &["reason"]);
+    assert_eq!(
+        fs::read(t.path("ca/audit.jsonl")).unwrap(),
+        log_before,
+        "a refused revoke changed the audit log"
+    );
+    assert_eq!(entry(&ca.list(), &s2)["status"], "valid");
+
+    // The root's CRL.
+    ca.crl("root.crl");
+    let out = run_in(
+        t.dir(),
+        "openssl",
+        &[
+            "crl", "-noout", "-in", "root.crl", "-verify", "-CAfile", "root.crt",
+        ],
+    );
+    assert_ok(&out);
+    assert_mentions(&stderr_of(&out), &["verify OK"]);
+    let text = assert_ok(&run_in(
+        t.dir(),
+        "openssl",
+        &["crl", "-noout", "-text", "-in", "root.crl"],
+    ));
+    assert!(
+        text.contains("Only CA Certificates"),
+        "no onlyContainsCACerts:\n{text}"
+    );
+    assert!(
+        text.to_uppercase().contains(&s1),
+        "{s1} not listed:\n{text}"
+    );
+    assert!(!text.to_uppercase().contains(&s2), "{s2} listed:\n{text}");
+    assert!(text.contains("Key Compromise"), "{text}");
+
+    let revoked = openssl_crl_check(t, "root.crl", "inter1.crt");
+    assert!(
+        !revoked.status.success(),
+        "the revoked intermediate verifies with the CRL:\n{}",
+        stdout_of(&revoked)
+    );
+    assert_mentions(
+        &(stdout_of(&revoked) + &stderr_of(&revoked)),
+        &["certificate revoked"],
+    );
+    let good = openssl_crl_check(t, "root.crl", "inter2.crt");
+    assert!(
+        good.status.success() && stdout_of(&good).trim_end().ends_with(": OK"),
+        "the unrevoked intermediate does not verify with the CRL:\n{}{}",
+        stdout_of(&good),
+        stderr_of(&good)
+    );
+
+    assert_no_findings_at_or_above_warning(
+        &pkilint(
+            "lint_crl",
+            &["-t", "ARL", "-p", "PKIX"],
+            &t.path("root.crl"),
+        ),
+        &[],
+    );
+
+    // CRL numbers come from the log: 1, then 2.
+    assert_eq!(crl_number(t, "root.crl"), 1);
+    ca.crl("root2.crl");
+    assert_eq!(crl_number(t, "root2.crl"), 2);
+
+    // nextUpdate past 365 days is refused and writes nothing.
+    let log_before = fs::read(t.path("ca/audit.jsonl")).unwrap();
+    let err = assert_fails(&ca.run(&[
+        "crl",
+        "--key",
+        &ca.uri,
+        "--next-update",
+        "400d",
+        "--out",
+        "long.crl",
+    ]));
+    assert_mentions(&err, &["365"]);
+    assert!(!t.path("long.crl").exists());
+    assert_eq!(fs::read(t.path("ca/audit.jsonl")).unwrap(), log_before);
+    // The next CRL still takes number 3: the refused one used none.
+    ca.crl("root3.crl");
+    assert_eq!(crl_number(t, "root3.crl"), 3);
+
+    // export gives back each certificate exactly as it was written when signed.
+    for (serial, file) in [
+        (&root, "root.crt"),
+        (&s1, "inter1.crt"),
+        (&s2, "inter2.crt"),
+    ] {
+        let out = format!("export-{serial}.pem");
+        assert_ok(&ca.run(&["export", "--serial", serial, "--out", &out]));
+        assert_eq!(
+            cert_der(&t.path(&out)),
+            cert_der(&t.path(file)),
+            "export of {serial} differs from {file}"
+        );
+    }
+    // Lower case and colons name the same serial.
+    let colon: String = s2
+        .to_lowercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_ok(&ca.run(&["export", "--serial", &colon, "--out", "export-colon.pem"]));
+    assert_eq!(
+        cert_der(&t.path("export-colon.pem")),
+        cert_der(&t.path("inter2.crt"))
+    );
+    let err = assert_fails(&ca.run(&["export", "--serial", &unknown, "--out", "nope.pem"]));
+    assert_mentions(&err, &["no certificate"]);
+    assert!(!t.path("nope.pem").exists());
+
+    // The log: every record has its fields, numbered 1.. with the first prev all zeros, and
+    // verifies as a whole (with the CA directory's certificate and with --root).
+    let lines = ca.log_lines(CA);
+    for (i, l) in lines.iter().enumerate() {
+        let r = json(l);
+        assert_eq!(r["seq"], i as u64 + 1, "{l}");
+        for field in ["time", "event", "tool", "prev"] {
+            assert!(
+                r[field].is_string(),
+                "record {} without {field}: {l}",
+                i + 1
+            );
+        }
+        assert!(
+            r.get("operator").is_some(),
+            "record {} without operator: {l}",
+            i + 1
+        );
+    }
+    assert_eq!(json(&lines[0])["prev"], "0".repeat(64));
+    assert_eq!(json(&lines[0])["event"], "key_generated");
+    assert_eq!(json(&lines[0])["operator"], "alice");
+    assert!(!records_of(&lines, "seal").is_empty());
+    assert_eq!(records_of(&lines, "root_created").len(), 1);
+    assert_eq!(records_of(&lines, "csr_signed").len(), 2);
+    assert_eq!(records_of(&lines, "crl_issued").len(), 3);
+    let out = assert_ok(&ca.run(&["log", "verify"]));
+    assert_mentions(&out, &["intact"]);
+    assert_ok(&ca.run(&["log", "verify", "--root", "root.crt"]));
+}
+
+// ------------------------------------------------------------------------------------------------
+// 2. Tamper detection
+// ------------------------------------------------------------------------------------------------
+
+/// A CA with a few operations recorded: root, two intermediates, a revocation, a CRL.
+fn tamper_setup() -> (Ca, Vec<String>) {
+    let ca = Ca::new();
+    let csr1 = ca.csr("inter1", "Cluster 1 Intermediate CA");
+    let csr2 = ca.csr("inter2", "Cluster 2 Intermediate CA");
+    let s1 = ca.sign(&csr1, "inter1.crt");
+    ca.sign(&csr2, "inter2.crt");
+    assert_ok(&ca.run(&["revoke", "--serial", &s1, "--reason", "superseded"]));
+    ca.crl("root.crl");
+    ca.csr("late", "Late Intermediate CA");
+    let lines = ca.log_lines(CA);
+    assert!(lines.len() >= 10, "{lines:#?}");
+    let out = assert_ok(&ca.run(&["log", "verify"]));
+    assert!(
+        !out.contains("note:"),
+        "a fresh log has an unsealed tail:\n{out}"
+    );
+    (ca, lines)
+}
+
+/// Copies `ca/` to `name/` with `audit.jsonl` replaced by `log` (raw bytes).
+fn tampered_copy(ca: &Ca, name: &str, log: &[u8]) {
+    copy_dir(&ca.t.path(CA), &ca.t.path(name));
+    fs::write(ca.t.path(name).join("audit.jsonl"), log).unwrap();
+}
+
+/// `log verify` on CA directory `dir` fails naming record `want`, and so does a `sign`, which
+/// writes nothing. Returns log verify's stderr.
+#[track_caller]
+fn assert_broken_at(ca: &Ca, dir: &str, want: usize, what: &str) -> String {
+    let out = ca.run_dir(dir, &["log", "verify"]);
+    let stderr = assert_fails(&out);
+    let named = named_records(&stderr);
+    assert!(
+        named.contains(&(want as u64)),
+        "{what}: log verify should name record {want}, it names {named:?}:\n{stderr}"
+    );
+
+    // A signing command refuses with the same error and writes nothing.
+    let before = files_in(&ca.t.path(dir));
+    let out_file = format!("{dir}-signed.crt");
+    let sign = ca.run_dir(dir, &ca.sign_args("csr/late.csr", &out_file));
+    let sign_err = assert_fails(&sign);
+    assert_eq!(
+        sign_err.lines().next(),
+        stderr.lines().next(),
+        "{what}: sign should refuse with log verify's error"
+    );
+    assert!(
+        !ca.t.path(&out_file).exists(),
+        "{what}: sign wrote {out_file} on a broken log"
+    );
+    assert_same_files(&before, &files_in(&ca.t.path(dir)));
+    stderr
+}
+
+/// The first csr_signed record: a middle record of the log.
+fn middle_record(lines: &[String]) -> usize {
+    let k = records_of(lines, "csr_signed")[0];
+    assert!(k > 1 && k < lines.len(), "record {k} is not in the middle");
+    k
+}
+
+fn joined(lines: &[String]) -> Vec<u8> {
+    let mut bytes = lines.join("\n").into_bytes();
+    bytes.push(b'\n');
+    bytes
+}
+
+#[test]
+fn tamper_one_character_of_a_subject() {
+    let (ca, lines) = tamper_setup();
+    let k = middle_record(&lines);
+    let mut edited = lines.clone();
+    let from = "\"subject\":\"CN=Cluster 1 Intermediate CA\"";
+    assert!(edited[k - 1].contains(from), "{}", edited[k - 1]);
+    edited[k - 1] = edited[k - 1].replacen(from, "\"subject\":\"CN=Cluster 7 Intermediate CA\"", 1);
+    json(&edited[k - 1]);
+    tampered_copy(&ca, "ca-subject", &joined(&edited));
+    assert_broken_at(
+        &ca,
+        "ca-subject",
+        k,
+        &format!("subject changed in record {k}"),
+    );
+}
+
+#[test]
+fn tamper_one_character_of_a_base64_field() {
+    let (ca, lines) = tamper_setup();
+    let k = middle_record(&lines);
+    let mut edited = lines.clone();
+    let key = "\"cert_der\":\"";
+    let at = edited[k - 1].find(key).unwrap() + key.len() + 40;
+    let old = edited[k - 1].as_bytes()[at];
+    let new = if old == b'A' { "B" } else { "A" };
+    edited[k - 1].replace_range(at..at + 1, new);
+    json(&edited[k - 1]);
+    tampered_copy(&ca, "ca-base64", &joined(&edited));
+    assert_broken_at(
+        &ca,
+        "ca-base64",
+        k,
+        &format!("base64 changed in record {k}"),
+    );
+}
+
+#[test]
+fn tamper_deleted_record() {
+    let (ca, lines) = tamper_setup();
+    let k = records_of(&lines, "csr_signed")[0];
+    let mut edited = lines.clone();
+    edited.remove(k - 1);
+    tampered_copy(&ca, "ca-deleted", &joined(&edited));
+    assert_broken_at(&ca, "ca-deleted", k, "record deleted");
+}
+
+#[test]
+fn tamper_swapped_records() {
+    let (ca, lines) = tamper_setup();
+    let signed = records_of(&lines, "csr_signed");
+    let (k, j) = (signed[0], signed[1]);
+    assert!(j > k + 1);
+
+    // Two neighbours.
+    let mut edited = lines.clone();
+    edited.swap(k - 1, k);
+    tampered_copy(&ca, "ca-swap1", &joined(&edited));
+    assert_broken_at(
+        &ca,
+        "ca-swap1",
+        k,
+        &format!("records {k} and {} swapped", k + 1),
+    );
+
+    // The two csr_signed records, further apart.
+    let mut edited = lines.clone();
+    edited.swap(k - 1, j - 1);
+    tampered_copy(&ca, "ca-swap2", &joined(&edited));
+    assert_broken_at(&ca, "ca-swap2", k, &format!("records {k} and {j} swapped"));
+}
+
+#[test]
+fn tamper_truncated_last_line() {
+    let (ca, lines) = tamper_setup();
+    let text = fs::read(ca.t.path("ca/audit.jsonl")).unwrap();
+    let last_len = lines.last().unwrap().len() + 1;
+    let cut = text.len() - last_len + last_len / 2;
+    tampered_copy(&ca, "ca-truncated", &text[..cut]);
+    assert_broken_at(&ca, "ca-truncated", lines.len(), "last line cut");
+}
+
+#[test]
+fn tamper_with_recomputed_hash_chain_is_caught_by_the_seal() {
+    let (ca, lines) = tamper_setup();
+
+    // The rechaining helper reproduces the product's hashes on an untouched log.
+    assert_eq!(
+        rechain(&lines),
+        lines,
+        "rechain() does not reproduce the hash chain"
+    );
+
+    let k = records_of(&lines, "csr_signed")[0];
+    let seal_after = *records_of(&lines, "seal")
+        .iter()
+        .find(|&&s| s > k)
+        .expect("a seal after the edited record");
+    let mut edited = lines.clone();
+    edited[k - 1] = edited[k - 1].replacen(
+        "CN=Cluster 1 Intermediate CA",
+        "CN=Cluster 7 Intermediate CA",
+        1,
+    );
+    assert_ne!(edited, lines);
+    let edited = rechain(&edited);
+    tampered_copy(&ca, "ca-rechained", &joined(&edited));
+    let stderr = assert_broken_at(
+        &ca,
+        "ca-rechained",
+        seal_after,
+        "edit with a recomputed chain",
+    );
+    assert_mentions(&stderr, &["seal", "signature"]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 3. Two writers at once
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn concurrent_signers_are_serialized() {
+    let ca = Ca::new();
+    let t = &ca.t;
+    const ROUNDS: usize = 6;
+    const STAGGER_MS: [u64; ROUNDS] = [0, 0, 0, 10, 30, 150];
+    let mut succeeded: Vec<(String, String)> = Vec::new(); // (serial, out file)
+    let mut refused = 0;
+    for (round, stagger_ms) in STAGGER_MS.into_iter().enumerate() {
+        let mut children = Vec::new();
+        for who in 0..2 {
+            let name = format!("r{round}-{who}");
+            let csr = ca.csr(&name, &format!("Round {round} Signer {who} CA"));
+            let out = format!("{name}.crt");
+            let mut cmd = t.hsmca();
+            cmd.arg("--ca-dir")
+                .arg(CA)
+                .args(ca.sign_args(&csr, &out))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            children.push((out, cmd));
+        }
+        // A reader in the race too: it either reads an intact log or is told to wait.
+        let mut reader = t.hsmca();
+        reader
+            .args(["--ca-dir", CA, "log", "verify"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Start the first signer and the reader back to back, and the second signer with
+        // them or a little later (so that it meets the first in another phase, or after
+        // it); then wait for all three.
+        let stagger = Duration::from_millis(stagger_ms);
+        let mut spawned = Vec::new();
+        let mut reader_child = None;
+        for (n, (out, cmd)) in children.iter_mut().enumerate() {
+            if n == 1 {
+                std::thread::sleep(stagger);
+            }
+            spawned.push((out.clone(), cmd.spawn().expect("spawn hsmca sign")));
+            if n == 0 {
+                reader_child = Some(reader.spawn().expect("spawn hsmca log verify"));
+            }
+        }
+        let reader = reader_child.unwrap();
+        for (out, child) in spawned {
+            let o = child.wait_with_output().unwrap();
+            let stderr = stderr_of(&o);
+            if o.status.success() {
+                let serial = printed_serial(&stdout_of(&o));
+                assert_eq!(file_serial(&t.path(&out)), serial);
+                succeeded.push((serial, out.clone()));
+            } else {
+                let err = assert_fails(&o);
+                assert!(
+                    err.contains(LOCK_MESSAGE),
+                    "round {round}: a sign failed for another reason than the lock:\n{err}"
+                );
+                assert!(!t.path(&out).exists(), "a refused sign wrote {out}");
+                refused += 1;
+            }
+            eprintln!(
+                "round {round} (stagger {stagger:?}) {out}: {}",
+                stderr.lines().next().unwrap_or("ok")
+            );
+        }
+        let r = reader.wait_with_output().unwrap();
+        if !r.status.success() {
+            let err = assert_fails(&r);
+            assert!(
+                err.contains(LOCK_MESSAGE),
+                "round {round}: log verify failed:\n{err}"
+            );
+        }
+        assert_ok(&ca.run(&["log", "verify"]));
+    }
+    assert!(
+        refused > 0,
+        "no round overlapped: {ROUNDS} rounds of two signers never met the lock"
+    );
+    assert!(
+        !succeeded.is_empty(),
+        "no sign succeeded in {ROUNDS} rounds"
+    );
+
+    let out = assert_ok(&ca.run(&["log", "verify"]));
+    assert!(
+        !out.contains("note:"),
+        "unsealed records after the race:\n{out}"
+    );
+    let list = ca.list();
+    let all = serials(&list);
+    let uniq: BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(uniq.len(), all.len(), "duplicate serials in list: {all:?}");
+    assert_eq!(list.len(), 1 + succeeded.len(), "{list:#?}");
+    for (serial, out) in &succeeded {
+        let e = entry(&list, serial);
+        assert_eq!(
+            e["sha256"].as_str().map(str::to_lowercase),
+            Some(cert_sha256_fingerprint(&t.path(out))),
+            "{e}"
+        );
+    }
+    assert!(temp_files(t.dir()).is_empty(), "{:?}", temp_files(t.dir()));
+}
+
+// ------------------------------------------------------------------------------------------------
+// 4. SIGKILL at any moment
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn sign_killed_at_any_moment_leaves_a_consistent_ca() {
+    let ca = Ca::new();
+    let t = &ca.t;
+    fs::create_dir(t.path("out")).unwrap();
+
+    // How long an uninterrupted sign takes, to spread the kills over it.
+    let csr = ca.csr("timing", "Timing CA");
+    let start = Instant::now();
+    let timing_serial = ca.sign(&csr, "out/timing.crt");
+    let full_ms = start.elapsed().as_millis() as u64;
+    eprintln!("an uninterrupted sign took {full_ms} ms");
+
+    // Fixed delays, then a finer sweep over the last part of a sign, where the record, the
+    // kept copy and the output file are written. Bounded: about 50 kills.
+    let mut delays_ms: BTreeSet<u64> = [0, 1, 2, 5, 10, 15, 20, 30, 40, 60, 80].into();
+    let mut d = full_ms * 40 / 100;
+    while d <= full_ms * 120 / 100 {
+        delays_ms.insert(d);
+        d += 2;
+    }
+    let delays_ms: Vec<u64> = delays_ms
+        .into_iter()
+        .filter(|d| *d <= 400)
+        .take(60)
+        .collect();
+
+    // SoftHSM2 2.6.1 rewrites its token.object in place on every C_Login, so a SIGKILL
+    // during the login can leave the token unreadable ("no token with label ..."): a property
+    // of the test token, not of hsmca. The token store is put back after every kill so that
+    // each kill tests the CA directory only.
+    let token_store = t.path("tokens");
+    let pristine = files_in(&token_store);
+    let mut token_damaged = Vec::new();
+
+    let mut problems: Vec<String> = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut seen_temps: BTreeSet<PathBuf> = BTreeSet::new();
+    for (i, delay) in delays_ms.iter().enumerate() {
+        restore_files(&token_store, &pristine);
+        let name = format!("kill-{i}");
+        let csr = ca.csr(&name, &format!("Killed {i} CA"));
+        let out = format!("out/{name}.crt");
+        let mut cmd = t.hsmca();
+        cmd.arg("--ca-dir")
+            .arg(CA)
+            .args(ca.sign_args(&csr, &out))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn hsmca sign");
+        std::thread::sleep(Duration::from_millis(*delay));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        let what = format!("kill after {delay} ms ({status})");
+        let tokens_now = run_command(
+            Command::new("softhsm2-util")
+                .arg("--show-slots")
+                .env("SOFTHSM2_CONF", &t.conf),
+        );
+        if !stdout_of(&tokens_now).contains(&format!("Label:            {}", t.label)) {
+            token_damaged.push(*delay);
+            restore_files(&token_store, &pristine);
+        }
+
+        // The log is intact (perhaps with an unsealed tail).
+        let v = ca.run(&["log", "verify"]);
+        if !v.status.success() {
+            problems.push(format!(
+                "{what}: log verify fails: {}",
+                stderr_of(&v).trim()
+            ));
+            break; // every later sign would refuse
+        }
+        // No temporary files anywhere.
+        for tmp in temp_files(t.dir()) {
+            if seen_temps.insert(tmp.clone()) {
+                problems.push(format!("{what}: temporary file left: {}", tmp.display()));
+            }
+        }
+        // No partial output: what exists is whole and recorded.
+        let list = ca.list();
+        let listed: BTreeSet<String> = serials(&list).into_iter().collect();
+        let written = t.path(&out).exists();
+        if written {
+            let serial = file_serial(&t.path(&out));
+            if !listed.contains(&serial) {
+                problems.push(format!("{what}: {out} was written but is not recorded"));
+            } else if entry(&list, &serial)["sha256"]
+                .as_str()
+                .map(str::to_lowercase)
+                != Some(cert_sha256_fingerprint(&t.path(&out)))
+            {
+                problems.push(format!("{what}: {out} differs from its record"));
+            }
+        }
+        for f in files_in(&t.path("ca/certs")).into_keys() {
+            let serial = f.file_stem().unwrap().to_string_lossy().to_string();
+            if f.extension().is_none_or(|e| e != "pem") {
+                continue; // temporary files are reported above
+            }
+            if !listed.contains(&serial) {
+                problems.push(format!("{what}: ca/certs/{} is not recorded", f.display()));
+            } else if entry(&list, &serial)["sha256"]
+                .as_str()
+                .map(str::to_lowercase)
+                != Some(cert_sha256_fingerprint(&t.path("ca/certs").join(&f)))
+            {
+                problems.push(format!(
+                    "{what}: ca/certs/{} is partial or differs from its record",
+                    f.display()
+                ));
+            }
+        }
+        let recorded = records_of(&ca.log_lines(CA), "csr_signed").len();
+        outcomes.push(format!(
+            "{what}: out {}; {} listed, {recorded} csr_signed; {}",
+            if written { "written" } else { "absent" },
+            list.len(),
+            stdout_of(&v).lines().last().unwrap_or("")
+        ));
+    }
+    for o in &outcomes {
+        eprintln!("{o}");
+    }
+    eprintln!(
+        "SoftHSM2 token store damaged (and restored) by the kills after {token_damaged:?} ms"
+    );
+    restore_files(&token_store, &pristine);
+    assert!(
+        problems.is_empty(),
+        "after SIGKILL:\n  {}",
+        problems.join("\n  ")
+    );
+
+    // Every listed certificate can be exported, equal to its record.
+    let list = ca.list();
+    assert!(list.iter().any(|e| e["serial"] == timing_serial.as_str()));
+    for e in &list {
+        let serial = norm_serial(e["serial"].as_str().unwrap());
+        let out = format!("out/export-{serial}.pem");
+        assert_ok(&ca.run(&["export", "--serial", &serial, "--out", &out]));
+        assert_eq!(
+            e["sha256"].as_str().map(str::to_lowercase),
+            Some(cert_sha256_fingerprint(&t.path(&out))),
+            "export of {serial}"
+        );
+    }
+
+    // The CA still works, and the next command seals whatever the killed ones left.
+    let csr = ca.csr("after", "After The Kills CA");
+    let serial = ca.sign(&csr, "out/after.crt");
+    let out = assert_ok(&ca.run(&["log", "verify"]));
+    assert!(
+        !out.contains("note:"),
+        "unsealed records after a complete sign:\n{out}"
+    );
+    let list = ca.list();
+    entry(&list, &serial);
+    let all = serials(&list);
+    let uniq: BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(uniq.len(), all.len(), "duplicate serials: {all:?}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// 5. Wrong PIN
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn wrong_pin_is_recorded_and_issues_nothing() {
+    let ca = Ca::new();
+    let t = &ca.t;
+    let wrong = [("HSMCA_PIN", Some("not-the-pin"))];
+
+    // sign
+    let csr = ca.csr("inter", "Wrong PIN CA");
+    let certs_before = files_in(&t.path("ca/certs"));
+    let lines_before = ca.log_lines(CA);
+    let mut args = vec!["--ca-dir", CA];
+    args.extend(ca.sign_args(&csr, "inter.crt"));
+    let err = assert_fails(&t.run_env(&wrong, &args));
+    assert_mentions(&err, &["PIN"]);
+    assert!(
+        !t.path("inter.crt").exists(),
+        "sign with a wrong PIN wrote a certificate"
+    );
+    assert_same_files(&certs_before, &files_in(&t.path("ca/certs")));
+    let lines = ca.log_lines(CA);
+    assert_eq!(&lines[..lines_before.len()], &lines_before[..]);
+    let new: Vec<_> = lines[lines_before.len()..]
+        .iter()
+        .map(|l| json(l))
+        .collect();
+    assert!(
+        new.iter().any(|r| r["event"] == "login_failed"),
+        "no login_failed record: {new:#?}"
+    );
+    assert!(
+        new.iter()
+            .all(|r| r["event"] != "csr_signed" && r["event"] != "seal"),
+        "{new:#?}"
+    );
+    let failed = new.iter().find(|r| r["event"] == "login_failed").unwrap();
+    assert_eq!(failed["token"], t.label.as_str(), "{failed}");
+    assert_eq!(
+        ca.list().len(),
+        1,
+        "a certificate was listed after a wrong PIN"
+    );
+    assert_ok(&ca.run(&["log", "verify"]));
+
+    // root create into a new CA directory
+    let err = assert_fails(&t.run_env(
+        &wrong,
+        [
+            "--ca-dir",
+            "ca2",
+            "root",
+            "create",
+            "--key",
+            &ca.uri,
+            "--subject",
+            ROOT_SUBJECT,
+            "--validity",
+            "10y",
+            "--out",
+            "root2.crt",
+        ],
+    ));
+    assert_mentions(&err, &["PIN"]);
+    assert!(!t.path("root2.crt").exists());
+    assert!(!t.path("ca2/ca.crt").exists());
+    assert!(files_in(&t.path("ca2/certs")).is_empty());
+    let log2 = fs::read_to_string(t.path("ca2/audit.jsonl")).unwrap_or_default();
+    assert!(log2.contains("login_failed"), "ca2/audit.jsonl: {log2:?}");
+    assert!(!log2.contains("root_created"), "{log2}");
+
+    // The right PIN still works afterwards (a wrong one is never retried, never locks SoftHSM2).
+    ca.sign(&csr, "inter.crt");
+}

@@ -1115,3 +1115,31 @@ fn wrong_pin_is_recorded_and_issues_nothing() {
     // The right PIN still works afterwards (a wrong one is never retried, never locks SoftHSM2).
     ca.sign(&csr, "inter.crt");
 }
+
+/// A log cut back to an earlier seal verifies on its own; the certificates and CRLs kept in
+/// the CA directory after the cut give it away, and signing refuses.
+#[test]
+fn log_cut_back_to_an_earlier_seal_is_caught_by_the_kept_files() {
+    let (ca, lines) = tamper_setup();
+    // The seal that ends the first `sign`: everything after it (a certificate, a revocation,
+    // a CRL and their seals) is cut.
+    let first_signed = records_of(&lines, "csr_signed")[0];
+    let seal = records_of(&lines, "seal")
+        .into_iter()
+        .find(|s| *s > first_signed)
+        .expect("a seal after the first csr_signed");
+    tampered_copy(&ca, "ca-cut", &joined(&lines[..seal]));
+    let out = ca.run_dir("ca-cut", &["log", "verify"]);
+    let stderr = assert_fails(&out);
+    assert!(
+        stderr.contains("is not in the audit log") && stderr.contains("cut short"),
+        "{stderr}"
+    );
+    let sign = ca.run_dir("ca-cut", &ca.sign_args("csr/late.csr", "ca-cut-signed.crt"));
+    assert_eq!(
+        assert_fails(&sign).lines().next(),
+        stderr.lines().next(),
+        "sign should refuse with log verify's error"
+    );
+    assert!(!ca.t.path("ca-cut-signed.crt").exists());
+}

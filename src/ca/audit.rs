@@ -245,7 +245,10 @@ impl AuditLog {
             if record.prev != prev {
                 // The record whose bytes no longer match is, almost always, the one before.
                 return Err(if n == 1 {
-                    broken(1, "it does not start the chain (records were removed before it)")
+                    broken(
+                        1,
+                        "it does not start the chain (records were removed before it)",
+                    )
                 } else {
                     broken(
                         n - 1,

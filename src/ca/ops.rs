@@ -198,6 +198,7 @@ pub fn issue_crl_recorded(
         crl_sha256: sha256_hex(&der),
         crl_der: b64(&der),
     })?;
+    rec.keep_crl(number, &der)?;
     write_atomic(out, to_pem("X509 CRL", &der)?.as_bytes(), 0o644, ow)?;
     Ok(crl)
 }

@@ -39,6 +39,7 @@ impl Recorder {
         let dir = match ca_dir {
             Some(p) => {
                 let dir = CaDir::open(p, Access::Write)?;
+                dir.check_files()?;
                 if let Ok(bytes) = std::fs::read(dir.ca_cert_path()) {
                     let ca = load_certificate(&bytes)?;
                     dir.log
@@ -95,6 +96,20 @@ impl Recorder {
             super::ops::write_pem_certs(
                 &dir.cert_path(&serial_hex(cert)),
                 &[cert],
+                Overwrite::Refuse,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Keeps an issued CRL in the CA directory, after its record is on disk.
+    pub fn keep_crl(&self, number: u64, der: &[u8]) -> Result<()> {
+        if let Some(dir) = &self.dir {
+            let pem = crate::x509::decode::to_pem("X509 CRL", der)?;
+            crate::output::write_atomic(
+                &dir.crl_path(number),
+                pem.as_bytes(),
+                0o644,
                 Overwrite::Refuse,
             )?;
         }

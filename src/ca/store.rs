@@ -43,7 +43,9 @@ impl CaDir {
             }
         };
         if access == Access::Write {
-            std::fs::create_dir_all(path.join("certs")).map_err(io("creating the CA directory"))?;
+            for sub in ["certs", "crls"] {
+                std::fs::create_dir_all(path.join(sub)).map_err(io("creating the CA directory"))?;
+            }
         } else if !path.is_dir() {
             return Err(Error::invalid(
                 format!("the CA directory {} does not exist", path.display()),
@@ -126,6 +128,63 @@ impl CaDir {
         self.path.join("certs").join(format!("{serial_hex}.pem"))
     }
 
+    /// Where an issued CRL is kept.
+    pub fn crl_path(&self, number: u64) -> PathBuf {
+        self.path.join("crls").join(format!("{number}.crl"))
+    }
+
+    /// Checks the kept certificates and CRLs against the log. A log cut back to an earlier
+    /// seal still verifies on its own; the files issued after the cut give it away.
+    pub fn check_files(&self) -> Result<()> {
+        let ledger = self.ledger();
+        let cut = |file: &Path, why: &str| {
+            Error::invalid(
+                format!(
+                    "{} {why}: the audit log was cut short or the file was planted",
+                    file.display()
+                ),
+                "do not sign anything until the log is examined: restore the log from a backup or investigate",
+            )
+        };
+        for (sub, ext) in [("certs", "pem"), ("crls", "crl")] {
+            let Ok(entries) = std::fs::read_dir(self.path.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let file = entry.path();
+                if file.extension().and_then(|e| e.to_str()) != Some(ext) {
+                    continue;
+                }
+                let name = file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
+                let bytes = crate::error::read_file(&file)?;
+                let der = match ext {
+                    "pem" => crate::x509::decode::load_certificates_with_der(&bytes)
+                        .ok()
+                        .and_then(|mut c| c.pop())
+                        .map(|c| c.der),
+                    _ => pem_or_der(&bytes),
+                };
+                let hash = der.as_deref().map(super::audit::sha256_hex);
+                let recorded = match ext {
+                    "pem" => ledger.find(name).map(|c| c.cert_sha256.clone()),
+                    _ => name
+                        .parse()
+                        .ok()
+                        .and_then(|n: u64| ledger.crls.get(&n).cloned()),
+                };
+                match (recorded, hash) {
+                    (None, _) => return Err(cut(&file, "is not in the audit log")),
+                    (Some(r), Some(h)) if r == h => {}
+                    _ => return Err(cut(&file, "differs from what the audit log recorded")),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The ledger derived from the log.
     pub fn ledger(&self) -> Ledger {
         Ledger::from_entries(&self.entries)
@@ -150,6 +209,8 @@ pub struct Ledger {
     pub revoked: BTreeMap<String, RevokedEntry>,
     /// The highest CRL number issued so far.
     pub last_crl_number: u64,
+    /// SHA-256 of each CRL issued, by number.
+    pub crls: BTreeMap<u64, String>,
 }
 
 impl Ledger {
@@ -173,8 +234,13 @@ impl Ledger {
                         },
                     );
                 }
-                Event::CrlIssued { crl_number, .. } => {
-                    l.last_crl_number = l.last_crl_number.max(*crl_number)
+                Event::CrlIssued {
+                    crl_number,
+                    crl_sha256,
+                    ..
+                } => {
+                    l.last_crl_number = l.last_crl_number.max(*crl_number);
+                    l.crls.insert(*crl_number, crl_sha256.clone());
                 }
                 _ => {}
             }
@@ -197,6 +263,14 @@ impl Ledger {
             .iter()
             .map(|(_, c)| c)
             .find(|c| c.serial == want)
+    }
+}
+
+/// The DER of a PEM (any label) or DER file.
+fn pem_or_der(bytes: &[u8]) -> Option<Vec<u8>> {
+    match der::pem::decode_vec(bytes) {
+        Ok((_, der)) => Some(der),
+        Err(_) => Some(bytes.to_vec()),
     }
 }
 

@@ -159,6 +159,7 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
     let report = dir
         .log
         .verify(ca.tbs_certificate().subject_public_key_info())?;
+    dir.check_files()?;
     println!(
         "audit log intact: {} records, {} seals verified with {}",
         report.records,

@@ -234,6 +234,34 @@ impl<'m> TokenSession<'m> {
         })
     }
 
+    /// The public key object named by `label` (and `id`, where given). Public objects need no
+    /// login, so a ceremony plan can check that a key exists, or not yet, before any PIN.
+    pub fn find_public_key(
+        &self,
+        label: &str,
+        id: Option<&[u8]>,
+    ) -> Result<Option<PublicKeyMaterial>, TokenError> {
+        let mut template = vec![
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ];
+        if let Some(id) = id {
+            template.push(Attribute::Id(id.to_vec()));
+        }
+        let found = self
+            .session
+            .find_objects(&template)
+            .map_err(TokenError::during("searching public keys (C_FindObjects)"))?;
+        match found.as_slice() {
+            [] => Ok(None),
+            [_] => self.public_key_for(label, id.unwrap_or_default()),
+            many => Err(TokenError::KeyAmbiguous {
+                uri: format!("object={label}"),
+                count: many.len(),
+            }),
+        }
+    }
+
     /// The public key object with the same CKA_ID (or, without an id, the same label).
     fn public_key_for(
         &self,

@@ -9,7 +9,7 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIden
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 
-use super::profile::{BoundProfile, IssuerRef, Profile};
+use super::profile::{BoundProfile, CaExtras, IssuerRef, Profile};
 use super::signer::{BuilderKey, CaSigner};
 use super::validity::ValidityPeriod;
 use super::verify::verify_certificate;
@@ -89,6 +89,38 @@ pub fn issuer_facts(cert: &Certificate) -> Result<IssuerFacts> {
 
 /// Runs every check that can run before the token signs, and builds the TBSCertificate.
 pub fn prepare(req: &CertRequest<'_>, signer: &dyn CaSigner) -> Result<PreparedCert> {
+    prepare_inner(req, &CaExtras::default(), signer.public_key(), signer)
+}
+
+/// [`prepare`] for a CA certificate with optional extensions ([`CaExtras`]).
+pub fn prepare_with_extras(
+    req: &CertRequest<'_>,
+    extras: &CaExtras,
+    signer: &dyn CaSigner,
+) -> Result<PreparedCert> {
+    prepare_inner(req, extras, signer.public_key(), signer)
+}
+
+/// A dry run: the certificate `req` would give when signed by the key whose public half is
+/// `issuing_key`, built with every check of [`prepare`] but signed by `throwaway` (an
+/// in-memory key of the same algorithm). Only for reading and linting, never for use.
+pub fn preview(
+    req: &CertRequest<'_>,
+    extras: &CaExtras,
+    issuing_key: &SubjectPublicKeyInfoOwned,
+    throwaway: &dyn CaSigner,
+) -> Result<Certificate> {
+    prepare_inner(req, extras, issuing_key, throwaway)?.sign(throwaway)
+}
+
+/// The checks and the TBS of [`prepare`]; `issuing_key` is the public key that will sign,
+/// `signer` only supplies the signature algorithm of the TBS.
+fn prepare_inner(
+    req: &CertRequest<'_>,
+    extras: &CaExtras,
+    issuing_key: &SubjectPublicKeyInfoOwned,
+    signer: &dyn CaSigner,
+) -> Result<PreparedCert> {
     let issuer_facts = req.issuer.map(issuer_facts).transpose()?;
     match (&req.issuer, &issuer_facts) {
         (None, _) => {
@@ -98,7 +130,7 @@ pub fn prepare(req: &CertRequest<'_>, signer: &dyn CaSigner) -> Result<PreparedC
                     "pass --issuer with the CA certificate",
                 ));
             }
-            if &req.public_key != signer.public_key() {
+            if &req.public_key != issuing_key {
                 return Err(Error::invalid(
                     "the root's public key is not the signing key's",
                     "report a bug",
@@ -106,7 +138,7 @@ pub fn prepare(req: &CertRequest<'_>, signer: &dyn CaSigner) -> Result<PreparedC
             }
         }
         (Some(issuer), Some(facts)) => {
-            if &issuer.tbs_certificate().subject_public_key_info().clone() != signer.public_key() {
+            if issuer.tbs_certificate().subject_public_key_info() != issuing_key {
                 return Err(Error::invalid(
                     "the signing key does not belong to the issuer certificate (their public keys differ)",
                     "pass the key URI of the CA whose certificate is given as --issuer",
@@ -164,7 +196,8 @@ pub fn prepare(req: &CertRequest<'_>, signer: &dyn CaSigner) -> Result<PreparedC
         req.subject.clone(),
         &req.public_key,
         &issuer_ref,
-    )?;
+    )?
+    .with_extras(&req.profile, extras)?;
     let issuer_subject_der = req
         .issuer
         .map(|i| i.tbs_certificate().subject().to_der())
@@ -198,6 +231,33 @@ impl PreparedCert {
     /// The DER TBSCertificate that will be signed.
     pub fn tbs_der(&self) -> &[u8] {
         &self.tbs
+    }
+
+    /// The same TBS signed by `throwaway`, an in-memory key whose signature algorithm must be
+    /// the one the TBS names: the certificate a linter reads before the token signs.
+    pub fn sign_copy(&self, throwaway: &dyn CaSigner) -> Result<Certificate> {
+        let tbs = x509_cert::TbsCertificate::from_der(&self.tbs)
+            .map_err(|e| Error::invalid(format!("the TBS does not decode: {e}"), "report a bug"))?;
+        let alg = throwaway.signature_algorithm().algorithm_identifier();
+        if tbs.signature() != &alg {
+            return Err(Error::invalid(
+                "the throwaway key's signature algorithm differs from the one the TBS names",
+                "report a bug",
+            ));
+        }
+        let signature = BuilderKey::bit_string(&throwaway.sign(&self.tbs)?)?;
+        // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }:
+        // x509-cert has no public constructor, so the three encoded parts make the SEQUENCE.
+        let enc = |e: der::Error| Error::invalid(format!("encoding: {e}"), "report a bug");
+        let parts = vec![
+            der::asn1::Any::from_der(&self.tbs).map_err(enc)?,
+            der::asn1::Any::encode_from(&alg).map_err(enc)?,
+            der::asn1::Any::encode_from(&signature).map_err(enc)?,
+        ];
+        let der = parts.to_der().map_err(enc)?;
+        let cert = Certificate::from_der(&der).map_err(enc)?;
+        verify_certificate(&cert, throwaway.public_key())?;
+        Ok(cert)
     }
 
     /// Signs the TBS through `signer`, then verifies the signature with the signer's public key,

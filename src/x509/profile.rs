@@ -10,16 +10,19 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use const_oid::ObjectIdentifier;
-use const_oid::db::rfc5280::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
 use der::asn1::{Ia5String, OctetString};
 use der::referenced::OwnedToRef;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::constraints::name::{GeneralSubtree, NameConstraints};
-use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
     SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{Extension, ToExtension};
@@ -387,6 +390,142 @@ impl BoundProfile {
             issuer: issuer_name,
             extensions: exts,
         })
+    }
+}
+
+/// Optional extensions of a CA certificate beyond what its profile always carries. The
+/// default adds nothing, so certificates made without extras are unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaExtras {
+    /// cRLDistributionPoints: one fullName URI (http://), where relying parties fetch the CRL.
+    pub crl_url: Option<String>,
+    /// authorityInfoAccess caIssuers: one URI (http://) where the issuer's certificate is.
+    pub ca_issuers_url: Option<String>,
+    /// certificatePolicies: policy OIDs, without qualifiers.
+    pub policies: Vec<ObjectIdentifier>,
+    /// keyUsage digitalSignature besides keyCertSign and cRLSign (e.g. for OCSP responses).
+    pub digital_signature: bool,
+}
+
+impl CaExtras {
+    /// Whether nothing is added.
+    pub fn is_empty(&self) -> bool {
+        self == &CaExtras::default()
+    }
+}
+
+/// Checks a URL for a CRL distribution point or caIssuers entry: plain http (relying parties
+/// fetch these without TLS, and https would need a chain to validate a chain), ASCII, a host.
+pub fn check_http_url(url: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Error::invalid(
+            format!("invalid URL \"{url}\": {why}"),
+            "write a plain http URL such as http://pki.example.com/root.crl",
+        )
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("it must start with http://"))?;
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("only printable ASCII without spaces is allowed"));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    if host.is_empty() {
+        return Err(bad("it names no host"));
+    }
+    Ok(())
+}
+
+impl BoundProfile {
+    /// Adds `extras` to a CA profile's extensions (keyUsage is extended in place, so there is
+    /// still one instance of it). A root takes no CRL distribution point or caIssuers: it is
+    /// its own issuer and appears on no CRL.
+    pub(crate) fn with_extras(mut self, profile: &Profile, extras: &CaExtras) -> Result<Self> {
+        if extras.is_empty() {
+            return Ok(self);
+        }
+        let enc =
+            |e: der::Error| Error::invalid(format!("extension encoding: {e}"), "report a bug");
+        match profile {
+            Profile::Leaf { .. } => {
+                return Err(Error::invalid(
+                    "CRL distribution point, caIssuers, policies and extra key usages are offered for CA certificates only",
+                    "leave them out of leaf certificates",
+                ));
+            }
+            Profile::Root { .. } if extras.crl_url.is_some() || extras.ca_issuers_url.is_some() => {
+                return Err(Error::invalid(
+                    "a root certificate carries no CRL distribution point or caIssuers URL",
+                    "put crl_url and ca_issuers_url on the intermediates the root signs",
+                ));
+            }
+            _ => {}
+        }
+        if extras.digital_signature {
+            let ku =
+                KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature);
+            let ext = (true, &ku).to_extension(&self.subject, &[]).map_err(enc)?;
+            let slot = self
+                .extensions
+                .iter_mut()
+                .find(|e| e.extn_id == ext.extn_id)
+                .ok_or_else(|| Error::invalid("the CA profile has no keyUsage", "report a bug"))?;
+            *slot = ext;
+        }
+        if let Some(url) = &extras.crl_url {
+            check_http_url(url)?;
+            let uri = GeneralName::UniformResourceIdentifier(Ia5String::new(url).map_err(enc)?);
+            let dps = CrlDistributionPoints(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri])),
+                reasons: None,
+                crl_issuer: None,
+            }]);
+            let ext = (false, &dps)
+                .to_extension(&self.subject, &[])
+                .map_err(enc)?;
+            self.extensions.push(ext);
+        }
+        if let Some(url) = &extras.ca_issuers_url {
+            check_http_url(url)?;
+            let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+                access_method: ID_AD_CA_ISSUERS,
+                access_location: GeneralName::UniformResourceIdentifier(
+                    Ia5String::new(url).map_err(enc)?,
+                ),
+            }]);
+            let ext = (false, &aia)
+                .to_extension(&self.subject, &[])
+                .map_err(enc)?;
+            self.extensions.push(ext);
+        }
+        if !extras.policies.is_empty() {
+            let mut seen = Vec::new();
+            for p in &extras.policies {
+                if seen.contains(p) {
+                    return Err(Error::invalid(
+                        format!("policy {p} is listed twice"),
+                        "list each certificate policy OID once",
+                    ));
+                }
+                seen.push(*p);
+            }
+            let policies = CertificatePolicies(
+                extras
+                    .policies
+                    .iter()
+                    .map(|oid| PolicyInformation {
+                        policy_identifier: *oid,
+                        policy_qualifiers: None,
+                    })
+                    .collect(),
+            );
+            let ext = (false, &policies)
+                .to_extension(&self.subject, &[])
+                .map_err(enc)?;
+            self.extensions.push(ext);
+        }
+        Ok(self)
     }
 }
 

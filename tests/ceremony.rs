@@ -1,0 +1,466 @@
+//! Key ceremonies end to end against SoftHSM2 (each test with its own token): both example
+//! ceremonies, plans that must fail, an interrupted and resumed run, transcript tampering, a
+//! run without network, one C_Login per run. Every output passes openssl and pkilint.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use der::{Decode, Encode};
+use x509_cert::Certificate;
+use x509_cert::crl::CertificateList;
+
+const TOKEN: &str = "Example Root CA";
+const ROOT_FILE: &str = "root-ceremony.toml";
+const CLUSTER_FILE: &str = "cluster-signing.toml";
+
+/// A token labelled as the examples expect, with both example files and three cluster CSRs.
+fn setup() -> TestToken {
+    let t = TestToken::new(TOKEN);
+    for f in [ROOT_FILE, CLUSTER_FILE] {
+        fs::copy(repo_root().join("examples").join(f), t.path(f)).unwrap();
+    }
+    let req = t.mkdir("requests");
+    for c in ["a", "b", "c"] {
+        make_csr(
+            &req,
+            &format!("cluster-{c}"),
+            CsrAlg::P256,
+            &format!("Cluster {} CA", c.to_uppercase()),
+        );
+    }
+    t
+}
+
+/// Runs `hsmca ARGS` with `input` on stdin.
+fn run_with_stdin(t: &TestToken, args: &[&str], input: &str) -> Output {
+    let mut cmd = t.hsmca();
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start hsmca");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn run_yes(t: &TestToken, file: &str) -> String {
+    assert_ok(&t.run(["ceremony", "run", "--yes", file]))
+}
+
+fn lint_cert(p: &Path) {
+    let f = pkilint("lint_pkix_cert", &[], p);
+    assert_no_findings_at_or_above_warning(&f, &[]);
+}
+
+fn lint_arl(p: &Path) {
+    let f = pkilint("lint_crl", &["-t", "ARL", "-p", "PKIX"], p);
+    assert_no_findings_at_or_above_warning(&f, &[]);
+}
+
+fn openssl_crl_ok(t: &TestToken, crl: &str, ca: &str) {
+    let out = run_in(
+        t.dir(),
+        "openssl",
+        &["crl", "-in", crl, "-CAfile", ca, "-noout"],
+    );
+    assert!(
+        out.status.success() && stderr_of(&out).contains("verify OK"),
+        "openssl crl {crl}: {}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn both_example_ceremonies_end_to_end() {
+    let t = setup();
+    let plan = assert_ok(&t.run(["ceremony", "plan", ROOT_FILE]));
+    assert_mentions(&plan, &["Plan digest:"]);
+    let digest = plan
+        .lines()
+        .find_map(|l| l.strip_prefix("Plan digest: "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    // plan writes nothing
+    assert!(!t.path("out").exists(), "plan must not create anything");
+
+    let out = run_yes(&t, ROOT_FILE);
+    assert!(
+        out.contains(&digest),
+        "run shows the reviewed digest\n{out}"
+    );
+    assert_ok(&t.run(["ceremony", "verify", "out/root-ceremony.transcript"]));
+
+    let out = run_yes(&t, CLUSTER_FILE);
+    assert_mentions(&out, &["ceremony complete"]);
+    let v = assert_ok(&t.run(["ceremony", "verify", "out/cluster-signing.transcript"]));
+    assert_mentions(&v, &["(OK)"]);
+
+    let root = t.path("out/root.crt");
+    openssl_verify(&root, &[], &root).unwrap();
+    lint_cert(&root);
+    for c in ["a", "b", "c"] {
+        let crt = t.path(format!("out/cluster-{c}.crt"));
+        openssl_verify(&root, &[], &crt).unwrap();
+        lint_cert(&crt);
+        let chain = pkilint_chain(&root, &crt);
+        assert_no_findings_at_or_above_warning(&chain, &[]);
+        let text = openssl_x509(&crt, &["-text"]);
+        assert_mentions(&text, &["pathlen:0"]);
+        assert_mentions(&text, &[&format!("DNS:cluster-{c}.example.com")]);
+        assert_mentions(&text, &["http://pki.example.com/root-2026.crl"]);
+    }
+    let a = openssl_x509(&t.path("out/cluster-a.crt"), &["-text"]);
+    assert_mentions(&a, &["Digital Signature, Certificate Sign, CRL Sign"]);
+    for crl in ["out/root.crl", "out/root-after-clusters.crl"] {
+        openssl_crl_ok(&t, crl, "out/root.crt");
+        lint_arl(&t.path(crl));
+    }
+    // A finished ceremony run again does nothing.
+    let again = run_yes(&t, CLUSTER_FILE);
+    assert_mentions(&again, &["nothing to do"]);
+    let log = assert_ok(&t.run(["--ca-dir", "out/root-ca", "log", "verify"]));
+    assert!(!log.is_empty());
+}
+
+/// The cluster file rewritten by `edit`, saved as `name`.
+fn variant(t: &TestToken, name: &str, edit: impl Fn(String) -> String) -> String {
+    let text = fs::read_to_string(t.path(CLUSTER_FILE)).unwrap();
+    fs::write(t.path(name), edit(text)).unwrap();
+    name.to_string()
+}
+
+fn plan_fails(t: &TestToken, file: &str) -> String {
+    let before = t.snapshot();
+    let err = assert_fails(&t.run(["ceremony", "plan", file]));
+    assert_same_files(&before, &t.snapshot());
+    err
+}
+
+#[test]
+fn plans_that_must_fail_name_the_cause() {
+    let t = setup();
+    run_yes(&t, ROOT_FILE);
+
+    // A CSR whose signature does not verify.
+    let good = fs::read(t.path("requests/cluster-b.csr")).unwrap();
+    let blocks = pem_blocks(&String::from_utf8_lossy(&good));
+    let mut der = blocks[0].1.clone();
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    fs::write(
+        t.path("requests/bad.csr"),
+        to_pem("CERTIFICATE REQUEST", &der),
+    )
+    .unwrap();
+    let f = variant(&t, "bad-csr.toml", |s| {
+        s.replace("requests/cluster-b.csr", "requests/bad.csr")
+    });
+    let e = plan_fails(&t, &f);
+    assert_mentions(&e, &["requests/bad.csr"]);
+    assert_mentions(&e, &["signature"]);
+    fs::write(t.path("requests/junk.csr"), b"not a CSR\n").unwrap();
+    let f = variant(&t, "junk-csr.toml", |s| {
+        s.replace("requests/cluster-b.csr", "requests/junk.csr")
+    });
+    assert_mentions(&plan_fails(&t, &f), &["requests/junk.csr"]);
+
+    // A taken output path.
+    fs::write(t.path("out/cluster-b.crt"), b"someone else's file\n").unwrap();
+    let e = plan_fails(&t, CLUSTER_FILE);
+    assert_mentions(&e, &["out/cluster-b.crt"]);
+    assert_mentions(&e, &["taken"]);
+    fs::remove_file(t.path("out/cluster-b.crt")).unwrap();
+
+    // A validity past the issuer's (the root has 20 years).
+    let f = variant(&t, "too-long.toml", |s| {
+        s.replacen("validity = \"5y\"", "validity = \"25y\"", 1)
+    });
+    let e = plan_fails(&t, &f);
+    assert_mentions(&e, &["issuer's NotAfter"]);
+    assert_mentions(&e, &["step 1"]);
+
+    // An unknown field: line and field named.
+    let f = variant(&t, "unknown.toml", |s| {
+        s.replacen("path_len = 0", "path_len = 0\npathlen = 0", 1)
+    });
+    let text = fs::read_to_string(t.path(&f)).unwrap();
+    let line = text.lines().position(|l| l.starts_with("pathlen")).unwrap() + 1;
+    let e = plan_fails(&t, &f);
+    assert_mentions(&e, &[&format!("line {line}")]);
+    assert_mentions(&e, &["unknown field `pathlen`"]);
+
+    // A malformed name constraint and a bad URL.
+    let f = variant(&t, "dot.toml", |s| {
+        s.replacen("\"cluster-a.example.com\"", "\".cluster-a.example.com\"", 1)
+    });
+    assert_mentions(&plan_fails(&t, &f), &["leading dot"]);
+    let f = variant(&t, "url.toml", |s| {
+        s.replacen("http://pki.example.com/root-2026.crl", "https://pki", 1)
+    });
+    assert_mentions(&plan_fails(&t, &f), &["http://"]);
+
+    // A key the token does not have.
+    let f = variant(&t, "nokey.toml", |s| {
+        s.replace("label = \"root-2026\"", "label = \"root-2027\"")
+    });
+    let e = plan_fails(&t, &f);
+    assert_mentions(&e, &["missing key"]);
+    assert_mentions(&e, &["root-2027"]);
+
+    // Generating a key whose label is taken.
+    let root = fs::read_to_string(t.path(ROOT_FILE)).unwrap();
+    fs::write(t.path("again.toml"), root.replace("out/", "out2/")).unwrap();
+    let e = plan_fails(&t, "again.toml");
+    assert_mentions(
+        &e,
+        &[
+            "already exists on the token",
+            "already holds a root",
+            "already has a CA certificate",
+        ],
+    );
+}
+
+#[test]
+fn unknown_field_and_missing_key_fail_before_any_token_work() {
+    let t = setup();
+    let text = fs::read_to_string(t.path(ROOT_FILE)).unwrap();
+    fs::write(
+        t.path("typo.toml"),
+        text.replace(
+            "validity = \"20y\"",
+            "validity = \"20y\"\nvalidty = \"20y\"",
+        ),
+    )
+    .unwrap();
+    let line = fs::read_to_string(t.path("typo.toml"))
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("validty"))
+        .unwrap()
+        + 1;
+    let e = plan_fails(&t, "typo.toml");
+    assert_mentions(&e, &[&format!("line {line}")]);
+    assert_mentions(&e, &["validty"]);
+    // The cluster ceremony needs the root key, which this token does not have yet.
+    let e = plan_fails(&t, CLUSTER_FILE);
+    assert_mentions(&e, &["missing key"]);
+}
+
+/// What must be equal between two runs of the same ceremony on different tokens: everything
+/// but serials, times, keys (and the key identifiers derived from them) and signatures.
+fn cert_shape(p: &Path) -> String {
+    let der = cert_der(p);
+    let cert = Certificate::from_der(&der).unwrap();
+    let tbs = cert.tbs_certificate();
+    let mut s = format!(
+        "subject={} issuer={} alg={:?} key={:?}\n",
+        tbs.subject(),
+        tbs.issuer(),
+        cert.signature_algorithm().oid,
+        tbs.subject_public_key_info().algorithm.oid
+    );
+    for e in tbs.extensions().unwrap() {
+        let keyid = ["2.5.29.14", "2.5.29.35"].contains(&e.extn_id.to_string().as_str());
+        let value = if keyid {
+            "(key id)".to_string()
+        } else {
+            hex::encode(e.extn_value.as_bytes())
+        };
+        s.push_str(&format!("{} {} {value}\n", e.extn_id, e.critical));
+    }
+    s
+}
+
+fn crl_shape(p: &Path) -> String {
+    let text = fs::read_to_string(p).unwrap();
+    let der = pem_blocks(&text).remove(0).1;
+    let crl = <CertificateList>::from_der(&der).unwrap();
+    let tbs = &crl.tbs_cert_list;
+    let mut s = format!(
+        "issuer={} revoked={}\n",
+        tbs.issuer,
+        tbs.revoked_certificates.as_ref().map_or(0, Vec::len)
+    );
+    for e in tbs.crl_extensions.as_ref().unwrap() {
+        let value = if e.extn_id.to_string() == "2.5.29.35" {
+            "(key id)".into()
+        } else {
+            hex::encode(e.extn_value.to_der().unwrap())
+        };
+        s.push_str(&format!("{} {} {value}\n", e.extn_id, e.critical));
+    }
+    s
+}
+
+fn output_files(t: &TestToken) -> BTreeSet<PathBuf> {
+    files_in(&t.path("out"))
+        .into_keys()
+        .filter(|p| !p.starts_with("root-ca/certs"))
+        .collect()
+}
+
+fn event_kinds(t: &TestToken) -> Vec<String> {
+    fs::read_to_string(t.path("out/root-ca/audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .filter(|e| e != "seal")
+        .collect()
+}
+
+#[test]
+fn interrupted_run_resumes_and_matches_an_uninterrupted_one() {
+    let interrupted = setup();
+    let out = run_with_stdin(
+        &interrupted,
+        &["ceremony", "run", ROOT_FILE],
+        "generate_key 1\ncreate_root 2\nno\n",
+    );
+    let err = assert_fails(&out);
+    assert_mentions(&err, &["did not confirm step 3"]);
+    assert_mentions(&err, &["resume at step 3"]);
+    assert!(interrupted.path("out/root.crt").is_file());
+    assert!(!interrupted.path("out/root.crl").exists());
+    assert!(!interrupted.path("out/root-ceremony.transcript").exists());
+    // The completed steps are recorded and sealed: the log verifies.
+    assert_ok(&interrupted.run(["--ca-dir", "out/root-ca", "log", "verify"]));
+    let plan = assert_ok(&interrupted.run(["ceremony", "plan", ROOT_FILE]));
+    assert_mentions(&plan, &["resumes at step 3"]);
+    // A wrong confirmation stops too, without doing step 3.
+    let out = run_with_stdin(&interrupted, &["ceremony", "run", ROOT_FILE], "crl 2\n");
+    assert_mentions(&assert_fails(&out), &["did not confirm step 3"]);
+    let out = run_with_stdin(&interrupted, &["ceremony", "run", ROOT_FILE], "crl 3\n");
+    let stdout = assert_ok(&out);
+    assert_mentions(&stdout, &["Resuming at step 3"]);
+    assert!(
+        !stdout.contains("Step 1 of 3"),
+        "done steps are not shown again\n{stdout}"
+    );
+
+    let straight = setup();
+    run_yes(&straight, ROOT_FILE);
+
+    for t in [&interrupted, &straight] {
+        run_yes(t, CLUSTER_FILE);
+        assert_ok(&t.run(["ceremony", "verify", "out/root-ceremony.transcript"]));
+    }
+    assert_eq!(output_files(&interrupted), output_files(&straight));
+    for p in output_files(&straight) {
+        let name = p.to_string_lossy().to_string();
+        let (a, b) = (
+            interrupted.path("out").join(&p),
+            straight.path("out").join(&p),
+        );
+        if name.ends_with(".crt") {
+            assert_eq!(cert_shape(&a), cert_shape(&b), "{name}");
+        } else if name.ends_with(".crl") {
+            assert_eq!(crl_shape(&a), crl_shape(&b), "{name}");
+        }
+    }
+    assert_eq!(event_kinds(&interrupted), event_kinds(&straight));
+    // The resumed ceremony's transcript covers every step, earlier runs included.
+    let tr = fs::read_to_string(interrupted.path("out/root-ceremony.transcript")).unwrap();
+    assert_eq!(tr.lines().filter(|l| l.starts_with("record: ")).count(), 3);
+    assert_mentions(&tr, &["(an earlier run)"]);
+}
+
+#[test]
+fn a_transcript_with_one_changed_byte_fails_verify() {
+    let t = setup();
+    run_yes(&t, ROOT_FILE);
+    let path = t.path("out/root-ceremony.transcript");
+    let good = fs::read(&path).unwrap();
+    assert_ok(&t.run(["ceremony", "verify", "out/root-ceremony.transcript"]));
+    let text = String::from_utf8(good.clone()).unwrap();
+    let positions = [
+        text.find("operator: ").unwrap() + 10,
+        text.find("plan-digest: ").unwrap() + 14,
+        text.find("output: ").unwrap() + 9,
+        text.find("signature: ").unwrap() + 20,
+        good.len() - 5,
+    ];
+    for pos in positions {
+        let mut bad = good.clone();
+        bad[pos] = if bad[pos] == b'A' { b'B' } else { b'A' };
+        fs::write(&path, &bad).unwrap();
+        let e = assert_fails(&t.run(["ceremony", "verify", "out/root-ceremony.transcript"]));
+        assert_mentions(&e, &["does not verify"]);
+    }
+    fs::write(&path, &good).unwrap();
+    assert_ok(&t.run(["ceremony", "verify", "out/root-ceremony.transcript"]));
+    // An output that changed after the ceremony.
+    let mut crl = fs::read(t.path("out/root.crl")).unwrap();
+    crl.push(b'\n');
+    fs::write(t.path("out/root.crl"), crl).unwrap();
+    let e = assert_fails(&t.run(["ceremony", "verify", "out/root-ceremony.transcript"]));
+    assert_mentions(&e, &["out/root.crl"]);
+}
+
+#[test]
+fn one_pin_and_one_login_for_the_whole_run() {
+    let t = setup().with_spy();
+    t.clear_spy_log();
+    run_yes(&t, ROOT_FILE);
+    assert_eq!(t.login_calls(), 1, "one C_Login for the whole ceremony");
+    t.clear_spy_log();
+    assert_ok(&t.run(["ceremony", "plan", CLUSTER_FILE]));
+    assert_eq!(t.login_calls(), 0, "plan never logs in");
+}
+
+#[test]
+fn a_whole_ceremony_runs_without_network() {
+    let t = setup();
+    let probe = run_command(Command::new("unshare").args(["-n", "true"]));
+    if !probe.status.success() {
+        eprintln!(
+            "SKIPPED: unshare -n is not permitted here ({}); the no-network test needs root or user namespaces",
+            stderr_of(&probe).trim()
+        );
+        return;
+    }
+    let mut cmd = Command::new("unshare");
+    t.configure(&mut cmd);
+    cmd.args([
+        "-n",
+        "--",
+        hsmca_bin(),
+        "ceremony",
+        "run",
+        "--yes",
+        ROOT_FILE,
+    ]);
+    assert_ok(&run_command(&mut cmd));
+    let mut cmd = Command::new("unshare");
+    t.configure(&mut cmd);
+    cmd.args([
+        "-n",
+        "--",
+        hsmca_bin(),
+        "ceremony",
+        "run",
+        "--yes",
+        CLUSTER_FILE,
+    ]);
+    assert_ok(&run_command(&mut cmd));
+    assert_ok(&t.run(["ceremony", "verify", "out/cluster-signing.transcript"]));
+}

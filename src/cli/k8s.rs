@@ -1,0 +1,356 @@
+//! `hsmca k8s request|sign|issue`: parses arguments and calls [`crate::k8s`].
+//! `request` and `issue` never load a PKCS#11 module; `sign` never reads a private key file.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use zeroize::Zeroizing;
+
+use super::GlobalArgs;
+use super::commands::overwrite;
+use crate::ca::recorder::Recorder;
+use crate::ca::serial_hex;
+use crate::ca::signer::SignatureChoice;
+use crate::error::{Error, Result, read_file};
+use crate::k8s::cluster::Cluster;
+use crate::k8s::constraints::{ConstraintOverrides, derive};
+use crate::k8s::presets::{self, Preset};
+use crate::k8s::{ValidityChoice, pki_dir, request, sign, validity_under};
+use crate::token::{PinSource, Pkcs11Uri, TokenError};
+use crate::x509::algorithm::KeyAlgorithm;
+use crate::x509::decode::load_certificate;
+use crate::x509::profile::{IpNet, check_dns_name};
+use crate::x509::validity::{Lifetime, ValidityPeriod, parse_time};
+
+/// Kubernetes clusters: per-cluster intermediates and component certificates.
+#[derive(Debug, Subcommand)]
+pub enum K8sCmd {
+    /// Cluster side, no token: make the cluster CA keys, sa.key/sa.pub and the CA requests.
+    Request(RequestArgs),
+    /// Root ceremony: sign a cluster's three CA requests through the token.
+    Sign(Box<K8sSignArgs>),
+    /// Cluster side, no token: issue a preset's component certificates and kubeconfigs.
+    Issue(IssueArgs),
+}
+
+/// `k8s request`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Cluster name (one DNS label, as in cluster.toml).
+    #[arg(long, value_name = "NAME")]
+    cluster: String,
+    /// Cluster directory: keys go to DIR/pki (kubeadm's layout), requests to DIR/requests.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096 (Ed25519 is refused).
+    #[arg(long, default_value = "ecdsa-p256")]
+    algorithm: String,
+    /// Replace existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Validity of the certificates a k8s command issues.
+#[derive(Debug, Args)]
+pub struct K8sValidityArgs {
+    /// Lifetime such as 10y, 1y, 90d (default: kubeadm's, 10y for CAs, 1y for leaves).
+    #[arg(long, value_name = "DURATION", conflicts_with = "not_after")]
+    validity: Option<String>,
+    /// Start of validity, RFC 3339 or YYYY-MM-DD (default: 5 minutes ago).
+    #[arg(long, value_name = "TIME")]
+    not_before: Option<String>,
+    /// End of validity (inclusive), RFC 3339 or YYYY-MM-DD.
+    #[arg(long, value_name = "TIME")]
+    not_after: Option<String>,
+}
+
+/// `k8s sign`.
+#[derive(Debug, Args)]
+pub struct K8sSignArgs {
+    /// The root key, as an RFC 7512 URI: pkcs11:token=Root%20CA;object=root-2026
+    #[arg(long, value_name = "URI")]
+    key: String,
+    /// RSA keys: hash of the signature, 256, 384 or 512.
+    #[arg(long, value_name = "BITS")]
+    hash: Option<u16>,
+    /// RSA keys: sign with RSASSA-PSS.
+    #[arg(long)]
+    pss: bool,
+    /// The root's certificate (default with --ca-dir: the CA directory's).
+    #[arg(long, value_name = "FILE")]
+    issuer: Option<PathBuf>,
+    /// The cluster directory: CSRs are read from DIR/requests, certificates written to DIR/pki.
+    #[arg(long, value_name = "DIR")]
+    requests: PathBuf,
+    /// The cluster file (the name constraints are derived from it).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Replaces the cluster file's domain in the name constraints.
+    #[arg(long, value_name = "DOMAIN")]
+    cluster_domain: Option<String>,
+    /// Replaces the cluster file's service range in the name constraints.
+    #[arg(long, value_name = "CIDR")]
+    service_cidr: Option<String>,
+    /// Replaces the cluster file's node range in the name constraints.
+    #[arg(long, value_name = "CIDR")]
+    node_cidr: Option<String>,
+    /// Adds a permitted DNS subtree (RFC 5280 form, no leading dot); repeatable.
+    #[arg(long, value_name = "DOMAIN")]
+    dns: Vec<String>,
+    /// Adds a permitted IP range; repeatable.
+    #[arg(long, value_name = "CIDR")]
+    ip: Vec<String>,
+    /// Sign the CAs without name constraints.
+    #[arg(long, conflicts_with_all = ["cluster_domain", "service_cidr", "node_cidr", "dns", "ip"])]
+    no_name_constraints: bool,
+    #[command(flatten)]
+    validity: K8sValidityArgs,
+    /// Replace existing certificate files.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `k8s issue`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// kubeadm's pki directory holding the cluster CAs (ca.crt/ca.key, etcd/, front-proxy-ca.*).
+    #[arg(long, value_name = "DIR")]
+    pki: PathBuf,
+    /// kubeadm or hard-way.
+    #[arg(long)]
+    preset: String,
+    /// The cluster file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Where kubeconfigs (and the hard-way files) go (default: the parent of --pki).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// kubeadm: the control-plane node to issue for (default: the first).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Leaf key algorithm (default: the kubernetes-ca key's).
+    #[arg(long)]
+    algorithm: Option<String>,
+    #[command(flatten)]
+    validity: K8sValidityArgs,
+    /// Replace existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs a `k8s` subcommand.
+pub fn run(g: &GlobalArgs, cmd: K8sCmd) -> Result<()> {
+    match cmd {
+        K8sCmd::Request(a) => request_cmd(a),
+        K8sCmd::Sign(a) => sign_cmd(g, *a),
+        K8sCmd::Issue(a) => issue_cmd(a),
+    }
+}
+
+fn validity_choice(v: &K8sValidityArgs, default: Lifetime) -> Result<ValidityChoice> {
+    let nb = v
+        .not_before
+        .as_deref()
+        .map(|t| parse_time(t, false))
+        .transpose()?;
+    let lifetime = v
+        .validity
+        .as_deref()
+        .map(str::parse::<Lifetime>)
+        .transpose()?;
+    Ok(match (nb, lifetime, &v.not_after) {
+        (None, None, None) => ValidityChoice::Default(default),
+        (None, Some(l), None) => ValidityChoice::Default(l),
+        (Some(nb), l, None) => {
+            ValidityChoice::Explicit(ValidityPeriod::starting(nb, l.unwrap_or(default))?)
+        }
+        (nb, None, Some(na)) => {
+            let now = time::OffsetDateTime::now_utc();
+            let nb = nb.unwrap_or(now - time::Duration::minutes(5));
+            ValidityChoice::Explicit(ValidityPeriod::between(
+                nb.replace_nanosecond(0).unwrap_or(nb),
+                parse_time(na, true)?,
+            )?)
+        }
+        (_, Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "--validity and --not-after are exclusive",
+                "give one of them",
+            ));
+        }
+    })
+}
+
+fn algorithm(s: &str) -> Result<KeyAlgorithm> {
+    let alg: KeyAlgorithm = s.parse()?;
+    crate::k8s::check_key_algorithm(alg, "--algorithm")?;
+    Ok(alg)
+}
+
+fn request_cmd(a: RequestArgs) -> Result<()> {
+    let alg = algorithm(&a.algorithm)?;
+    let r = request::make_requests(&a.cluster, &a.out, alg, overwrite(a.force))?;
+    for k in &r.keys {
+        println!("wrote {} (private key, mode 0600)", k.display());
+    }
+    println!("wrote {}", r.sa_pub.display());
+    for c in &r.csrs {
+        println!("wrote {}", c.display());
+    }
+    println!(
+        "take only {} to the root ceremony; the keys stay here",
+        crate::k8s::requests_dir(&a.out).display()
+    );
+    Ok(())
+}
+
+/// The PIN source, in the order the other signing commands use: --pin-file, the URI's
+/// pin-source, HSMCA_PIN, the terminal.
+fn pin_source(g: &GlobalArgs, uri: &Pkcs11Uri) -> PinSource {
+    if let Some(p) = &g.pin_file {
+        return PinSource::File(p.clone());
+    }
+    if let Some(p) = uri.pin_source.clone() {
+        return PinSource::File(p);
+    }
+    match std::env::var("HSMCA_PIN") {
+        Ok(v) => PinSource::Env(Zeroizing::new(v)),
+        Err(_) => PinSource::Prompt,
+    }
+}
+
+fn overrides(a: &K8sSignArgs) -> Result<ConstraintOverrides> {
+    let net = |s: &Option<String>| s.as_deref().map(str::parse::<IpNet>).transpose();
+    Ok(ConstraintOverrides {
+        domain: a
+            .cluster_domain
+            .as_deref()
+            .map(|d| check_dns_name(d, false))
+            .transpose()?,
+        service_cidr: net(&a.service_cidr)?,
+        node_cidr: net(&a.node_cidr)?,
+        extra_dns: a
+            .dns
+            .iter()
+            .map(|d| check_dns_name(d, false))
+            .collect::<Result<_>>()?,
+        extra_ip: a.ip.iter().map(|c| c.parse()).collect::<Result<_>>()?,
+    })
+}
+
+fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
+    let uri: Pkcs11Uri = a.key.parse()?;
+    if uri.token.is_none() && uri.serial.is_none() {
+        return Err(TokenError::NoTokenInUri.into());
+    }
+    let cluster = Cluster::load(&a.config)?;
+    let constraints = if a.no_name_constraints {
+        None
+    } else {
+        Some(derive(&cluster, &overrides(&a)?))
+    };
+    // A cluster CA that is not recorded cannot be listed, exported or revoked later.
+    let Some(ca_dir) = g.ca_dir.as_deref() else {
+        return Err(Error::invalid(
+            "k8s sign records the cluster CAs in the root's CA directory, and none was given",
+            "pass --ca-dir (or HSMCA_CA_DIR) with the root's CA directory",
+        ));
+    };
+    let mut rec = Recorder::open(Some(ca_dir), g.operator.as_deref())?;
+    let issuer_path = match (&a.issuer, rec.dir()) {
+        (Some(p), _) => p.clone(),
+        (None, Some(dir)) => dir.ca_cert_path(),
+        (None, None) => {
+            return Err(Error::invalid(
+                "no root certificate",
+                "pass --issuer with the root's certificate",
+            ));
+        }
+    };
+    let issuer = load_certificate(&read_file(&issuer_path)?)?;
+    if let (Some(dir), Some(_)) = (rec.dir(), &a.issuer)
+        && let Ok(bytes) = std::fs::read(dir.ca_cert_path())
+        && load_certificate(&bytes)? != issuer
+    {
+        return Err(Error::invalid(
+            "--issuer is not the CA directory's certificate",
+            "leave --issuer out to use the CA directory's, or use the CA directory of that root",
+        ));
+    }
+    let period = validity_under(&issuer, validity_choice(&a.validity, Lifetime::Years(10))?)
+        .map_err(|e| rec.refuse("k8s sign", None, e))?;
+    let plan = sign::plan(
+        &a.requests,
+        &cluster,
+        constraints.clone(),
+        period,
+        overwrite(a.force),
+        &mut rec,
+    )?;
+    for k in sign::keys_present(&a.requests) {
+        eprintln!(
+            "warning: {} is here: the root ceremony needs only the requests; keep cluster keys off this machine",
+            k.display()
+        );
+    }
+    let signed = crate::ca::ops::with_ca_key(
+        g.module.as_deref(),
+        &uri,
+        &pin_source(g, &uri),
+        SignatureChoice {
+            hash: a.hash,
+            pss: a.pss,
+        },
+        &mut rec,
+        |signer, rec| sign::sign_cluster(signer, rec, &issuer, &plan),
+    )?;
+    let pki = pki_dir(&a.requests);
+    for (role, cert) in &signed {
+        println!(
+            "wrote {} and {} ({}, serial {})",
+            role.cert_path(&pki).display(),
+            role.chain_path(&pki).display(),
+            role.name(),
+            serial_hex(cert)
+        );
+    }
+    match &constraints {
+        Some(c) => println!(
+            "name constraints: DNS {}; IP {}",
+            c.dns.join(", "),
+            c.ip.iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => println!("name constraints: none (--no-name-constraints)"),
+    }
+    Ok(())
+}
+
+fn issue_cmd(a: IssueArgs) -> Result<()> {
+    let preset: Preset = a.preset.parse()?;
+    let cluster = Cluster::load(&a.config)?;
+    let out = match &a.out {
+        Some(o) => o.clone(),
+        None => a
+            .pki
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let specs = presets::plan(preset, &cluster, a.node.as_deref(), &a.pki, &out)?;
+    let alg = a.algorithm.as_deref().map(algorithm).transpose()?;
+    let choice = validity_choice(&a.validity, Lifetime::Years(1))?;
+    let written = presets::issue(&specs, &cluster, &a.pki, alg, choice, overwrite(a.force))?;
+    for p in &written {
+        println!("wrote {}", p.display());
+    }
+    println!(
+        "issued {} certificates ({} preset, cluster {})",
+        specs.len(),
+        a.preset,
+        cluster.name
+    );
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! hsmca-faultmod: a PKCS#11 module for tests only. It loads the real module named by
+//! `HSMCA_FAULT_REAL` and forwards every call to it, except the one it is told to fail:
+//!
+//! - `HSMCA_FAULT_FN=C_Sign` `HSMCA_FAULT_N=2` `HSMCA_FAULT_RV=CKR_DEVICE_ERROR`: the 2nd call of
+//!   C_Sign returns CKR_DEVICE_ERROR without reaching the real module (N counts from 1; the
+//!   value is a CKR_ name or a number, decimal or 0x hex).
+//! - `HSMCA_FAULT_STICKY=1`: every call of that function from the N-th on fails.
+//! - `HSMCA_FAULT_LOG=FILE`: appends one line per call, `C_Sign` or `C_Sign FAULT
+//!   CKR_DEVICE_ERROR`, so a test can list the calls a command makes.
+//!
+//! SoftHSM2 cannot produce device errors, removed tokens or locked PINs on demand; this module
+//! can (see `tests/faults.rs`). A bad configuration makes C_GetFunctionList fail with
+//! CKR_GENERAL_ERROR and a `hsmca-faultmod:` line on stderr.
+
+#![allow(non_snake_case)]
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use cryptoki_sys::*;
+
+macro_rules! for_each_function {
+    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {
+        /// Every function of the list, in list order (an index into [`NAMES`] and the counters).
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(usize)]
+        enum Func {
+            $($name,)*
+        }
+
+        /// The functions' names, indexed by [`Func`].
+        const NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        /// One forwarder per function: count, maybe fail, else call the real module.
+        mod forward {
+            use super::*;
+            $(
+                #[allow(clippy::too_many_arguments)]
+                pub(super) unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
+                    if let Some(rv) = on_call(Func::$name) {
+                        return rv;
+                    }
+                    match REAL.get().and_then(|r| r.list.$name) {
+                        // SAFETY: the caller's arguments go unchanged to the same function of
+                        // the real module, which has the same contract.
+                        Some(f) => unsafe { f($($arg),*) },
+                        None => CKR_FUNCTION_NOT_SUPPORTED,
+                    }
+                }
+            )*
+        }
+
+        /// The list handed to the caller: every entry a forwarder.
+        fn forwarding_list(version: CK_VERSION) -> CK_FUNCTION_LIST {
+            CK_FUNCTION_LIST {
+                version,
+                $($name: Some(forward::$name),)*
+            }
+        }
+    };
+}
+
+include!("functions.rs");
+
+/// The real module: its library stays loaded for the life of the process.
+struct Real {
+    _lib: libloading::Library,
+    list: CK_FUNCTION_LIST,
+}
+
+/// What the environment asks for.
+struct Config {
+    fault: Option<Fault>,
+    log: Option<Mutex<File>>,
+}
+
+struct Fault {
+    func: Func,
+    n: u64,
+    rv: CK_RV,
+    sticky: bool,
+}
+
+static REAL: OnceLock<Real> = OnceLock::new();
+static OURS: OnceLock<CK_FUNCTION_LIST> = OnceLock::new();
+static CONFIG: OnceLock<Result<Config, String>> = OnceLock::new();
+static COUNTS: [AtomicU64; 68] = [const { AtomicU64::new(0) }; 68];
+const _: () = assert!(NAMES.len() == 68);
+
+/// The return values the tests inject, by name.
+const CODES: &[(&str, CK_RV)] = &[
+    ("CKR_OK", CKR_OK),
+    ("CKR_HOST_MEMORY", CKR_HOST_MEMORY),
+    ("CKR_GENERAL_ERROR", CKR_GENERAL_ERROR),
+    ("CKR_FUNCTION_FAILED", CKR_FUNCTION_FAILED),
+    ("CKR_DEVICE_ERROR", CKR_DEVICE_ERROR),
+    ("CKR_DEVICE_MEMORY", CKR_DEVICE_MEMORY),
+    ("CKR_DEVICE_REMOVED", CKR_DEVICE_REMOVED),
+    ("CKR_PIN_INCORRECT", CKR_PIN_INCORRECT),
+    ("CKR_PIN_LOCKED", CKR_PIN_LOCKED),
+    ("CKR_SESSION_CLOSED", CKR_SESSION_CLOSED),
+    ("CKR_SESSION_HANDLE_INVALID", CKR_SESSION_HANDLE_INVALID),
+    ("CKR_TOKEN_NOT_PRESENT", CKR_TOKEN_NOT_PRESENT),
+    ("CKR_USER_NOT_LOGGED_IN", CKR_USER_NOT_LOGGED_IN),
+    ("CKR_OBJECT_HANDLE_INVALID", CKR_OBJECT_HANDLE_INVALID),
+];
+
+fn parse_rv(text: &str) -> Result<CK_RV, String> {
+    if let Some((_, v)) = CODES.iter().find(|(n, _)| *n == text) {
+        return Ok(*v);
+    }
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => CK_RV::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("HSMCA_FAULT_RV={text} is neither a known CKR_ name nor a number"))
+}
+
+fn rv_name(rv: CK_RV) -> String {
+    CODES
+        .iter()
+        .find(|(_, v)| *v == rv)
+        .map_or_else(|| format!("0x{rv:x}"), |(n, _)| (*n).to_string())
+}
+
+fn read_config() -> Result<Config, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let fault = match var("HSMCA_FAULT_FN") {
+        None => None,
+        Some(name) => {
+            let index = NAMES
+                .iter()
+                .position(|n| *n == name)
+                .ok_or_else(|| format!("HSMCA_FAULT_FN={name} is not a PKCS#11 2.40 function"))?;
+            // SAFETY: Func is repr(usize) with one variant per NAMES entry, in the same order.
+            let func = unsafe { std::mem::transmute::<usize, Func>(index) };
+            let n = var("HSMCA_FAULT_N")
+                .unwrap_or_else(|| "1".into())
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or("HSMCA_FAULT_N must be a call number counted from 1")?;
+            let rv = parse_rv(&var("HSMCA_FAULT_RV").unwrap_or_else(|| "CKR_DEVICE_ERROR".into()))?;
+            let sticky = var("HSMCA_FAULT_STICKY").is_some_and(|v| v != "0");
+            Some(Fault {
+                func,
+                n,
+                rv,
+                sticky,
+            })
+        }
+    };
+    let log = match var("HSMCA_FAULT_LOG") {
+        None => None,
+        Some(path) => Some(Mutex::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("HSMCA_FAULT_LOG={path}: {e}"))?,
+        )),
+    };
+    Ok(Config { fault, log })
+}
+
+fn config() -> Result<&'static Config, &'static str> {
+    CONFIG
+        .get_or_init(read_config)
+        .as_ref()
+        .map_err(String::as_str)
+}
+
+/// Counts a call and logs it; returns the value to fail it with, if this is the one.
+fn on_call(func: Func) -> Option<CK_RV> {
+    let count = COUNTS[func as usize].fetch_add(1, Ordering::SeqCst) + 1;
+    let config = match config() {
+        Ok(c) => c,
+        Err(_) => return Some(CKR_GENERAL_ERROR),
+    };
+    let inject = config.fault.as_ref().and_then(|f| {
+        let hit = f.func == func && (count == f.n || (f.sticky && count > f.n));
+        hit.then_some(f.rv)
+    });
+    if let Some(log) = &config.log
+        && let Ok(mut file) = log.lock()
+    {
+        let name = NAMES[func as usize];
+        let line = match inject {
+            Some(rv) => format!("{name} FAULT {}\n", rv_name(rv)),
+            None => format!("{name}\n"),
+        };
+        // One write per line: the log stays line-structured even if the process dies.
+        let _ = file.write_all(line.as_bytes());
+    }
+    inject
+}
+
+fn load_real() -> Result<Real, String> {
+    let path = std::env::var_os("HSMCA_FAULT_REAL")
+        .ok_or("HSMCA_FAULT_REAL is not set: name the real PKCS#11 module")?;
+    // SAFETY: loading a PKCS#11 module runs its initialisers, which is what any PKCS#11
+    // consumer does; the library is never unloaded, so the pointers it hands out stay valid.
+    let lib = unsafe { libloading::Library::new(&path) }
+        .map_err(|e| format!("cannot load {}: {e}", path.to_string_lossy()))?;
+    // SAFETY: C_GetFunctionList has this signature in every PKCS#11 module.
+    let get: libloading::Symbol<'_, unsafe extern "C" fn(*mut *mut CK_FUNCTION_LIST) -> CK_RV> =
+        unsafe { lib.get(b"C_GetFunctionList\0") }
+            .map_err(|e| format!("{}: no C_GetFunctionList: {e}", path.to_string_lossy()))?;
+    let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
+    // SAFETY: `list` is a valid out-pointer; a module returns a pointer to its static list.
+    let rv = unsafe { get(&mut list) };
+    if rv != CKR_OK || list.is_null() {
+        return Err(format!(
+            "{}: C_GetFunctionList returned {}",
+            path.to_string_lossy(),
+            rv_name(rv)
+        ));
+    }
+    // SAFETY: checked non-null; the module's list lives as long as the (never unloaded) library.
+    let list = unsafe { *list };
+    Ok(Real { _lib: lib, list })
+}
+
+/// The module's entry point: the forwarding list (loading the real module the first time).
+///
+/// # Safety
+/// `list` must be null or a valid pointer to write a function-list pointer to.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> CK_RV {
+    if let Err(e) = config() {
+        eprintln!("hsmca-faultmod: {e}");
+        return CKR_GENERAL_ERROR;
+    }
+    if let Some(rv) = on_call(Func::C_GetFunctionList) {
+        return rv;
+    }
+    if list.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    let real = match REAL.get() {
+        Some(r) => r,
+        None => match load_real() {
+            Ok(r) => REAL.get_or_init(|| r),
+            Err(e) => {
+                eprintln!("hsmca-faultmod: {e}");
+                return CKR_GENERAL_ERROR;
+            }
+        },
+    };
+    let ours = OURS.get_or_init(|| {
+        let mut l = forwarding_list(real.list.version);
+        l.C_GetFunctionList = Some(C_GetFunctionList);
+        l
+    });
+    // SAFETY: checked non-null above. PKCS#11 callers only read the list.
+    unsafe { *list = std::ptr::from_ref(ours).cast_mut() };
+    CKR_OK
+}

@@ -1,0 +1,10 @@
+//! RFC 4514 subjects (`--subject`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = hsmca::x509::name::parse_name(text);
+    }
+});

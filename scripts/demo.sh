@@ -166,6 +166,24 @@ fi
 echo "cluster-b.crt: revoked (openssl verify -crl_check refuses it, as it should)"
 run "$HSMCA" log verify --root "$OUT/root.crt"
 
+step "8. declarative ceremonies (examples/): root ceremony, then three cluster CSRs, on a second token"
+CER="$OUT/ceremony"
+mkdir -p "$CER/requests"
+cp examples/root-ceremony.toml examples/cluster-signing.toml "$CER/"
+for c in a b c; do
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$CER/requests/cluster-$c.key" -subj "/O=Example/CN=Cluster ${c^^} CA" \
+        -out "$CER/requests/cluster-$c.csr" 2>/dev/null
+done
+(
+    eval "$(bash scripts/setup-token.sh "$CER/token" "Example Root CA" | grep '^export ')"
+    run "$HSMCA" ceremony plan "$CER/root-ceremony.toml"
+    run "$HSMCA" ceremony run --yes "$CER/root-ceremony.toml"
+    run "$HSMCA" ceremony run --yes "$CER/cluster-signing.toml"
+    run "$HSMCA" ceremony verify "$CER/out/cluster-signing.transcript"
+    run openssl verify -x509_strict -CAfile "$CER/out/root.crt" "$CER"/out/cluster-?.crt
+)
+
 step "done"
 echo "root:         $OUT/root.crt"
 echo "intermediate: $CLUSTER/intermediate.crt (chain: $CLUSTER/chain.pem)"

@@ -6,6 +6,8 @@
 #   gnutls-bin     certtool --verify-chain (a second chain verifier)
 #   openssl        openssl verify, CSRs for the cluster side
 #   python3-venv   for the pkilint virtualenv
+#   libengine-pkcs11-openssl, time   scripts/bench.sh (openssl's PKCS#11 engine; /usr/bin/time)
+#   etcd-server, etcd-client, kubernetes-client (kubectl)   tests/k8s.rs's real components
 # and pkilint (PyPI, pinned) in a virtualenv at $REPO/.venv-pkilint.
 #
 # Runs as root without a tty (CI). Idempotent: `apt-get update` only runs when a package is
@@ -19,7 +21,11 @@ VENV="$REPO/.venv-pkilint"
 say() { printf 'install-deps: %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------------
-APT_PACKAGES=(softhsm2 opensc opensc-pkcs11 gnutls-bin openssl python3 python3-venv ca-certificates)
+APT_PACKAGES=(softhsm2 opensc opensc-pkcs11 gnutls-bin openssl python3 python3-venv ca-certificates
+    etcd-server etcd-client libengine-pkcs11-openssl time)
+# kubectl for tests/k8s.rs: Debian's kubernetes-client, unless a kubectl is already installed
+# (another kubectl package owns /usr/bin/kubectl and the two cannot both be installed).
+command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
 
 is_installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]

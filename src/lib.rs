@@ -5,8 +5,10 @@
 //! arguments and calls the other two.
 
 pub mod ca;
+pub mod ceremony;
 pub mod cli;
 pub mod error;
+pub mod k8s;
 pub mod output;
 pub mod token;
 pub mod x509;

@@ -333,11 +333,17 @@ impl AuditLog {
             .append(true)
             .open(&self.path)
             .map_err(io("opening the audit log"))?;
+        let before = file
+            .metadata()
+            .map_err(io("reading the audit log's length"))?
+            .len();
         // One write of the whole line: a crash leaves the line whole or a truncated tail that
-        // `read` reports, never a record that silently differs.
-        file.write_all(&line)
-            .map_err(io("appending to the audit log"))?;
-        file.sync_all().map_err(io("syncing the audit log"))?;
+        // `read` reports, never a record that silently differs. A failed write (a full disk)
+        // is cut back off, so the log stays readable and the error is the only trace.
+        if let Err(e) = file.write_all(&line).and_then(|()| file.sync_all()) {
+            let _ = file.set_len(before).and_then(|()| file.sync_all());
+            return Err(io("appending to the audit log")(e));
+        }
         *tail = Tail {
             seq: record.seq,
             hash,

@@ -52,6 +52,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Crl(a) => crl(g, a),
         Command::Log(LogCmd::Verify { root }) => super::records::log_verify(g, root.as_deref()),
         Command::Bench(BenchCmd::Raw { key, count }) => bench_raw(g, &key, count),
+        Command::K8s(c) => super::k8s::run(g, c),
+        Command::Ceremony(c) => super::ceremony::run(g, c),
     }
 }
 
@@ -169,7 +171,11 @@ fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
         )?;
     }
     let signer = TokenSigner::new(&session, generated.key.clone(), SignatureChoice::default())?;
-    rec.seal(&signer, &uri)?;
+    // A CA directory that already has its CA certificate is sealed by that CA's key; a new
+    // key is recorded there but does not seal, or `log verify` would stop trusting the log.
+    if rec.dir().is_some_and(|d| !d.ca_cert_path().exists()) {
+        rec.seal(&signer, &uri)?;
+    }
     println!(
         "generated {} key \"{}\" on token \"{}\" (sensitive, not extractable, test signature verified)",
         alg,
@@ -395,10 +401,11 @@ fn certificate_paths(a: &SignArgs, requests: &[PathBuf]) -> Result<Vec<PathBuf>>
                 ));
             }
             let mut outs: Vec<PathBuf> = Vec::with_capacity(requests.len());
+            let mut seen = std::collections::HashSet::with_capacity(requests.len());
             for r in requests {
                 let stem = r.file_stem().unwrap_or_default();
                 let out = dir.join(stem).with_extension("crt");
-                if outs.contains(&out) {
+                if !seen.insert(out.clone()) {
                     return Err(Error::invalid(
                         format!("two requests would both be written to {}", out.display()),
                         "give the requests distinct file names",

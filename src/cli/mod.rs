@@ -1,6 +1,8 @@
 //! The command line: parses arguments and calls the library. No PKCS#11 or X.509 logic here.
 
+mod ceremony;
 mod commands;
+mod k8s;
 mod records;
 
 use std::path::PathBuf;
@@ -93,9 +95,15 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Log(LogCmd),
+    /// Kubernetes: per-cluster intermediates, component certificates, kubeconfigs.
+    #[command(subcommand)]
+    K8s(k8s::K8sCmd),
     /// Measurements (see scripts/bench.sh).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Key ceremonies from a file: plan, run, verify the transcript.
+    #[command(subcommand)]
+    Ceremony(ceremony::CeremonyCmd),
 }
 
 #[derive(Debug, Subcommand)]

@@ -115,8 +115,14 @@ impl FromStr for Pkcs11Uri {
                 "pin-value" => return Err(TokenError::PinValueInUri),
                 "pin-source" => {
                     let text = utf8(name, percent_decode(value).map_err(bad)?).map_err(bad)?;
-                    let path = text.strip_prefix("file://").or(text.strip_prefix("file:"));
-                    uri.pin_source = Some(PathBuf::from(path.unwrap_or(&text)));
+                    let path = text
+                        .strip_prefix("file://")
+                        .or(text.strip_prefix("file:"))
+                        .unwrap_or(&text);
+                    if path.is_empty() {
+                        return Err(bad("pin-source names no file".into()));
+                    }
+                    uri.pin_source = Some(PathBuf::from(path));
                 }
                 "module-path" => {
                     let text = utf8(name, percent_decode(value).map_err(bad)?).map_err(bad)?;
@@ -162,9 +168,16 @@ impl fmt::Display for Pkcs11Uri {
             ));
         }
         if let Some(p) = &self.pin_source {
+            let path = p.to_string_lossy();
+            // "file://" would swallow a path's own leading "//" as an empty authority.
+            let scheme = if path.starts_with("//") {
+                "file://"
+            } else {
+                "file:"
+            };
             query.push(format!(
-                "pin-source=file:{}",
-                percent_encode(p.to_string_lossy().as_bytes())
+                "pin-source={scheme}{}",
+                percent_encode(path.as_bytes())
             ));
         }
         if !query.is_empty() {
@@ -253,5 +266,14 @@ mod tests {
         ] {
             assert!(bad.parse::<Pkcs11Uri>().is_err(), "{bad}");
         }
+    }
+
+    // Found by fuzz/fuzz_targets/pkcs11_uri.rs: a pin-source path starting with "//" is
+    // printed as "file://..." and that parses back as another path ("//run/pin" -> "run/pin").
+    #[test]
+    fn pin_source_survives_printing() {
+        let uri: Pkcs11Uri = "pkcs11:token=A?pin-source=//run/pin".parse().unwrap();
+        let again: Pkcs11Uri = uri.to_string().parse().unwrap();
+        assert_eq!(uri, again, "printed as {uri}");
     }
 }

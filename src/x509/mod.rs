@@ -2,12 +2,14 @@
 //! It knows the token only through [`signer::CaSigner`].
 
 pub mod algorithm;
+pub mod constraints;
 pub mod crl;
 pub mod csr;
 pub mod decode;
 pub mod error;
 pub mod inspect;
 pub mod issue;
+pub mod lint;
 pub mod name;
 pub mod profile;
 pub mod serial;

@@ -97,16 +97,27 @@ impl ValidityPeriod {
         };
         let end = match lifetime {
             Lifetime::Years(y) => {
-                let year = nb.year() + i32::try_from(y).map_err(|_| overflow())?;
+                let year = i32::try_from(y)
+                    .ok()
+                    .and_then(|y| nb.year().checked_add(y))
+                    .ok_or_else(overflow)?;
                 let date = Date::from_calendar_date(year, nb.month(), nb.day())
                     .or_else(|_| Date::from_calendar_date(year, nb.month(), nb.day() - 1))
                     .map_err(|_| overflow())?;
                 nb.replace_date(date)
             }
-            Lifetime::Days(d) => nb + time::Duration::days(d.into()),
-            Lifetime::Hours(h) => nb + time::Duration::hours(h.into()),
-            Lifetime::Minutes(m) => nb + time::Duration::minutes(m.into()),
-            Lifetime::Seconds(s) => nb + time::Duration::seconds(s.into()),
+            Lifetime::Days(d) => nb
+                .checked_add(time::Duration::days(d.into()))
+                .ok_or_else(overflow)?,
+            Lifetime::Hours(h) => nb
+                .checked_add(time::Duration::hours(h.into()))
+                .ok_or_else(overflow)?,
+            Lifetime::Minutes(m) => nb
+                .checked_add(time::Duration::minutes(m.into()))
+                .ok_or_else(overflow)?,
+            Lifetime::Seconds(s) => nb
+                .checked_add(time::Duration::seconds(s.into()))
+                .ok_or_else(overflow)?,
         };
         Self::between(nb, end - time::Duration::SECOND)
     }
@@ -247,5 +258,36 @@ mod tests {
             parse_time("2030-01-01T01:00:00+01:00", false).unwrap(),
             datetime!(2030-01-01 00:00:00 UTC)
         );
+    }
+
+    // Found by fuzz/fuzz_targets/validity.rs (input "9999-12-31", end of day, + 1 s, and
+    // "2147483645y"); the CLI panics the same way on `--validity 4294967295d` or `--not-before
+    // 9999-12-31T23:59:59Z --validity 1s`: OffsetDateTime + Duration panics past year 9999.
+    #[test]
+    fn lifetime_past_year_9999_is_refused_not_a_panic() {
+        let last_day = parse_time("9999-12-31", true).unwrap();
+        assert!(ValidityPeriod::starting(last_day, Lifetime::Seconds(1)).is_err());
+        // u32::MAX seconds is 136 years: a valid (if unwise) period, not an overflow.
+        assert!(
+            ValidityPeriod::starting(
+                datetime!(2026-11-29 00:00:00 UTC),
+                Lifetime::Seconds(u32::MAX)
+            )
+            .is_ok()
+        );
+        let now = datetime!(2026-11-29 00:00:00 UTC);
+        for lifetime in [
+            Lifetime::Days(u32::MAX),
+            Lifetime::Hours(u32::MAX),
+            Lifetime::Minutes(u32::MAX),
+            Lifetime::Years(u32::MAX),
+            // i32 year + 2147483645 overflows (a panic in debug builds, a wrap in release).
+            Lifetime::Years(2_147_483_645),
+        ] {
+            assert!(
+                ValidityPeriod::starting(now, lifetime).is_err(),
+                "{lifetime:?}"
+            );
+        }
     }
 }

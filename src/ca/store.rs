@@ -137,6 +137,12 @@ impl CaDir {
     /// seal still verifies on its own; the files issued after the cut give it away.
     pub fn check_files(&self) -> Result<()> {
         let ledger = self.ledger();
+        // One index instead of a scan of the ledger per kept file.
+        let cert_hashes: std::collections::HashMap<&str, &str> = ledger
+            .issued
+            .iter()
+            .map(|(_, c)| (c.serial.as_str(), c.cert_sha256.as_str()))
+            .collect();
         let cut = |file: &Path, why: &str| {
             Error::invalid(
                 format!(
@@ -169,7 +175,9 @@ impl CaDir {
                 };
                 let hash = der.as_deref().map(super::audit::sha256_hex);
                 let recorded = match ext {
-                    "pem" => ledger.find(name).map(|c| c.cert_sha256.clone()),
+                    "pem" => cert_hashes
+                        .get(normalize_serial(name).as_str())
+                        .map(|h| h.to_string()),
                     _ => name
                         .parse()
                         .ok()

@@ -166,10 +166,14 @@ fi
 echo "cluster-b.crt: revoked (openssl verify -crl_check refuses it, as it should)"
 run "$HSMCA" log verify --root "$OUT/root.crt"
 
-step "8. declarative ceremonies (examples/): root ceremony, then three cluster CSRs, on a second token"
+step "8. declarative ceremonies (examples/): root ceremony, three cluster CSRs, then a rollover, on a second token"
 CER="$OUT/ceremony"
 mkdir -p "$CER/requests"
-cp examples/root-ceremony.toml examples/cluster-signing.toml "$CER/"
+cp examples/root-ceremony.toml examples/cluster-signing.toml examples/root-rollover.toml "$CER/"
+# The successor root's ceremony: the root ceremony with the 2031 key, name, CA directory and files.
+sed -e 's/root-2026/root-2031/g; s/Root CA 2026/Root CA 2031/g; s#out/root-ca#out/root-2031-ca#' \
+    -e 's#out/root-ceremony.transcript#out/root-2031-ceremony.transcript#; s#out/root\.cr\([tl]\)#out/root-2031.cr\1#' \
+    examples/root-ceremony.toml >"$CER/root-2031-ceremony.toml"
 for c in a b c; do
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -keyout "$CER/requests/cluster-$c.key" -subj "/O=Example/CN=Cluster ${c^^} CA" \
@@ -182,6 +186,12 @@ done
     run "$HSMCA" ceremony run --yes "$CER/cluster-signing.toml"
     run "$HSMCA" ceremony verify "$CER/out/cluster-signing.transcript"
     run openssl verify -x509_strict -CAfile "$CER/out/root.crt" "$CER"/out/cluster-?.crt
+    run "$HSMCA" ceremony run --yes "$CER/root-2031-ceremony.toml"
+    run "$HSMCA" ceremony plan "$CER/root-rollover.toml"
+    run "$HSMCA" ceremony run --yes "$CER/root-rollover.toml"
+    run "$HSMCA" ceremony verify "$CER/out/root-rollover.transcript"
+    # A relying party that trusts only the 2026 root accepts the 2031 root through the cross-certificate.
+    run openssl verify -x509_strict -CAfile "$CER/out/root.crt" "$CER/out/root-2031-by-2026.crt"
 )
 
 step "done"

@@ -464,3 +464,284 @@ fn a_whole_ceremony_runs_without_network() {
     assert_ok(&run_command(&mut cmd));
     assert_ok(&t.run(["ceremony", "verify", "out/cluster-signing.transcript"]));
 }
+
+const ROLLOVER_FILE: &str = "root-rollover.toml";
+
+/// The example root ceremony rewritten for the successor root: key root-2031, its own CA
+/// directory, its own outputs.
+fn successor_root_file(t: &TestToken) -> &'static str {
+    let text = fs::read_to_string(t.path(ROOT_FILE)).unwrap();
+    let text = text
+        .replace("root-2026", "root-2031")
+        .replace("Example Root CA 2026", "Example Root CA 2031")
+        .replace("out/root-ca", "out/root-2031-ca")
+        .replace(
+            "out/root-ceremony.transcript",
+            "out/root-2031-ceremony.transcript",
+        )
+        .replace("out/root.crt", "out/root-2031.crt")
+        .replace("out/root.crl", "out/root-2031.crl");
+    fs::write(t.path("root-2031.toml"), text).unwrap();
+    "root-2031.toml"
+}
+
+/// Events of a CA directory's log, by name.
+fn events_in(t: &TestToken, ca_dir: &str) -> Vec<serde_json::Value> {
+    fs::read_to_string(t.path(format!("{ca_dir}/audit.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn rollover_cross_signs_the_successor_root() {
+    let t = setup();
+    fs::copy(
+        repo_root().join("examples").join(ROLLOVER_FILE),
+        t.path(ROLLOVER_FILE),
+    )
+    .unwrap();
+    run_yes(&t, ROOT_FILE);
+    let successor = successor_root_file(&t);
+    run_yes(&t, successor);
+
+    let plan = assert_ok(&t.run(["ceremony", "plan", ROLLOVER_FILE]));
+    assert_mentions(&plan, &["Cross-certificate for CN=Example Root CA 2031"]);
+    assert_mentions(&plan, &["self-signature verified"]);
+    assert_mentions(&plan, &["out/root-2031.crt SHA-256"]);
+    let out = run_yes(&t, ROLLOVER_FILE);
+    assert_mentions(&out, &["cross-certificate for CN=Example Root CA 2031"]);
+    assert_ok(&t.run(["ceremony", "verify", "out/root-rollover.transcript"]));
+
+    // Same subject, key and SKI as the 2031 root; issuer and AKI are the 2026 root's.
+    let new_root = t.path("out/root-2031.crt");
+    let old_root = t.path("out/root.crt");
+    let cross = t.path("out/root-2031-by-2026.crt");
+    let c = Certificate::from_der(&cert_der(&cross)).unwrap();
+    let n = Certificate::from_der(&cert_der(&new_root)).unwrap();
+    let o = Certificate::from_der(&cert_der(&old_root)).unwrap();
+    assert_eq!(
+        c.tbs_certificate().subject().to_der().unwrap(),
+        n.tbs_certificate().subject().to_der().unwrap()
+    );
+    assert_eq!(
+        c.tbs_certificate().issuer().to_der().unwrap(),
+        o.tbs_certificate().subject().to_der().unwrap()
+    );
+    assert_eq!(cert_spki_sha256(&cross), cert_spki_sha256(&new_root));
+    let ski = |p: &Path| {
+        let text = openssl_x509(p, &["-noout", "-ext", "subjectKeyIdentifier"]);
+        text.lines().last().unwrap().trim().to_string()
+    };
+    assert_eq!(ski(&cross), ski(&new_root));
+    openssl_verify(&old_root, &[], &cross).unwrap();
+    lint_cert(&cross);
+    assert_no_findings_at_or_above_warning(&pkilint_chain(&old_root, &cross), &[]);
+
+    // The point of the rollover: a CA under the 2031 root validates for a relying party that
+    // trusts only the 2026 root, through the cross-certificate, and for one that trusts 2031.
+    let req = t.mkdir("requests-2031");
+    let (csr, _key) = make_csr(&req, "cluster-d", CsrAlg::P256, "Cluster D CA");
+    let key = t.key_uri("root-2031");
+    assert_ok(&t.run([
+        "--ca-dir",
+        "out/root-2031-ca",
+        "sign",
+        "--key",
+        &key,
+        "--csr",
+        csr.to_str().unwrap(),
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--validity",
+        "2y",
+        "--out",
+        "out/cluster-d.crt",
+    ]));
+    let int = t.path("out/cluster-d.crt");
+    openssl_verify(&old_root, &[&cross], &int).unwrap();
+    openssl_verify(&new_root, &[], &int).unwrap();
+    assert!(
+        openssl_verify(&old_root, &[], &int).is_err(),
+        "without the cross-certificate the 2026 root alone does not vouch for it"
+    );
+    let chain = t.path("out/cluster-d-chain.pem");
+    concat_files(&chain, &[&int, &cross, &old_root]);
+    certtool_verify_chain(&chain).unwrap();
+
+    // Recorded as a cross-certificate, listed, exportable and revocable like any issued one.
+    let events = events_in(&t, "out/root-ca");
+    let rec = events
+        .iter()
+        .find(|e| e["event"] == "cross_signed")
+        .expect("a cross_signed record");
+    assert_eq!(rec["cert"]["profile"], "cross");
+    let serial = rec["cert"]["serial"].as_str().unwrap().to_string();
+    let list = assert_ok(&t.run(["--ca-dir", "out/root-ca", "list"]));
+    assert_mentions(&list, &[&serial]);
+    assert_ok(&t.run([
+        "--ca-dir",
+        "out/root-ca",
+        "export",
+        "--serial",
+        &serial,
+        "--out",
+        "out/exported-cross.crt",
+    ]));
+    assert_eq!(
+        cert_der(&t.path("out/exported-cross.crt")),
+        cert_der(&cross)
+    );
+    openssl_crl_ok(&t, "out/root-after-rollover.crl", "out/root.crt");
+    lint_arl(&t.path("out/root-after-rollover.crl"));
+
+    // Run again: done, nothing signed twice.
+    let again = run_yes(&t, ROLLOVER_FILE);
+    assert_mentions(&again, &["nothing to do"]);
+    assert_eq!(
+        events_in(&t, "out/root-ca")
+            .iter()
+            .filter(|e| e["event"] == "cross_signed")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn cross_sign_plans_that_must_fail() {
+    let t = setup();
+    fs::copy(
+        repo_root().join("examples").join(ROLLOVER_FILE),
+        t.path(ROLLOVER_FILE),
+    )
+    .unwrap();
+    run_yes(&t, ROOT_FILE);
+    let rollover = |name: &str, cert: &str, extra: &str| {
+        let text = fs::read_to_string(t.path(ROLLOVER_FILE)).unwrap();
+        let text = text.replace(
+            "certificate = \"out/root-2031.crt\"",
+            &format!("certificate = \"{cert}\"\n{extra}"),
+        );
+        fs::write(t.path(name), text).unwrap();
+        name.to_string()
+    };
+
+    // Nothing to cross-sign yet.
+    let e = plan_fails(&t, ROLLOVER_FILE);
+    assert_mentions(&e, &["out/root-2031.crt"]);
+
+    // This CA's own certificate.
+    let f = rollover("own.toml", "out/root.crt", "");
+    assert_mentions(&plan_fails(&t, &f), &["signing CA's own key"]);
+
+    // Not a CA: a leaf signed by openssl under a throwaway CA.
+    let req = t.mkdir("leafy");
+    let (ca_csr, ca_key) = make_csr(&req, "other-ca", CsrAlg::P256, "Other CA");
+    let other_ca = req.join("other-ca.crt");
+    let ext = req.join("ca.ext");
+    fs::write(
+        &ext,
+        "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n",
+    )
+    .unwrap();
+    let out = run_in(
+        &req,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            ca_csr.to_str().unwrap(),
+            "-key",
+            ca_key.to_str().unwrap(),
+            "-days",
+            "30",
+            "-out",
+            other_ca.to_str().unwrap(),
+            "-extfile",
+            ext.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (leaf_csr, _) = make_csr(&req, "leaf", CsrAlg::P256, "Just A Leaf");
+    let leaf = req.join("leaf.crt");
+    let leaf_ext = req.join("leaf.ext");
+    fs::write(&leaf_ext, "basicConstraints=critical,CA:false\n").unwrap();
+    let out = run_in(
+        &req,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            leaf_csr.to_str().unwrap(),
+            "-CA",
+            other_ca.to_str().unwrap(),
+            "-CAkey",
+            ca_key.to_str().unwrap(),
+            "-days",
+            "10",
+            "-out",
+            leaf.to_str().unwrap(),
+            "-extfile",
+            leaf_ext.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let f = rollover(
+        "leaf.toml",
+        "leafy/leaf.crt",
+        "certificate_issuer = \"leafy/other-ca.crt\"",
+    );
+    assert_mentions(&plan_fails(&t, &f), &["not a CA certificate"]);
+
+    // A subordinate CA without its issuer: its key holder is not proven.
+    let (sub_csr, _) = make_csr(&req, "sub", CsrAlg::P256, "Other Sub CA");
+    let sub = req.join("sub.crt");
+    let out = run_in(
+        &req,
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            sub_csr.to_str().unwrap(),
+            "-CA",
+            other_ca.to_str().unwrap(),
+            "-CAkey",
+            ca_key.to_str().unwrap(),
+            "-days",
+            "10",
+            "-out",
+            sub.to_str().unwrap(),
+            "-extfile",
+            ext.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let f = rollover("sub.toml", "leafy/sub.crt", "");
+    assert_mentions(
+        &plan_fails(&t, &f),
+        &["not self-signed", "certificate_issuer"],
+    );
+    // With its issuer named, it plans.
+    let f = rollover(
+        "sub-ok.toml",
+        "leafy/sub.crt",
+        "certificate_issuer = \"leafy/other-ca.crt\"",
+    );
+    let plan = assert_ok(&t.run(["ceremony", "plan", &f]));
+    assert_mentions(&plan, &["issued by CN=Other CA, signature verified"]);
+
+    // A self-signed CA certificate whose signature is damaged.
+    let der = cert_der(&other_ca);
+    let mut bad = der.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x01;
+    fs::write(req.join("bad.crt"), to_pem("CERTIFICATE", &bad)).unwrap();
+    let f = rollover("bad.toml", "leafy/bad.crt", "");
+    assert_mentions(&plan_fails(&t, &f), &["does not verify"]);
+}

@@ -69,6 +69,15 @@ pub enum Event {
         /// The CSR, DER base64.
         csr_der: String,
     },
+    /// An existing CA certificate was cross-signed: same subject and key, this CA as issuer.
+    CrossSigned {
+        /// Issued certificate.
+        cert: IssuedCert,
+        /// SHA-256 of the cross-signed certificate's DER.
+        source_sha256: String,
+        /// The cross-signed certificate, DER base64.
+        source_der: String,
+    },
     /// A request was refused before signing.
     RequestRefused {
         /// The command.
@@ -118,6 +127,18 @@ pub enum Event {
         /// The signature, base64.
         signature: String,
     },
+}
+
+impl Event {
+    /// The certificate this event issued, if it issued one.
+    pub fn issued_cert(&self) -> Option<&IssuedCert> {
+        match self {
+            Event::RootCreated { cert }
+            | Event::CsrSigned { cert, .. }
+            | Event::CrossSigned { cert, .. } => Some(cert),
+            _ => None,
+        }
+    }
 }
 
 /// A certificate as recorded when issued.

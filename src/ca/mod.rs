@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod cross;
 pub mod ops;
 pub mod recorder;
 pub mod signer;

@@ -87,12 +87,9 @@ impl CaDir {
 
     /// Appends a record (fsynced) and remembers the serial it issues, if any.
     pub fn append(&mut self, event: Event, operator: Option<&str>) -> Result<()> {
-        let serial = match &event {
-            Event::RootCreated { cert } | Event::CsrSigned { cert, .. } => {
-                hex::decode(&cert.serial).ok()
-            }
-            _ => None,
-        };
+        let serial = event
+            .issued_cert()
+            .and_then(|cert| hex::decode(&cert.serial).ok());
         self.log.append(&mut self.tail, event, operator)?;
         self.serials.extend(serial);
         Ok(())
@@ -225,10 +222,10 @@ impl Ledger {
     fn from_entries(entries: &[Entry]) -> Ledger {
         let mut l = Ledger::default();
         for e in entries {
+            if let Some(cert) = e.record.event.issued_cert() {
+                l.issued.push((e.record.seq, cert.clone()));
+            }
             match &e.record.event {
-                Event::RootCreated { cert } | Event::CsrSigned { cert, .. } => {
-                    l.issued.push((e.record.seq, cert.clone()))
-                }
                 Event::CertificateRevoked {
                     serial,
                     reason,

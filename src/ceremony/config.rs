@@ -149,6 +149,44 @@ pub struct SignIntermediateConfig {
     pub key_usage: Option<Vec<String>>,
 }
 
+/// `kind = "cross_sign"`: an existing CA certificate issued again under this CA (rollover).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossSignConfig {
+    /// The CA certificate to cross-sign (PEM or DER): its subject, key and subjectKeyIdentifier
+    /// are kept.
+    pub certificate: PathBuf,
+    /// The certificate that issued it, when it is not self-signed (its signature is checked).
+    pub certificate_issuer: Option<PathBuf>,
+    /// Where the cross-certificate is written (PEM).
+    pub out: PathBuf,
+    /// Optionally the chain: the cross-certificate, then this CA's.
+    pub chain_out: Option<PathBuf>,
+    /// Lifetime, e.g. "5y".
+    pub validity: Option<String>,
+    /// Start of validity.
+    pub not_before: Option<String>,
+    /// End of validity, inclusive.
+    pub not_after: Option<String>,
+    /// pathLenConstraint.
+    pub path_len: Option<u8>,
+    /// Permitted DNS subtrees (no leading dot).
+    #[serde(default)]
+    pub permit_dns: Vec<String>,
+    /// Permitted IP ranges (CIDR).
+    #[serde(default)]
+    pub permit_ip: Vec<String>,
+    /// cRLDistributionPoints URL (http://).
+    pub crl_url: Option<String>,
+    /// authorityInfoAccess caIssuers URL (http://).
+    pub ca_issuers_url: Option<String>,
+    /// certificatePolicies OIDs.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// keyUsage names; default keyCertSign, cRLSign.
+    pub key_usage: Option<Vec<String>>,
+}
+
 /// `kind = "revoke"`: records a revocation; the next CRL lists it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -331,6 +369,21 @@ pub struct SignIntermediate {
     pub profile: CaProfile,
 }
 
+/// A checked `cross_sign` step.
+#[derive(Debug, Clone)]
+pub struct CrossSign {
+    /// The certificate to cross-sign.
+    pub certificate: PathBuf,
+    /// Its issuer's certificate, when it is not self-signed.
+    pub certificate_issuer: Option<PathBuf>,
+    /// Output.
+    pub out: PathBuf,
+    /// Chain output.
+    pub chain_out: Option<PathBuf>,
+    /// Profile.
+    pub profile: CaProfile,
+}
+
 /// What a revoke step names.
 #[derive(Debug, Clone)]
 pub enum RevokeTarget {
@@ -369,6 +422,8 @@ pub enum Step {
     CreateRoot(CreateRoot),
     /// Sign CA certificates from CSRs.
     SignIntermediate(SignIntermediate),
+    /// Cross-sign an existing CA certificate.
+    CrossSign(CrossSign),
     /// Revoke a certificate.
     Revoke(Revoke),
     /// Issue the CRL.
@@ -382,6 +437,7 @@ impl Step {
             Step::GenerateKey(_) => "generate_key",
             Step::CreateRoot(_) => "create_root",
             Step::SignIntermediate(_) => "sign_intermediate",
+            Step::CrossSign(_) => "cross_sign",
             Step::Revoke(_) => "revoke",
             Step::Crl(_) => "crl",
         }
@@ -521,7 +577,7 @@ pub fn parse(path: &Path, text: &str) -> Result<CeremonyFile> {
                     "{} line {line}: step {number} has no `kind`",
                     path.display()
                 ),
-                "add kind = one of generate_key, create_root, sign_intermediate, revoke, crl",
+                "add kind = one of generate_key, create_root, sign_intermediate, cross_sign, revoke, crl",
             ));
         };
         let Some(kind_name) = kind.get_ref().as_str().map(str::to_string) else {
@@ -531,7 +587,7 @@ pub fn parse(path: &Path, text: &str) -> Result<CeremonyFile> {
                     path.display(),
                     line_of(text, kind.span().start)
                 ),
-                "add kind = one of generate_key, create_root, sign_intermediate, revoke, crl",
+                "add kind = one of generate_key, create_root, sign_intermediate, cross_sign, revoke, crl",
             ));
         };
         let mut rest = table.clone();
@@ -560,6 +616,10 @@ pub fn parse(path: &Path, text: &str) -> Result<CeremonyFile> {
                 .map_err(err)?
                 .validate()
                 .map(Step::SignIntermediate),
+            "cross_sign" => CrossSignConfig::deserialize(de())
+                .map_err(err)?
+                .validate()
+                .map(Step::CrossSign),
             "revoke" => RevokeConfig::deserialize(de())
                 .map_err(err)?
                 .validate()
@@ -575,7 +635,7 @@ pub fn parse(path: &Path, text: &str) -> Result<CeremonyFile> {
                         path.display(),
                         line_of(text, kind.span().start)
                     ),
-                    "use one of generate_key, create_root, sign_intermediate, revoke, crl",
+                    "use one of generate_key, create_root, sign_intermediate, cross_sign, revoke, crl",
                 ));
             }
         }
@@ -704,6 +764,9 @@ pub fn step_outputs(step: &Step) -> Vec<PathBuf> {
             .iter()
             .flat_map(|r| std::iter::once(r.out.clone()).chain(r.chain_out.clone()))
             .collect(),
+        Step::CrossSign(x) => std::iter::once(x.out.clone())
+            .chain(x.chain_out.clone())
+            .collect(),
         Step::Crl(c) => vec![c.out.clone()],
     }
 }
@@ -803,9 +866,61 @@ impl CreateRootConfig {
                     ca_issuers_url: None,
                     policies: policies(&self.policies)?,
                     digital_signature: key_usage_extra(&self.key_usage)?,
+                    subject_key_id: None,
                 },
             },
             out: self.out,
+        })
+    }
+}
+
+/// The profile fields that CA certificates issued under this CA share (sign_intermediate,
+/// cross_sign), moved out of their config for one validation.
+struct SubordinateFields {
+    validity: Option<String>,
+    not_before: Option<String>,
+    not_after: Option<String>,
+    path_len: Option<u8>,
+    permit_dns: Vec<String>,
+    permit_ip: Vec<String>,
+    crl_url: Option<String>,
+    ca_issuers_url: Option<String>,
+    policies: Vec<String>,
+    key_usage: Option<Vec<String>>,
+}
+
+impl SubordinateFields {
+    fn validate(self) -> Result<CaProfile> {
+        let dns = self
+            .permit_dns
+            .iter()
+            .map(|d| check_dns_name(d, false))
+            .collect::<Result<Vec<_>>>()?;
+        let ip = self
+            .permit_ip
+            .iter()
+            .map(|n| n.parse::<IpNet>())
+            .collect::<Result<Vec<_>>>()?;
+        let constraints =
+            (!dns.is_empty() || !ip.is_empty()).then_some(PermittedSubtrees { dns, ip });
+        for url in self.crl_url.iter().chain(&self.ca_issuers_url) {
+            check_http_url(url)?;
+        }
+        Ok(CaProfile {
+            validity: ValiditySpec::parse(
+                self.validity.as_deref(),
+                self.not_before.as_deref(),
+                self.not_after.as_deref(),
+            )?,
+            path_len: self.path_len,
+            constraints,
+            extras: CaExtras {
+                crl_url: self.crl_url,
+                ca_issuers_url: self.ca_issuers_url,
+                policies: policies(&self.policies)?,
+                digital_signature: key_usage_extra(&self.key_usage)?,
+                subject_key_id: None,
+            },
         })
     }
 }
@@ -829,21 +944,19 @@ impl SignIntermediateConfig {
             Some(s) => Some((s.clone(), parse_name(s)?)),
             None => None,
         };
-        let dns = self
-            .permit_dns
-            .iter()
-            .map(|d| check_dns_name(d, false))
-            .collect::<Result<Vec<_>>>()?;
-        let ip = self
-            .permit_ip
-            .iter()
-            .map(|n| n.parse::<IpNet>())
-            .collect::<Result<Vec<_>>>()?;
-        let constraints =
-            (!dns.is_empty() || !ip.is_empty()).then_some(PermittedSubtrees { dns, ip });
-        for url in self.crl_url.iter().chain(&self.ca_issuers_url) {
-            check_http_url(url)?;
+        let profile = SubordinateFields {
+            validity: self.validity,
+            not_before: self.not_before,
+            not_after: self.not_after,
+            path_len: self.path_len,
+            permit_dns: self.permit_dns,
+            permit_ip: self.permit_ip,
+            crl_url: self.crl_url,
+            ca_issuers_url: self.ca_issuers_url,
+            policies: self.policies,
+            key_usage: self.key_usage,
         }
+        .validate()?;
         Ok(SignIntermediate {
             requests: self
                 .requests
@@ -855,21 +968,33 @@ impl SignIntermediateConfig {
                 })
                 .collect(),
             subject,
-            profile: CaProfile {
-                validity: ValiditySpec::parse(
-                    self.validity.as_deref(),
-                    self.not_before.as_deref(),
-                    self.not_after.as_deref(),
-                )?,
-                path_len: self.path_len,
-                constraints,
-                extras: CaExtras {
-                    crl_url: self.crl_url,
-                    ca_issuers_url: self.ca_issuers_url,
-                    policies: policies(&self.policies)?,
-                    digital_signature: key_usage_extra(&self.key_usage)?,
-                },
-            },
+            profile,
+        })
+    }
+}
+
+impl CrossSignConfig {
+    /// Checks the step (the certificate itself is checked by the plan, which reads it).
+    pub fn validate(self) -> Result<CrossSign> {
+        let profile = SubordinateFields {
+            validity: self.validity,
+            not_before: self.not_before,
+            not_after: self.not_after,
+            path_len: self.path_len,
+            permit_dns: self.permit_dns,
+            permit_ip: self.permit_ip,
+            crl_url: self.crl_url,
+            ca_issuers_url: self.ca_issuers_url,
+            policies: self.policies,
+            key_usage: self.key_usage,
+        }
+        .validate()?;
+        Ok(CrossSign {
+            certificate: self.certificate,
+            certificate_issuer: self.certificate_issuer,
+            out: self.out,
+            chain_out: self.chain_out,
+            profile,
         })
     }
 }
@@ -951,6 +1076,14 @@ pub fn normal_step(step: &Step) -> Value {
                 "csr": path_text(&r.csr), "out": path_text(&r.out),
                 "chain_out": r.chain_out.as_deref().map(path_text),
             })).collect::<Vec<_>>(),
+        }),
+        Step::CrossSign(x) => json!({
+            "kind": "cross_sign",
+            "certificate": path_text(&x.certificate),
+            "certificate_issuer": x.certificate_issuer.as_deref().map(path_text),
+            "profile": profile(&x.profile),
+            "out": path_text(&x.out),
+            "chain_out": x.chain_out.as_deref().map(path_text),
         }),
         Step::Revoke(r) => json!({
             "kind": "revoke",

@@ -22,6 +22,7 @@ use super::config::{
 };
 use crate::ca::CheckedCsr;
 use crate::ca::audit::{Entry, Event, sha256_hex};
+use crate::ca::cross::CrossSource;
 use crate::ca::signer::{key_spec, spki_from_material};
 use crate::error::{Error, Result, read_file};
 use crate::token::{Pkcs11Uri, TokenSession};
@@ -31,7 +32,7 @@ use crate::x509::decode::{load_certificate, load_certificate_with_der};
 use crate::x509::issue::{CertRequest, preview};
 use crate::x509::lint::{refuse_findings, throwaway_algorithm};
 use crate::x509::name::display_name;
-use crate::x509::profile::Profile;
+use crate::x509::profile::{CaExtras, Profile};
 use crate::x509::serial::random_serial;
 use crate::x509::signer::CaSigner;
 use crate::x509::soft_key::SoftKey;
@@ -695,66 +696,15 @@ pub fn build(
                         .iter()
                         .filter(|e| matches!(&e.record.event, Event::CsrSigned { csr_sha256, .. } if *csr_sha256 == csr_sha))
                         .collect();
-                    let done = match existing(&file, &req_cfg.out)? {
-                        Some((fh, bytes)) => {
-                            let (_, sha) = cert_in(&bytes).ok_or_else(|| {
-                                taken(&req_cfg.out, n, "it exists and is not a certificate")
-                            })?;
-                            let rec = records.iter().find(|e| matches!(&e.record.event, Event::CsrSigned { cert, .. } if cert.cert_sha256 == sha));
-                            let Some(rec) = rec else {
-                                return Err(taken(
-                                    &req_cfg.out,
-                                    n,
-                                    "it exists and is not a certificate this CA directory recorded for this CSR",
-                                ));
-                            };
-                            let mut outs = vec![fh];
-                            if let Some(chain) = &req_cfg.chain_out {
-                                let Some((ch, _)) = existing(&file, chain)? else {
-                                    return Err(step_err(
-                                        n,
-                                        Error::invalid(
-                                            format!(
-                                                "{} exists but its chain {} does not",
-                                                req_cfg.out.display(),
-                                                chain.display()
-                                            ),
-                                            format!(
-                                                "write the chain with: cat {} {}/ca.crt > {}",
-                                                req_cfg.out.display(),
-                                                file.ceremony.ca_dir.display(),
-                                                chain.display()
-                                            ),
-                                        ),
-                                    ));
-                                };
-                                outs.push(ch);
-                            }
-                            Some(evidence(rec, outs))
-                        }
-                        None => {
-                            if let Some(chain) = &req_cfg.chain_out
-                                && existing(&file, chain)?.is_some()
-                            {
-                                return Err(taken(chain, n, "it exists"));
-                            }
-                            if let Some(e) = records.last()
-                                && let Event::CsrSigned { cert, .. } = &e.record.event
-                            {
-                                notes.push(format!(
-                                    "step {n}: audit record {} already holds a certificate for {} (serial {}); if an earlier run of this ceremony stopped before writing {}, write it with 'hsmca --ca-dir {} export --serial {} --out {}' before running, or the run issues a new one",
-                                    e.record.seq,
-                                    req_cfg.csr.display(),
-                                    cert.serial,
-                                    req_cfg.out.display(),
-                                    file.ceremony.ca_dir.display(),
-                                    cert.serial,
-                                    req_cfg.out.display()
-                                ));
-                            }
-                            None
-                        }
-                    };
+                    let done = certificate_done(
+                        &file,
+                        n,
+                        &req_cfg.out,
+                        req_cfg.chain_out.as_deref(),
+                        &records,
+                        &req_cfg.csr,
+                        &mut notes,
+                    )?;
                     let subject = s
                         .subject
                         .as_ref()
@@ -811,6 +761,121 @@ pub fn build(
                     });
                 }
             }
+            Step::CrossSign(x) => {
+                let Some(iss) = issuer.clone() else {
+                    return Err(step_err(
+                        n,
+                        Error::invalid(
+                            "there is no CA certificate to sign under",
+                            "add a create_root step or use a CA directory with a root",
+                        ),
+                    ));
+                };
+                let (input, bytes) =
+                    file_hash(&file, &x.certificate).map_err(|e| step_err(n, e))?;
+                let mut inputs = vec![input];
+                let issuer_bytes = match &x.certificate_issuer {
+                    Some(p) => {
+                        let (h, b) = file_hash(&file, p).map_err(|e| step_err(n, e))?;
+                        inputs.push(h);
+                        Some(b)
+                    }
+                    None => None,
+                };
+                let source =
+                    CrossSource::check(&bytes, issuer_bytes.as_deref(), &ca_spki_for_preview)
+                        .map_err(|e| step_err(n, about(&x.certificate, e)))?;
+                let source_sha = sha256_hex(source.der());
+                let records: Vec<&Entry> = state
+                    .entries
+                    .iter()
+                    .filter(|e| matches!(&e.record.event, Event::CrossSigned { source_sha256, .. } if *source_sha256 == source_sha))
+                    .collect();
+                let done = certificate_done(
+                    &file,
+                    n,
+                    &x.out,
+                    x.chain_out.as_deref(),
+                    &records,
+                    &x.certificate,
+                    &mut notes,
+                )?;
+                let stbs = source.certificate().tbs_certificate();
+                let req = CertRequest {
+                    profile: Profile::Intermediate {
+                        path_len: x.profile.path_len,
+                        constraints: x.profile.constraints.clone(),
+                    },
+                    subject: stbs.subject().clone(),
+                    public_key: stbs.subject_public_key_info().clone(),
+                    validity: x
+                        .profile
+                        .validity
+                        .resolve(now)
+                        .map_err(|e| step_err(n, e))?,
+                    issuer: Some(&iss),
+                    serial: random_serial()?,
+                };
+                let extras = cross_extras(&x.profile, &source);
+                let cert = preview(
+                    &req,
+                    &extras,
+                    iss.tbs_certificate().subject_public_key_info(),
+                    preview_signer,
+                )
+                .map_err(|e| step_err(n, about(&x.certificate, e)))?;
+                refuse_findings(&cert, Some(&iss), "in the dry run").map_err(|e| step_err(n, e))?;
+                if let (Ok(ours), Ok(theirs)) = (
+                    from_x509_time(&cert.tbs_certificate().validity().not_after),
+                    from_x509_time(&stbs.validity().not_after),
+                ) && ours > theirs
+                    && done.is_none()
+                {
+                    notes.push(format!(
+                        "step {n}: the cross-certificate, if signed now, is valid until {}, after {} itself expires ({}); relying parties may then still accept its chains through this CA",
+                        fmt(ours),
+                        x.certificate.display(),
+                        fmt(theirs)
+                    ));
+                }
+                let mut outs = vec![x.out.clone()];
+                outs.extend(x.chain_out.clone());
+                body.push_str(&render_cert(
+                    &format!(
+                        "Cross-certificate for {} from {} ({}; same subject, key and subjectKeyIdentifier)",
+                        display_name(stbs.subject()),
+                        x.certificate.display(),
+                        if source.self_signed() {
+                            "self-signed, self-signature verified".to_string()
+                        } else {
+                            format!(
+                                "issued by {}, signature verified with its certificate",
+                                display_name(stbs.issuer())
+                            )
+                        }
+                    ),
+                    &cert,
+                    &x.profile,
+                    Some(&iss),
+                    &format!(
+                        "{} from the certificate (SPKI SHA-256 {})",
+                        PublicKeyInfo::from_spki(stbs.subject_public_key_info())
+                            .map(|i| i.to_string())
+                            .unwrap_or_else(|_| "unknown".into()),
+                        hex::encode(spki_sha256(stbs.subject_public_key_info()))
+                    ),
+                    &inputs,
+                    &outs,
+                    done.is_some(),
+                    stand_in_step,
+                ));
+                items.push(Item {
+                    what: format!("cross-certificate {}", x.out.display()),
+                    inputs,
+                    done,
+                    csr_sha256: None,
+                });
+            }
             Step::Revoke(r) => {
                 let (serial, inputs) = match &r.target {
                     RevokeTarget::Serial(s) => (Some(s.clone()), vec![]),
@@ -854,7 +919,12 @@ pub fn build(
                 };
                 let mut done = None;
                 if let Some(serial) = &serial {
-                    let issued = state.entries.iter().any(|e| matches!(&e.record.event, Event::RootCreated { cert } | Event::CsrSigned { cert, .. } if cert.serial == *serial && cert.profile != "root"));
+                    let issued = state.entries.iter().any(|e| {
+                        e.record
+                            .event
+                            .issued_cert()
+                            .is_some_and(|c| c.serial == *serial && c.profile != "root")
+                    });
                     let made_here = matches!(&r.target, RevokeTarget::Certificate(p) if produced.iter().any(|(q, _)| *q == normalise(p)));
                     if !issued && !made_here {
                         return Err(step_err(
@@ -1029,6 +1099,97 @@ pub fn build(
         transcript_exists,
         notes,
     })
+}
+
+/// Whether a certificate of a step is done: its output exists, is a certificate, and one of
+/// `records` (the audit records issued for this step's input) holds it; its chain exists too.
+/// `Ok(None)` when the output does not exist yet (with a note if a record shows an earlier run
+/// issued it but stopped before writing).
+#[allow(clippy::too_many_arguments)]
+fn certificate_done(
+    file: &CeremonyFile,
+    n: usize,
+    out: &Path,
+    chain_out: Option<&Path>,
+    records: &[&Entry],
+    input: &Path,
+    notes: &mut Vec<String>,
+) -> Result<Option<Evidence>> {
+    match existing(file, out)? {
+        Some((fh, bytes)) => {
+            let (_, sha) = cert_in(&bytes)
+                .ok_or_else(|| taken(out, n, "it exists and is not a certificate"))?;
+            let rec = records.iter().find(|e| {
+                e.record
+                    .event
+                    .issued_cert()
+                    .is_some_and(|c| c.cert_sha256 == sha)
+            });
+            let Some(rec) = rec else {
+                return Err(taken(
+                    out,
+                    n,
+                    &format!(
+                        "it exists and is not a certificate this CA directory recorded for {}",
+                        input.display()
+                    ),
+                ));
+            };
+            let mut outs = vec![fh];
+            if let Some(chain) = chain_out {
+                let Some((ch, _)) = existing(file, chain)? else {
+                    return Err(step_err(
+                        n,
+                        Error::invalid(
+                            format!(
+                                "{} exists but its chain {} does not",
+                                out.display(),
+                                chain.display()
+                            ),
+                            format!(
+                                "write the chain with: cat {} {}/ca.crt > {}",
+                                out.display(),
+                                file.ceremony.ca_dir.display(),
+                                chain.display()
+                            ),
+                        ),
+                    ));
+                };
+                outs.push(ch);
+            }
+            Ok(Some(evidence(rec, outs)))
+        }
+        None => {
+            if let Some(chain) = chain_out
+                && existing(file, chain)?.is_some()
+            {
+                return Err(taken(chain, n, "it exists"));
+            }
+            if let Some(e) = records.last()
+                && let Some(cert) = e.record.event.issued_cert()
+            {
+                notes.push(format!(
+                    "step {n}: audit record {} already holds a certificate for {} (serial {}); if an earlier run of this ceremony stopped before writing {}, write it with 'hsmca --ca-dir {} export --serial {} --out {}' before running, or the run issues a new one",
+                    e.record.seq,
+                    input.display(),
+                    cert.serial,
+                    out.display(),
+                    file.ceremony.ca_dir.display(),
+                    cert.serial,
+                    out.display()
+                ));
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// The step's extras, keeping the cross-signed certificate's subjectKeyIdentifier.
+pub fn cross_extras(profile: &CaProfile, source: &CrossSource) -> CaExtras {
+    CaExtras {
+        subject_key_id: source.subject_key_id().map(<[u8]>::to_vec),
+        ..profile.extras.clone()
+    }
 }
 
 fn about(p: &Path, e: Error) -> Error {

@@ -15,6 +15,7 @@ use super::config::{CeremonyFile, RevokeTarget, Step};
 use super::plan::{self, CaState, Plan, TokenView};
 use super::transcript;
 use crate::ca::audit::{Event, b64, sha256_hex};
+use crate::ca::cross::CrossSource;
 use crate::ca::ops::{self, write_pem_certs};
 use crate::ca::recorder::Recorder;
 use crate::ca::signer::{SignatureChoice, TokenSigner, key_spec};
@@ -329,6 +330,70 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
                             serial_hex(&cert)
                         ));
                     }
+                }
+                Step::CrossSign(x) => {
+                    let s = signer.as_ref().ok_or_else(no_key)?;
+                    let key_uri = s.key().uri.to_string();
+                    let iss = issuer.clone().ok_or_else(|| {
+                        Error::invalid("no CA certificate to sign under", "report a bug")
+                    })?;
+                    // The inputs must be the bytes the witnesses reviewed (their hashes are in the
+                    // plan digest); then the certificate is checked again, as the plan did.
+                    let read_reviewed = |p: &Path, i: usize| -> Result<Vec<u8>> {
+                        let bytes = read_file(&file.resolve(p))?;
+                        if step.items[0].inputs.get(i).map(|h| h.sha256.as_str())
+                            != Some(sha256_hex(&bytes).as_str())
+                        {
+                            return Err(Error::invalid(
+                                format!("{} changed after the plan was checked", p.display()),
+                                "make sure nothing writes the ceremony's inputs during the run, and run it again",
+                            ));
+                        }
+                        Ok(bytes)
+                    };
+                    let bytes = read_reviewed(&x.certificate, 0)?;
+                    let issuer_bytes = x
+                        .certificate_issuer
+                        .as_deref()
+                        .map(|p| read_reviewed(p, 1))
+                        .transpose()?;
+                    let source =
+                        CrossSource::check(&bytes, issuer_bytes.as_deref(), s.public_key())?;
+                    let stbs = source.certificate().tbs_certificate();
+                    let req = CertRequest {
+                        profile: Profile::Intermediate {
+                            path_len: x.profile.path_len,
+                            constraints: x.profile.constraints.clone(),
+                        },
+                        subject: stbs.subject().clone(),
+                        public_key: stbs.subject_public_key_info().clone(),
+                        validity: x.profile.validity.resolve(OffsetDateTime::now_utc())?,
+                        issuer: Some(&iss),
+                        serial: random_serial_excluding(rec.taken_serials())?,
+                    };
+                    let extras = plan::cross_extras(&x.profile, &source);
+                    let cert = sign_linted(s, &req, &extras, Some(&iss))
+                        .map_err(|e| rec.refuse("ceremony cross_sign", Some(source.der()), e))?;
+                    rec.append(Event::CrossSigned {
+                        cert: issued_record(&cert, "cross", &key_uri)?,
+                        source_sha256: sha256_hex(source.der()),
+                        source_der: b64(source.der()),
+                    })?;
+                    rec.keep_cert(&cert)?;
+                    let out = file.resolve(&x.out);
+                    make_parent(&out)?;
+                    write_pem_certs(&out, &[&cert], Overwrite::Refuse)?;
+                    if let Some(chain) = &x.chain_out {
+                        let chain = file.resolve(chain);
+                        make_parent(&chain)?;
+                        write_pem_certs(&chain, &[&cert, &iss], Overwrite::Refuse)?;
+                    }
+                    console.say(&format!(
+                        "wrote {} (cross-certificate for {}: signature and chain verified, linted before and after signing)\n  serial: {}\n",
+                        x.out.display(),
+                        crate::x509::name::display_name(stbs.subject()),
+                        serial_hex(&cert)
+                    ));
                 }
                 Step::Revoke(r) => {
                     let serial = match &r.target {

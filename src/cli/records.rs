@@ -86,6 +86,7 @@ pub fn show(g: &GlobalArgs, serial: &str) -> Result<()> {
         let (cert, csr) = match &e.record.event {
             Event::RootCreated { cert } => (cert, None),
             Event::CsrSigned { cert, csr_der, .. } => (cert, Some(csr_der)),
+            Event::CrossSigned { cert, .. } => (cert, None),
             _ => continue,
         };
         if cert.serial != want {

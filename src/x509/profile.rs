@@ -405,6 +405,9 @@ pub struct CaExtras {
     pub policies: Vec<ObjectIdentifier>,
     /// keyUsage digitalSignature besides keyCertSign and cRLSign (e.g. for OCSP responses).
     pub digital_signature: bool,
+    /// subjectKeyIdentifier to keep instead of computing one: a cross-signed certificate keeps
+    /// the original's, so certificates that name it in their authorityKeyIdentifier chain to both.
+    pub subject_key_id: Option<Vec<u8>>,
 }
 
 impl CaExtras {
@@ -454,6 +457,12 @@ impl BoundProfile {
                     "leave them out of leaf certificates",
                 ));
             }
+            Profile::Root { .. } if extras.subject_key_id.is_some() => {
+                return Err(Error::invalid(
+                    "a root certificate's subjectKeyIdentifier is computed from its key",
+                    "keep a subjectKeyIdentifier only when cross-signing another CA's certificate",
+                ));
+            }
             Profile::Root { .. } if extras.crl_url.is_some() || extras.ca_issuers_url.is_some() => {
                 return Err(Error::invalid(
                     "a root certificate carries no CRL distribution point or caIssuers URL",
@@ -471,6 +480,26 @@ impl BoundProfile {
                 .iter_mut()
                 .find(|e| e.extn_id == ext.extn_id)
                 .ok_or_else(|| Error::invalid("the CA profile has no keyUsage", "report a bug"))?;
+            *slot = ext;
+        }
+        if let Some(id) = &extras.subject_key_id {
+            if id.is_empty() {
+                return Err(Error::invalid(
+                    "an empty subjectKeyIdentifier cannot be kept",
+                    "cross-sign a certificate whose subjectKeyIdentifier has content",
+                ));
+            }
+            let ski = SubjectKeyIdentifier(OctetString::new(id.as_slice()).map_err(enc)?);
+            let ext = (false, &ski)
+                .to_extension(&self.subject, &[])
+                .map_err(enc)?;
+            let slot = self
+                .extensions
+                .iter_mut()
+                .find(|e| e.extn_id == ext.extn_id)
+                .ok_or_else(|| {
+                    Error::invalid("the CA profile has no subjectKeyIdentifier", "report a bug")
+                })?;
             *slot = ext;
         }
         if let Some(url) = &extras.crl_url {

@@ -159,6 +159,10 @@ impl Sandbox {
             "HSMCA_FAULT_RV",
             "HSMCA_FAULT_STICKY",
             "HSMCA_FAULT_LOG",
+            "HSMCA_FAULT_STOP_FN",
+            "HSMCA_FAULT_STOP_N",
+            "HSMCA_FAULT_STOP_AT",
+            "LD_PRELOAD",
         ] {
             cmd.env_remove(v);
         }
@@ -759,6 +763,16 @@ fn fault_module_fails_exactly_the_chosen_call() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr_of(&out).starts_with("hsmca-faultmod: HSMCA_FAULT_FN=C_NoSuchFunction"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let mut cmd = sb.hsmca(None, None);
+    cmd.args(&list).env("HSMCA_FAULT_STOP_FN", "write");
+    let out = run_command(&mut cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).starts_with("hsmca-faultmod: HSMCA_FAULT_STOP_FN=write"),
         "{}",
         stderr_of(&out)
     );

@@ -1488,8 +1488,8 @@ fn batch_requests(sb: &Sandbox) -> BTreeMap<String, String> {
 }
 
 /// `hsmca log verify`: its problem, if any; a note must come exactly when the log ends
-/// unsealed.
-fn log_verify_problem(sb: &Sandbox) -> Option<String> {
+/// unsealed, naming the certificates `unsealed_certs` (issued after the last seal).
+fn log_verify_problem(sb: &Sandbox, unsealed_certs: &[&str]) -> Option<String> {
     let entries = AuditLog::new(&sb.path("ca/audit.jsonl")).read().ok()?;
     let unsealed = !matches!(
         entries.last().map(|e| &e.record.event),
@@ -1511,6 +1511,11 @@ fn log_verify_problem(sb: &Sandbox) -> Option<String> {
             } else {
                 "ending sealed"
             }
+        ));
+    }
+    if let Some(s) = unsealed_certs.iter().find(|s| !stdout.contains(**s)) {
+        return Some(format!(
+            "'log verify' does not name {s}, issued after the last seal:\n{stdout}"
         ));
     }
     None
@@ -1565,7 +1570,6 @@ fn check_after_kill(
         problems.push(format!("temporary files left: {temps:?}"));
     }
     problems.extend(unparsable_files(sb, &["ca", &round.out]));
-    problems.extend(log_verify_problem(sb));
     check_ca_dir(sb, exported, &mut problems);
     let (signed, sealed) = match round.records(sb) {
         Ok(r) => r,
@@ -1574,6 +1578,11 @@ fn check_after_kill(
             return problems;
         }
     };
+    let unsealed: Vec<&str> = match sealed {
+        true => Vec::new(),
+        false => signed.iter().map(|(c, _)| c.serial.as_str()).collect(),
+    };
+    problems.extend(log_verify_problem(sb, &unsealed));
     let outputs = outputs_recorded(sb, round, &signed, requests, &mut problems);
     let got = Expect {
         recorded: signed.len(),
@@ -1681,7 +1690,7 @@ fn recover(
         }
     }
     // The batch is whole.
-    problems.extend(log_verify_problem(sb));
+    problems.extend(log_verify_problem(sb, &[]));
     check_ca_dir(sb, exported, &mut problems);
     problems.extend(unparsable_files(sb, &["ca", &round.out]));
     let temps = leftover_temp_files(sb.dir.path());

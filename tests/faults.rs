@@ -11,6 +11,10 @@
 //!
 //! `HSMCA_FAULT_SWEEP=quick` sweeps every call for two codes and the first and last call for
 //! the others (the default is the whole cross product).
+//!
+//! SIGKILL during a batch (issue 6): the same module, preloaded so that it also sees fsync,
+//! stops the process at 20 exact points (token calls and the file steps of each certificate);
+//! the test kills it there, checks what is left and recovers (see "SIGKILL during a batch").
 
 mod common;
 

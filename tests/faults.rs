@@ -11,6 +11,10 @@
 //!
 //! `HSMCA_FAULT_SWEEP=quick` sweeps every call for two codes and the first and last call for
 //! the others (the default is the whole cross product).
+//!
+//! SIGKILL during a batch (issue 6): the same module, preloaded so that it also sees fsync,
+//! stops the process at 20 exact points (token calls and the file steps of each certificate);
+//! the test kills it there, checks what is left and recovers (see "SIGKILL during a batch").
 
 mod common;
 
@@ -23,7 +27,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use common::*;
-use hsmca::ca::audit::{AuditLog, Event};
+use hsmca::ca::audit::{AuditLog, Event, IssuedCert};
 
 /// The return values injected: the failures of real tokens that SoftHSM2 cannot produce.
 const CODES: [&str; 7] = [
@@ -159,6 +163,10 @@ impl Sandbox {
             "HSMCA_FAULT_RV",
             "HSMCA_FAULT_STICKY",
             "HSMCA_FAULT_LOG",
+            "HSMCA_FAULT_STOP_FN",
+            "HSMCA_FAULT_STOP_N",
+            "HSMCA_FAULT_STOP_AT",
+            "LD_PRELOAD",
         ] {
             cmd.env_remove(v);
         }
@@ -763,6 +771,16 @@ fn fault_module_fails_exactly_the_chosen_call() {
         stderr_of(&out)
     );
 
+    let mut cmd = sb.hsmca(None, None);
+    cmd.args(&list).env("HSMCA_FAULT_STOP_FN", "write");
+    let out = run_command(&mut cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).starts_with("hsmca-faultmod: HSMCA_FAULT_STOP_FN=write"),
+        "{}",
+        stderr_of(&out)
+    );
+
     // Sticky: every C_GetSlotList from the 2nd on fails, so a command that lists twice fails.
     let _ = fs::remove_file(&log);
     let mut cmd = sb.hsmca(
@@ -998,4 +1016,808 @@ fn second_key_generated_into_a_ca_directory_keeps_its_log_verifying() {
     ]));
     assert_log_verifies(&t);
     assert_ok(&t.run(sign_args("after")));
+}
+
+// ------------------------------------------------------------------------------------------------
+// SIGKILL during a batch
+// ------------------------------------------------------------------------------------------------
+//
+// Issue 6: "send SIGKILL during a batch at 20 different points". The points are exact, not
+// timed: the fault module, preloaded (LD_PRELOAD) so that it also stands in front of libc's
+// fsync, stops the process (SIGSTOP) before or after a chosen call, a PKCS#11 call or an fsync;
+// the test waits until the process is stopped and kills it. The fsyncs mark the file steps of
+// each certificate (audit record, kept copy, its directory, output, its directory), so kills
+// land between the record and the output and in the middle of file writes, not only in token
+// calls. After each kill: the process died of SIGKILL; no temporary or partial file anywhere
+// (every file in the CA and output directories parses whole); `log verify` passes, with its
+// note exactly when the log ends unsealed; the records, kept copies and outputs are the ones
+// that point allows (record first, then kept copy, then output); no serial twice; every
+// recorded certificate exports and every output is a recorded certificate. Then the recovery
+// an operator makes: the same command again fails clearly if any output exists (and changes
+// nothing), the certificates recorded without an output are exported, the requests not yet
+// signed are signed (the lock died with the process), and the batch ends complete: one
+// certificate per request, each output its record, the log verified and sealed.
+
+/// Requests in the batch.
+const BATCH: usize = 8;
+/// The certificate of the batch the middle kill points are in.
+const MID: usize = 4;
+
+/// What must be on disk after a kill: this batch's certificates recorded, kept in `ca/certs/`
+/// and written to the output directory, and whether the batch's seal is in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Expect {
+    recorded: usize,
+    kept: usize,
+    outputs: usize,
+    sealed: bool,
+}
+
+/// Where a batch is stopped and killed: before or after the `n`-th call of `func`.
+#[derive(Debug, Clone)]
+struct KillPoint {
+    what: String,
+    func: &'static str,
+    n: usize,
+    after: bool,
+    expect: Expect,
+}
+
+impl KillPoint {
+    fn when(&self) -> &'static str {
+        if self.after { "after" } else { "before" }
+    }
+}
+
+impl std::fmt::Display for KillPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} #{}: {}",
+            self.when(),
+            self.func,
+            self.n,
+            self.what
+        )
+    }
+}
+
+/// The 20 kill points, numbered as the batch makes its calls (see [`check_batch_shape`]).
+fn kill_points() -> Vec<KillPoint> {
+    let e = |recorded, kept, outputs, sealed| Expect {
+        recorded,
+        kept,
+        outputs,
+        sealed,
+    };
+    // Certificate i's signature is C_Sign #2i (#2i-1 asks for the length); its fsyncs are
+    // 5(i-1) + 1 record, + 2 kept copy, + 3 its directory, + 4 output, + 5 its directory.
+    let sign = |i: usize| 2 * i;
+    let fsync = |i: usize, step: usize| 5 * (i - 1) + step;
+    let p = |what: String, func: &'static str, n: usize, after: bool, expect: Expect| KillPoint {
+        what,
+        func,
+        n,
+        after,
+        expect,
+    };
+    let (b, m) = (BATCH, MID);
+    let s = |t: &str| t.to_string();
+    vec![
+        p(
+            s("CA directory locked, log read, token untouched"),
+            "C_Initialize",
+            1,
+            false,
+            e(0, 0, 0, false),
+        ),
+        p(
+            s("logged in, nothing signed"),
+            "C_Login",
+            1,
+            true,
+            e(0, 0, 0, false),
+        ),
+        p(
+            s("certificate 1's TBS going to the token"),
+            "C_Sign",
+            sign(1),
+            false,
+            e(0, 0, 0, false),
+        ),
+        p(
+            s("certificate 1 signed, nothing recorded"),
+            "C_Sign",
+            sign(1),
+            true,
+            e(0, 0, 0, false),
+        ),
+        p(
+            s("certificate 1's record written, not synced"),
+            "fsync",
+            fsync(1, 1),
+            false,
+            e(1, 0, 0, false),
+        ),
+        p(
+            s("certificate 1's record durable, no copy, no output"),
+            "fsync",
+            fsync(1, 1),
+            true,
+            e(1, 0, 0, false),
+        ),
+        p(
+            s("certificate 1's kept copy in an unnamed file"),
+            "fsync",
+            fsync(1, 2),
+            false,
+            e(1, 0, 0, false),
+        ),
+        p(
+            s("certificate 1 kept, its output not started"),
+            "fsync",
+            fsync(1, 3),
+            true,
+            e(1, 1, 0, false),
+        ),
+        p(
+            s("certificate 1's output in an unnamed file, not synced"),
+            "fsync",
+            fsync(1, 4),
+            false,
+            e(1, 1, 0, false),
+        ),
+        p(
+            s("certificate 1's output synced, not linked"),
+            "fsync",
+            fsync(1, 4),
+            true,
+            e(1, 1, 0, false),
+        ),
+        p(
+            s("certificate 1's output linked, directory not synced"),
+            "fsync",
+            fsync(1, 5),
+            false,
+            e(1, 1, 1, false),
+        ),
+        p(
+            format!("{} certificates done, {m} not started", m - 1),
+            "C_SignInit",
+            m,
+            false,
+            e(m - 1, m - 1, m - 1, false),
+        ),
+        p(
+            format!("certificate {m} signed, nothing of it recorded"),
+            "C_Sign",
+            sign(m),
+            true,
+            e(m - 1, m - 1, m - 1, false),
+        ),
+        p(
+            format!("certificate {m}'s record durable"),
+            "fsync",
+            fsync(m, 1),
+            true,
+            e(m, m - 1, m - 1, false),
+        ),
+        p(
+            format!("certificate {m} kept, its output not started"),
+            "fsync",
+            fsync(m, 3),
+            true,
+            e(m, m, m - 1, false),
+        ),
+        p(
+            format!("certificate {m}'s output being written"),
+            "fsync",
+            fsync(m, 4),
+            false,
+            e(m, m, m - 1, false),
+        ),
+        p(
+            s("every output written, the seal not started"),
+            "fsync",
+            fsync(b, 5),
+            true,
+            e(b, b, b, false),
+        ),
+        p(
+            s("the seal signed, not recorded"),
+            "C_Sign",
+            sign(b + 1),
+            true,
+            e(b, b, b, false),
+        ),
+        p(
+            s("the seal written, not synced"),
+            "fsync",
+            5 * b + 1,
+            false,
+            e(b, b, b, true),
+        ),
+        p(
+            s("sealed, session still open"),
+            "C_Logout",
+            1,
+            false,
+            e(b, b, b, true),
+        ),
+    ]
+}
+
+/// A root with a batch of requests in `batch/`.
+fn with_batch() -> TestToken {
+    let t = with_root();
+    for i in 1..=BATCH {
+        make_csr(
+            &t.path("batch"),
+            &format!("req-{i:02}"),
+            CsrAlg::P256,
+            &format!("Batch Int CA {i:02}"),
+        );
+    }
+    t
+}
+
+fn batch_args(out_dir: &str) -> Vec<String> {
+    let mut a = strings(&["--ca-dir", "ca", "sign", "--key"]);
+    a.push(key_uri());
+    a.extend(strings(&["--csr-dir", "batch", "--out-dir", out_dir]));
+    a.extend(strings(&[
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--validity",
+        "5y",
+    ]));
+    a
+}
+
+/// `hsmca` with the fault module also preloaded (so its fsync counts), logging to `log`.
+fn preloaded(sb: &Sandbox, log: &Path) -> Command {
+    let mut cmd = sb.hsmca(None, Some(log));
+    cmd.env("LD_PRELOAD", faultmod());
+    cmd
+}
+
+/// Runs the batch once unkilled and checks the call sequence the kill points are numbered
+/// from: per certificate C_SignInit, C_Sign (length), C_Sign, five fsyncs; then the seal's
+/// C_SignInit, C_Sign, C_Sign and one fsync; then C_Logout, C_CloseSession, C_Finalize.
+fn check_batch_shape(prepared: &Path) {
+    let sb = Sandbox::copy_of(prepared);
+    let log = sb.path("calls.txt");
+    assert_ok(&run_command(preloaded(&sb, &log).args(batch_args("out"))));
+    let calls: Vec<String> = read_call_log(&log).into_iter().map(|c| c.0).collect();
+    let steps: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| ["C_SignInit", "C_Sign", "fsync"].contains(c))
+        .collect();
+    let mut want = Vec::new();
+    for i in 0..=BATCH {
+        want.extend(["C_SignInit", "C_Sign", "C_Sign"]);
+        want.extend(std::iter::repeat_n("fsync", if i < BATCH { 5 } else { 1 }));
+    }
+    let count = |f: &str| calls.iter().filter(|c| *c == f).count();
+    assert!(
+        steps == want
+            && calls.ends_with(&strings(&[
+                "fsync",
+                "C_Logout",
+                "C_CloseSession",
+                "C_Finalize"
+            ]))
+            && count("C_Initialize") == 1
+            && count("C_Login") == 1,
+        "the kill points assume another call sequence than the batch makes now; renumber \
+         kill_points():\n{}",
+        calls.join(" ")
+    );
+}
+
+/// The process state letter in /proc/PID/stat (`T` when stopped).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// Runs `args` told to stop at `point`, kills it (SIGKILL) once it is stopped there; returns
+/// its stderr, or why the point was not reached.
+fn run_and_kill(
+    sb: &Sandbox,
+    args: &[String],
+    point: &KillPoint,
+    tag: &str,
+) -> Result<String, String> {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use std::time::Duration;
+    let log = sb.path(format!("calls-{tag}.txt"));
+    let out_path = sb.path(format!("killed-{tag}.stdout"));
+    let err_path = sb.path(format!("killed-{tag}.stderr"));
+    let mut cmd = preloaded(sb, &log);
+    cmd.args(args)
+        .env("HSMCA_FAULT_STOP_FN", point.func)
+        .env("HSMCA_FAULT_STOP_N", point.n.to_string())
+        .env("HSMCA_FAULT_STOP_AT", point.when())
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap());
+    let mut child = cmd.spawn().expect("start hsmca");
+    let started = Instant::now();
+    loop {
+        // try_wait does not report a stopped child (no WUNTRACED): only an ended one.
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!(
+                "it never stopped there: it ended ({status}): {}",
+                fs::read_to_string(&err_path).unwrap_or_default().trim()
+            ));
+        }
+        if process_state(child.id()) == Some('T') {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("it did not stop within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    if status.signal() != Some(9) {
+        return Err(format!("it ended with {status}, not by SIGKILL"));
+    }
+    let log_text = fs::read_to_string(&log).unwrap_or_default();
+    let want = format!("{} STOP {}", point.func, point.when());
+    if log_text.lines().last() != Some(want.as_str()) {
+        return Err(format!(
+            "the call log does not end with `{want}`: {:?}",
+            log_text.lines().last()
+        ));
+    }
+    Ok(stderr)
+}
+
+/// Files under `dirs` that do not parse whole: certificates (`*.crt`, `*.pem`: PEM
+/// certificates only, exactly as written), CRLs, the audit log (every line JSON, the chain
+/// intact), the lock file (empty); anything else is reported as unexpected.
+fn unparsable_files(sb: &Sandbox, dirs: &[&str]) -> Vec<String> {
+    use der::Decode;
+    let mut problems = Vec::new();
+    for dir in dirs {
+        for (rel, bytes) in files_in(&sb.path(dir)) {
+            let name = Path::new(dir).join(&rel).display().to_string();
+            let text = String::from_utf8_lossy(&bytes);
+            let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or_default();
+            let (label, pem_ok) = match ext {
+                "crt" | "pem" => ("CERTIFICATE", true),
+                "crl" => ("X509 CRL", true),
+                _ => ("", false),
+            };
+            if pem_ok {
+                let blocks = pem_blocks(&text);
+                let again: String = blocks.iter().map(|(l, d)| to_pem(l, d)).collect();
+                let parses = blocks.iter().all(|(l, d)| {
+                    l == label
+                        && match ext {
+                            "crl" => <x509_cert::crl::CertificateList>::from_der(d).is_ok(),
+                            _ => x509_cert::Certificate::from_der(d).is_ok(),
+                        }
+                });
+                if blocks.is_empty() || !parses || again != text {
+                    problems.push(format!("{name} is not whole {label} PEM"));
+                }
+            } else if rel == Path::new("audit.jsonl") {
+                let lines_ok = text.ends_with('\n')
+                    && text
+                        .lines()
+                        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok());
+                let chain = AuditLog::new(&sb.path(dir).join(&rel)).read();
+                if !lines_ok || chain.is_err() {
+                    problems.push(format!("{name} is not whole JSON lines: {:?}", chain.err()));
+                }
+            } else if rel == Path::new("lock") {
+                if !bytes.is_empty() {
+                    problems.push(format!("{name} is not empty"));
+                }
+            } else {
+                problems.push(format!("unexpected file {name}"));
+            }
+        }
+    }
+    problems
+}
+
+/// One batch run to kill: its output directory and the log and kept copies before it.
+struct Round {
+    out: String,
+    start_seq: u64,
+    kept_before: usize,
+}
+
+impl Round {
+    fn start(sb: &Sandbox, out: String) -> Round {
+        let entries = AuditLog::new(&sb.path("ca/audit.jsonl")).read().unwrap();
+        Round {
+            out,
+            start_seq: entries.last().map_or(0, |e| e.record.seq),
+            kept_before: files_in(&sb.path("ca/certs")).len(),
+        }
+    }
+
+    /// This round's records: (certificate, request SHA-256) of each signing, and whether it
+    /// has a seal.
+    fn records(&self, sb: &Sandbox) -> Result<(Vec<(IssuedCert, String)>, bool), String> {
+        let entries = AuditLog::new(&sb.path("ca/audit.jsonl"))
+            .read()
+            .map_err(|e| format!("the audit log does not read back: {e}"))?;
+        let mut signed = Vec::new();
+        let mut sealed = false;
+        for e in entries
+            .into_iter()
+            .filter(|e| e.record.seq > self.start_seq)
+        {
+            match e.record.event {
+                Event::CsrSigned {
+                    cert, csr_sha256, ..
+                } => signed.push((cert, csr_sha256)),
+                Event::Seal { .. } => sealed = true,
+                _ => {}
+            }
+        }
+        Ok((signed, sealed))
+    }
+
+    fn output(&self, sb: &Sandbox, stem: &str) -> PathBuf {
+        sb.path(format!("{}/{stem}.crt", self.out))
+    }
+}
+
+/// The batch's requests: SHA-256 of the DER (as records hold it) → file stem.
+fn batch_requests(sb: &Sandbox) -> BTreeMap<String, String> {
+    files_in(&sb.path("batch"))
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "csr"))
+        .map(|(p, bytes)| {
+            let blocks = pem_blocks(&String::from_utf8_lossy(&bytes));
+            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (hsmca::ca::audit::sha256_hex(&blocks[0].1), stem)
+        })
+        .collect()
+}
+
+/// `hsmca log verify`: its problem, if any; a note must come exactly when the log ends
+/// unsealed, naming the certificates `unsealed_certs` (issued after the last seal).
+fn log_verify_problem(sb: &Sandbox, unsealed_certs: &[&str]) -> Option<String> {
+    let entries = AuditLog::new(&sb.path("ca/audit.jsonl")).read().ok()?;
+    let unsealed = !matches!(
+        entries.last().map(|e| &e.record.event),
+        Some(Event::Seal { .. })
+    );
+    let out = run_command(
+        sb.hsmca(None, None)
+            .args(["--ca-dir", "ca", "log", "verify"]),
+    );
+    let stdout = stdout_of(&out);
+    if !out.status.success() {
+        return Some(format!("'log verify' fails: {}", stderr_of(&out).trim()));
+    }
+    if unsealed != stdout.contains("\nnote: ") {
+        return Some(format!(
+            "'log verify' on a log {} says:\n{stdout}",
+            if unsealed {
+                "ending unsealed"
+            } else {
+                "ending sealed"
+            }
+        ));
+    }
+    if let Some(s) = unsealed_certs.iter().find(|s| !stdout.contains(**s)) {
+        return Some(format!(
+            "'log verify' does not name {s}, issued after the last seal:\n{stdout}"
+        ));
+    }
+    None
+}
+
+/// Every output of the round is a certificate the round recorded for that request.
+fn outputs_recorded(
+    sb: &Sandbox,
+    round: &Round,
+    signed: &[(IssuedCert, String)],
+    requests: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) -> usize {
+    let files = files_in(&sb.path(&round.out));
+    let mut serials = BTreeSet::new();
+    for (rel, bytes) in &files {
+        let stem = rel.file_stem().unwrap().to_string_lossy().into_owned();
+        let blocks = pem_blocks(&String::from_utf8_lossy(bytes));
+        let Some((_, der)) = blocks.first() else {
+            continue; // reported by unparsable_files
+        };
+        let hash = hsmca::ca::audit::sha256_hex(der);
+        match signed.iter().find(|(c, _)| c.cert_sha256 == hash) {
+            None => problems.push(format!("{}/{stem}.crt is not recorded", round.out)),
+            Some((c, csr)) => {
+                if requests.get(csr) != Some(&stem) {
+                    problems.push(format!(
+                        "{}/{stem}.crt holds the certificate of another request",
+                        round.out
+                    ));
+                }
+                if !serials.insert(c.serial.clone()) {
+                    problems.push(format!("serial {} written twice", c.serial));
+                }
+            }
+        }
+    }
+    files.len()
+}
+
+/// The checks right after the kill.
+fn check_after_kill(
+    sb: &Sandbox,
+    round: &Round,
+    point: &KillPoint,
+    requests: &BTreeMap<String, String>,
+    exported: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let temps = leftover_temp_files(sb.dir.path());
+    if !temps.is_empty() {
+        problems.push(format!("temporary files left: {temps:?}"));
+    }
+    problems.extend(unparsable_files(sb, &["ca", &round.out]));
+    check_ca_dir(sb, exported, &mut problems);
+    let (signed, sealed) = match round.records(sb) {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(e);
+            return problems;
+        }
+    };
+    let unsealed: Vec<&str> = match sealed {
+        true => Vec::new(),
+        false => signed.iter().map(|(c, _)| c.serial.as_str()).collect(),
+    };
+    problems.extend(log_verify_problem(sb, &unsealed));
+    let outputs = outputs_recorded(sb, round, &signed, requests, &mut problems);
+    let got = Expect {
+        recorded: signed.len(),
+        kept: files_in(&sb.path("ca/certs")).len() - round.kept_before,
+        outputs,
+        sealed,
+    };
+    if got != point.expect {
+        problems.push(format!("expected {:?}, found {got:?}", point.expect));
+    }
+    problems
+}
+
+/// What an operator does after the kill, checked step by step; then the batch must be whole.
+fn recover(
+    sb: &Sandbox,
+    round: &Round,
+    requests: &BTreeMap<String, String>,
+    exported: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (signed, _) = match round.records(sb) {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    // The same command again: refused before the token if any output exists, nothing changed.
+    if !files_in(&sb.path(&round.out)).is_empty() {
+        let before = (files_in(&sb.path("ca")), files_in(&sb.path(&round.out)));
+        let out = sb.run(&batch_args(&round.out), None, None);
+        let stderr = stderr_of(&out);
+        if out.status.code() != Some(1)
+            || !stderr.starts_with("error: ")
+            || !stderr.contains("already exists")
+            || !stderr.lines().any(|l| l.starts_with("hint: "))
+        {
+            problems.push(format!(
+                "the same command again: not a clear refusal (exit {:?}): {stderr}",
+                out.status.code()
+            ));
+        }
+        if before != (files_in(&sb.path("ca")), files_in(&sb.path(&round.out))) {
+            problems.push("the refused command again changed files".into());
+        }
+    }
+    // Recorded but not written: exported from the log.
+    for (cert, csr) in &signed {
+        let Some(stem) = requests.get(csr) else {
+            problems.push(format!("{} signs a request not in the batch", cert.serial));
+            continue;
+        };
+        let out = round.output(sb, stem);
+        if !out.exists() {
+            let run = sb.run(
+                &strings(&[
+                    "--ca-dir",
+                    "ca",
+                    "export",
+                    "--serial",
+                    &cert.serial,
+                    "--out",
+                ])
+                .into_iter()
+                .chain([out.display().to_string()])
+                .collect::<Vec<_>>(),
+                None,
+                None,
+            );
+            if !run.status.success() {
+                problems.push(format!(
+                    "export of {} fails: {}",
+                    cert.serial,
+                    stderr_of(&run)
+                ));
+            }
+        }
+    }
+    // Not yet signed: signed now.
+    let rest: Vec<&String> = requests
+        .iter()
+        .filter(|(sha, _)| !signed.iter().any(|(_, c)| c == *sha))
+        .map(|(_, stem)| stem)
+        .collect();
+    if !rest.is_empty() {
+        let mut args = strings(&["--ca-dir", "ca", "sign", "--key"]);
+        args.push(key_uri());
+        for stem in &rest {
+            args.extend(["--csr".into(), format!("batch/{stem}.csr")]);
+        }
+        args.extend(["--out-dir".into(), round.out.clone()]);
+        args.extend(strings(&[
+            "--profile",
+            "intermediate",
+            "--path-len",
+            "0",
+            "--validity",
+            "5y",
+        ]));
+        let out = sb.run(&args, None, None);
+        if !out.status.success() {
+            problems.push(format!(
+                "signing the {} requests left fails: {}",
+                rest.len(),
+                stderr_of(&out)
+            ));
+        }
+    }
+    // The batch is whole.
+    problems.extend(log_verify_problem(sb, &[]));
+    check_ca_dir(sb, exported, &mut problems);
+    problems.extend(unparsable_files(sb, &["ca", &round.out]));
+    let temps = leftover_temp_files(sb.dir.path());
+    if !temps.is_empty() {
+        problems.push(format!("temporary files left: {temps:?}"));
+    }
+    let (signed, sealed) = match round.records(sb) {
+        Ok(r) => r,
+        Err(e) => return vec![e],
+    };
+    if !rest.is_empty() && !sealed {
+        problems.push("the recovering sign did not seal the log".into());
+    }
+    let outputs = outputs_recorded(sb, round, &signed, requests, &mut problems);
+    for (sha, stem) in requests {
+        let n = signed.iter().filter(|(_, c)| c == sha).count();
+        if n != 1 {
+            problems.push(format!("{stem} signed {n} times"));
+        }
+    }
+    if outputs != BATCH || signed.len() != BATCH {
+        problems.push(format!(
+            "after recovery: {} records, {outputs} outputs, for {BATCH} requests",
+            signed.len()
+        ));
+    }
+    problems
+}
+
+/// Kills, checks and recovers one round; returns the problems, each naming the point.
+fn kill_round(
+    sb: &Sandbox,
+    round: &Round,
+    point: &KillPoint,
+    tag: &str,
+    exported: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let requests = batch_requests(sb);
+    let mut problems = match run_and_kill(sb, &batch_args(&round.out), point, tag) {
+        Err(e) => vec![e],
+        Ok(stderr) if stderr.contains("panicked") || stderr.contains("error:") => {
+            vec![format!("stderr before the kill: {stderr}")]
+        }
+        Ok(_) => check_after_kill(sb, round, point, &requests, exported),
+    };
+    problems.extend(recover(sb, round, &requests, exported));
+    problems
+        .into_iter()
+        .map(|p| format!("[{point}] {p}"))
+        .collect()
+}
+
+/// Each of the 20 points in a fresh copy of the same CA and token.
+#[test]
+fn sigkill_during_a_batch_at_20_points() {
+    let started = Instant::now();
+    let prepared = with_batch();
+    check_batch_shape(prepared.dir());
+    let points = kill_points();
+    assert_eq!(points.len(), 20);
+    let next = AtomicUsize::new(0);
+    let problems: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while let Some(point) = points.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let sb = Sandbox::copy_of(prepared.dir());
+                    let mut exported = BTreeSet::new();
+                    check_ca_dir(&sb, &mut exported, &mut Vec::new());
+                    let round = Round::start(&sb, "out".into());
+                    let found = kill_round(&sb, &round, point, "kill", &mut exported);
+                    problems.lock().unwrap().extend(found);
+                }
+            });
+        }
+    });
+    eprintln!(
+        "SIGKILL at {} points, each in a fresh CA: {:.1}s",
+        points.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let problems = problems.into_inner().unwrap();
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// The 20 points one after the other in one CA: each batch killed, recovered, and the next
+/// one killed again; the log and the records accumulate.
+#[test]
+fn sigkill_at_20_points_into_one_ca() {
+    let started = Instant::now();
+    let prepared = with_batch();
+    check_batch_shape(prepared.dir());
+    let sb = Sandbox::copy_of(prepared.dir());
+    let mut exported = BTreeSet::new();
+    check_ca_dir(&sb, &mut exported, &mut Vec::new());
+    let mut problems = Vec::new();
+    for (r, point) in kill_points().iter().enumerate() {
+        let round = Round::start(&sb, format!("out-{r:02}"));
+        problems.extend(kill_round(
+            &sb,
+            &round,
+            point,
+            &format!("kill-{r:02}"),
+            &mut exported,
+        ));
+    }
+    let issued = recorded_serials(&sb.path("ca"));
+    let unique: BTreeSet<&String> = issued.iter().collect();
+    assert_eq!(unique.len(), issued.len(), "a serial issued twice");
+    assert_eq!(issued.len(), 1 + 20 * BATCH, "the root and 20 batches");
+    eprintln!(
+        "SIGKILL at 20 points into one CA: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

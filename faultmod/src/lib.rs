@@ -7,6 +7,14 @@
 //! - `HSMCA_FAULT_STICKY=1`: every call of that function from the N-th on fails.
 //! - `HSMCA_FAULT_LOG=FILE`: appends one line per call, `C_Sign` or `C_Sign FAULT
 //!   CKR_DEVICE_ERROR`, so a test can list the calls a command makes.
+//! - `HSMCA_FAULT_STOP_FN=C_Sign` `HSMCA_FAULT_STOP_N=3` `HSMCA_FAULT_STOP_AT=after`: the process
+//!   stops itself (SIGSTOP, the whole process) just before (`before`, the default) or just after
+//!   (`after`) the 3rd call of C_Sign reaches the real module, logging `C_Sign STOP before`
+//!   first; a test then kills it there, at a point it chose exactly (`tests/faults.rs`).
+//! - Loaded with `LD_PRELOAD` as well, the module also stands in front of libc's `fsync`: each
+//!   call is counted, logged (`fsync`) and can be the stop point (`HSMCA_FAULT_STOP_FN=fsync`),
+//!   so a test can stop a command between writing a file and making it durable, or between
+//!   one file and the next. Without `LD_PRELOAD` nothing calls this `fsync`.
 //!
 //! SoftHSM2 cannot produce device errors, removed tokens or locked PINs on demand; this module
 //! can (see `tests/faults.rs`). A bad configuration makes C_GetFunctionList fail with
@@ -40,15 +48,18 @@ macro_rules! for_each_function {
             $(
                 #[allow(clippy::too_many_arguments)]
                 pub(super) unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
-                    if let Some(rv) = on_call(Func::$name) {
+                    let (count, inject) = on_call(Func::$name as usize);
+                    if let Some(rv) = inject {
                         return rv;
                     }
-                    match REAL.get().and_then(|r| r.list.$name) {
+                    let rv = match REAL.get().and_then(|r| r.list.$name) {
                         // SAFETY: the caller's arguments go unchanged to the same function of
                         // the real module, which has the same contract.
                         Some(f) => unsafe { f($($arg),*) },
                         None => CKR_FUNCTION_NOT_SUPPORTED,
-                    }
+                    };
+                    after_call(Func::$name as usize, count);
+                    rv
                 }
             )*
         }
@@ -74,7 +85,15 @@ struct Real {
 /// What the environment asks for.
 struct Config {
     fault: Option<Fault>,
+    stop: Option<Stop>,
     log: Option<Mutex<File>>,
+}
+
+/// Where the process stops itself: before or after the n-th call of a point.
+struct Stop {
+    point: usize,
+    n: u64,
+    after: bool,
 }
 
 struct Fault {
@@ -87,8 +106,20 @@ struct Fault {
 static REAL: OnceLock<Real> = OnceLock::new();
 static OURS: OnceLock<CK_FUNCTION_LIST> = OnceLock::new();
 static CONFIG: OnceLock<Result<Config, String>> = OnceLock::new();
-static COUNTS: [AtomicU64; 68] = [const { AtomicU64::new(0) }; 68];
-const _: () = assert!(NAMES.len() == 68);
+/// The libc functions the module stands in front of when preloaded: points after the PKCS#11
+/// functions (index `NAMES.len() + i`).
+const LIBC_NAMES: &[&str] = &["fsync"];
+const FSYNC: usize = 68;
+static COUNTS: [AtomicU64; 69] = [const { AtomicU64::new(0) }; 69];
+const _: () = assert!(NAMES.len() == 68 && NAMES.len() + LIBC_NAMES.len() == COUNTS.len());
+
+/// The name of a point (a PKCS#11 function or a libc one).
+fn point_name(point: usize) -> &'static str {
+    NAMES
+        .get(point)
+        .copied()
+        .unwrap_or_else(|| LIBC_NAMES[point - NAMES.len()])
+}
 
 /// The return values the tests inject, by name.
 const CODES: &[(&str, CK_RV)] = &[
@@ -153,6 +184,36 @@ fn read_config() -> Result<Config, String> {
             })
         }
     };
+    let stop = match var("HSMCA_FAULT_STOP_FN") {
+        None => None,
+        Some(name) => {
+            let point = NAMES
+                .iter()
+                .chain(LIBC_NAMES)
+                .position(|n| *n == name)
+                .ok_or_else(|| {
+                    format!(
+                        "HSMCA_FAULT_STOP_FN={name} is neither a PKCS#11 2.40 function nor fsync"
+                    )
+                })?;
+            let n = var("HSMCA_FAULT_STOP_N")
+                .unwrap_or_else(|| "1".into())
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or("HSMCA_FAULT_STOP_N must be a call number counted from 1")?;
+            let after = match var("HSMCA_FAULT_STOP_AT").as_deref() {
+                None | Some("before") => false,
+                Some("after") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "HSMCA_FAULT_STOP_AT={other}: write before or after"
+                    ));
+                }
+            };
+            Some(Stop { point, n, after })
+        }
+    };
     let log = match var("HSMCA_FAULT_LOG") {
         None => None,
         Some(path) => Some(Mutex::new(
@@ -163,7 +224,7 @@ fn read_config() -> Result<Config, String> {
                 .map_err(|e| format!("HSMCA_FAULT_LOG={path}: {e}"))?,
         )),
     };
-    Ok(Config { fault, log })
+    Ok(Config { fault, stop, log })
 }
 
 fn config() -> Result<&'static Config, &'static str> {
@@ -173,29 +234,65 @@ fn config() -> Result<&'static Config, &'static str> {
         .map_err(String::as_str)
 }
 
-/// Counts a call and logs it; returns the value to fail it with, if this is the one.
-fn on_call(func: Func) -> Option<CK_RV> {
-    let count = COUNTS[func as usize].fetch_add(1, Ordering::SeqCst) + 1;
-    let config = match config() {
-        Ok(c) => c,
-        Err(_) => return Some(CKR_GENERAL_ERROR),
-    };
-    let inject = config.fault.as_ref().and_then(|f| {
-        let hit = f.func == func && (count == f.n || (f.sticky && count > f.n));
-        hit.then_some(f.rv)
-    });
+/// Appends one line to the call log, if there is one.
+fn log_line(config: &Config, line: &str) {
     if let Some(log) = &config.log
         && let Ok(mut file) = log.lock()
     {
-        let name = NAMES[func as usize];
-        let line = match inject {
-            Some(rv) => format!("{name} FAULT {}\n", rv_name(rv)),
-            None => format!("{name}\n"),
-        };
         // One write per line: the log stays line-structured even if the process dies.
         let _ = file.write_all(line.as_bytes());
     }
-    inject
+}
+
+unsafe extern "C" {
+    fn raise(sig: std::os::raw::c_int) -> std::os::raw::c_int;
+}
+
+/// SIGSTOP on Linux (x86, x86-64, ARM, AArch64, RISC-V): stops every thread of the process.
+const SIGSTOP: std::os::raw::c_int = 19;
+
+/// Stops the process if this call (`count`-th of `point`, `after` it or not) is the stop point.
+fn maybe_stop(config: &Config, point: usize, count: u64, after: bool) {
+    if let Some(s) = &config.stop
+        && s.point == point
+        && s.n == count
+        && s.after == after
+    {
+        let when = if after { "after" } else { "before" };
+        log_line(config, &format!("{} STOP {when}\n", point_name(point)));
+        // SAFETY: raise has no preconditions; the process resumes (or dies) when signalled.
+        unsafe { raise(SIGSTOP) };
+    }
+}
+
+/// Counts a call and logs it; returns its number and the value to fail it with, if this is
+/// the one. Stops the process first if it is the stop point (`before`).
+fn on_call(point: usize) -> (u64, Option<CK_RV>) {
+    let count = COUNTS[point].fetch_add(1, Ordering::SeqCst) + 1;
+    let config = match config() {
+        Ok(c) => c,
+        Err(_) => return (count, Some(CKR_GENERAL_ERROR)),
+    };
+    let inject = config.fault.as_ref().and_then(|f| {
+        let hit = f.func as usize == point && (count == f.n || (f.sticky && count > f.n));
+        hit.then_some(f.rv)
+    });
+    let name = point_name(point);
+    match inject {
+        Some(rv) => log_line(config, &format!("{name} FAULT {}\n", rv_name(rv))),
+        None => log_line(config, &format!("{name}\n")),
+    }
+    if inject.is_none() {
+        maybe_stop(config, point, count, false);
+    }
+    (count, inject)
+}
+
+/// After the real call returned: stops the process if this is the stop point (`after`).
+fn after_call(point: usize, count: u64) {
+    if let Ok(config) = config() {
+        maybe_stop(config, point, count, true);
+    }
 }
 
 fn load_real() -> Result<Real, String> {
@@ -234,7 +331,8 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
         eprintln!("hsmca-faultmod: {e}");
         return CKR_GENERAL_ERROR;
     }
-    if let Some(rv) = on_call(Func::C_GetFunctionList) {
+    let (count, inject) = on_call(Func::C_GetFunctionList as usize);
+    if let Some(rv) = inject {
         return rv;
     }
     if list.is_null() {
@@ -257,5 +355,48 @@ pub unsafe extern "C" fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) -> 
     });
     // SAFETY: checked non-null above. PKCS#11 callers only read the list.
     unsafe { *list = std::ptr::from_ref(ours).cast_mut() };
+    after_call(Func::C_GetFunctionList as usize, count);
     CKR_OK
+}
+
+unsafe extern "C" {
+    fn dlsym(
+        handle: *mut std::ffi::c_void,
+        symbol: *const std::os::raw::c_char,
+    ) -> *mut std::ffi::c_void;
+}
+
+/// glibc's RTLD_NEXT: the next definition after this library's, here libc's.
+const RTLD_NEXT: *mut std::ffi::c_void = -1isize as *mut std::ffi::c_void;
+
+type FsyncFn = unsafe extern "C" fn(std::os::raw::c_int) -> std::os::raw::c_int;
+
+/// libc's `fsync`, for the stand-in below.
+fn real_fsync() -> FsyncFn {
+    static REAL_FSYNC: OnceLock<usize> = OnceLock::new();
+    let addr = *REAL_FSYNC.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name has no other precondition.
+        unsafe { dlsym(RTLD_NEXT, c"fsync".as_ptr()) as usize }
+    });
+    if addr == 0 {
+        eprintln!("hsmca-faultmod: no fsync after this library (dlsym RTLD_NEXT)");
+        std::process::abort();
+    }
+    // SAFETY: the address is libc's fsync, which has this signature.
+    unsafe { std::mem::transmute::<usize, FsyncFn>(addr) }
+}
+
+/// Stands in front of libc's `fsync` when the module is preloaded (`LD_PRELOAD`): counts and
+/// logs the call and stops the process there if asked; never fails it.
+///
+/// # Safety
+/// As libc's `fsync`: any file descriptor value.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fsync(fd: std::os::raw::c_int) -> std::os::raw::c_int {
+    let real = real_fsync();
+    let (count, _) = on_call(FSYNC);
+    // SAFETY: forwarded unchanged to libc's fsync.
+    let rv = unsafe { real(fd) };
+    after_call(FSYNC, count);
+    rv
 }

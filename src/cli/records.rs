@@ -172,6 +172,27 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
             "note: the last {} record(s) come after the last seal (a command that stopped before sealing, or refusals); the next signing command seals them",
             report.unsealed_tail
         );
+        // A command killed mid-batch leaves its certificates recorded but maybe not written:
+        // name them, so the operator can check the outputs and export the missing ones.
+        let tail = dir
+            .entries
+            .len()
+            .saturating_sub(usize::try_from(report.unsealed_tail).unwrap_or(usize::MAX));
+        let issued: Vec<String> = dir.entries[tail..]
+            .iter()
+            .filter_map(|e| match &e.record.event {
+                Event::RootCreated { cert } | Event::CsrSigned { cert, .. } => {
+                    Some(format!("  {}  {}", cert.serial, cert.subject))
+                }
+                _ => None,
+            })
+            .collect();
+        if !issued.is_empty() {
+            println!(
+                "note: certificates issued after the last seal (if their command stopped before its end, check that their output files exist; 'hsmca export --serial SERIAL --out FILE' writes one from the log):\n{}",
+                issued.join("\n")
+            );
+        }
     }
     Ok(())
 }

@@ -77,10 +77,18 @@ impl Recorder {
         err
     }
 
-    /// Seals the log with the CA key: the end of every signing command.
+    /// Seals the log with the CA key: the end of every signing command. Its error says that
+    /// what came before it is done and recorded, since the seal is always last.
     pub fn seal(&mut self, signer: &dyn CaSigner, key_uri: &str) -> Result<()> {
         if let Some(dir) = &mut self.dir {
-            dir.seal(signer, key_uri, self.operator.as_deref())?;
+            dir.seal(signer, key_uri, self.operator.as_deref())
+                .map_err(|e| {
+                    let (cause, _) = e.cause_and_hint();
+                    Error::invalid(
+                        format!("everything was signed, verified, recorded and written, but sealing the audit log failed: {cause}"),
+                        "the outputs are valid and in the audit log; the next signing command seals it (check the token first)",
+                    )
+                })?;
         }
         Ok(())
     }

@@ -22,7 +22,11 @@ pub enum TokenError {
         source: CkError,
     },
     /// A PKCS#11 call failed.
-    #[error("the token failed while {during}: {rv}")]
+    #[error(
+        "the token failed while {during}: {} ({})",
+        ckr_name(rv),
+        first_sentence(rv)
+    )]
     Pkcs11 {
         /// What hsmca was doing.
         during: String,
@@ -218,10 +222,55 @@ impl TokenError {
     }
 }
 
+/// The CKR_ name of a return value (cryptoki names its variants in CamelCase), which token
+/// vendors' documentation and logs use.
+pub fn ckr_name(rv: &RvError) -> String {
+    let camel = format!("{rv:?}");
+    let mut name = String::from("CKR");
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// The first sentence of cryptoki's description of a return value (the rest quotes the spec).
+fn first_sentence(rv: &RvError) -> String {
+    let text = rv.to_string();
+    let first = text.split(". ").next().unwrap_or(&text);
+    first.trim_end_matches('.').to_string()
+}
+
 fn list(paths: &[PathBuf]) -> String {
     paths
         .iter()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_failures_name_the_ckr_value_in_one_sentence() {
+        assert_eq!(ckr_name(&RvError::DeviceError), "CKR_DEVICE_ERROR");
+        assert_eq!(
+            ckr_name(&RvError::SessionHandleInvalid),
+            "CKR_SESSION_HANDLE_INVALID"
+        );
+        let e = TokenError::Pkcs11 {
+            during: "signing (C_Sign)".into(),
+            rv: RvError::DeviceError,
+        }
+        .to_string();
+        assert!(
+            e.starts_with("the token failed while signing (C_Sign): CKR_DEVICE_ERROR ("),
+            "{e}"
+        );
+        assert!(!e.contains("This error code"), "{e}");
+    }
 }

@@ -693,6 +693,73 @@ fn faults_during_key_generation() {
     });
 }
 
+/// A failure after C_GenerateKeyPair (the key pair exists, reading it back or its self-test
+/// failed): hsmca never deletes a key, so the error names the key left on the token and the
+/// audit log records the refusal with its label.
+#[test]
+fn a_key_that_fails_after_generation_is_named_and_recorded() {
+    let t = TestToken::new("Root CA");
+    let args = |tag: &str| {
+        let mut a = strings(&[
+            "--ca-dir", "ca", "key", "generate", "--token", "Root CA", "--label",
+        ]);
+        a.extend([
+            format!("k-{tag}"),
+            "--algorithm".into(),
+            "ecdsa-p256".into(),
+        ]);
+        a
+    };
+    let sb = Sandbox::copy_of(t.dir());
+    let log = sb.path("calls.txt");
+    assert_ok(&sb.run(&args("base"), None, Some(&log)));
+    let calls: Vec<String> = read_call_log(&log).into_iter().map(|c| c.0).collect();
+    let generated_at = calls
+        .iter()
+        .position(|c| c == "C_GenerateKeyPair")
+        .expect("C_GenerateKeyPair in the baseline");
+    // The first call after the key pair exists, and the self-test's signature.
+    let after = &calls[generated_at + 1];
+    let nth = |f: &str, upto: usize| calls[..=upto].iter().filter(|c| *c == f).count();
+    let sign_at = generated_at
+        + calls[generated_at..]
+            .iter()
+            .position(|c| c == "C_Sign")
+            .unwrap();
+    for (k, fault) in [
+        Fault {
+            func: after.clone(),
+            n: nth(after, generated_at + 1),
+            rv: "CKR_DEVICE_ERROR",
+        },
+        Fault {
+            func: "C_Sign".into(),
+            n: nth("C_Sign", sign_at),
+            rv: "CKR_DEVICE_ERROR",
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tag = format!("f{k}");
+        let err = assert_fails(&sb.run(&args(&tag), Some(&fault), None));
+        assert_mentions(
+            &err,
+            &[&format!("\"k-{tag}\""), "was generated on the token"],
+        );
+        assert_mentions(&err, &["never deletes keys"]);
+        let log = fs::read_to_string(sb.path("ca/audit.jsonl")).unwrap();
+        let refused = log
+            .lines()
+            .filter(|l| l.contains("\"request_refused\"") && l.contains(&format!("k-{tag}")))
+            .count();
+        assert_eq!(refused, 1, "[{fault}] the refusal names the key:\n{log}");
+    }
+    let mut problems = Vec::new();
+    check_ca_dir(&sb, &mut BTreeSet::new(), &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
 #[test]
 fn faults_during_root_creation() {
     sweep(Scenario {

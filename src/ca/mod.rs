@@ -27,6 +27,7 @@ use crate::x509::signer::CaSigner;
 use crate::x509::validity::{ValidityPeriod, fmt, from_x509_time};
 use crate::x509::verify::verify_signature;
 use audit::{IssuedCert, b64, sha256_hex};
+use recorder::Recorder;
 use signer::{SignatureChoice, TokenSigner, spki_from_material};
 
 /// A key pair generated on the token and proven to sign.
@@ -40,14 +41,39 @@ pub struct GeneratedKey {
 }
 
 /// Generates a CA key on the token, reads its attributes back (the policy check runs inside
-/// the token layer) and signs and verifies a test message before reporting success.
+/// the token layer) and signs and verifies a test message before reporting success. A failure
+/// after the key pair exists is recorded as a refusal naming the key (hsmca never destroys a
+/// key), so the audit log accounts for every key the token holds.
 pub fn generate_key(
     session: &TokenSession<'_>,
     spec: KeySpec,
     label: &str,
     id: &[u8],
+    rec: &mut Recorder,
+    command: &str,
 ) -> Result<GeneratedKey> {
-    let key = session.generate(spec, label, id)?;
+    let key = match session.generate(spec, label, id) {
+        Ok(key) => key,
+        Err(e @ crate::token::TokenError::AfterGeneration { .. }) => {
+            return Err(rec.refuse(command, None, e.into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    self_test(session, &key).map_err(|e| {
+        let (cause, _) = e.cause_and_hint();
+        let err = Error::invalid(
+            format!(
+                "the key pair \"{label}\" (id {}) was generated on the token, but checking it failed: {cause}",
+                hex::encode(id)
+            ),
+            "do not use this key: it is recorded as refused and stays on the token (hsmca never deletes keys); remove it with the token's own tools, then generate again",
+        );
+        rec.refuse(command, None, err)
+    })
+}
+
+/// The checks of a freshly generated key: a test signature verified with its public key.
+fn self_test(session: &TokenSession<'_>, key: &TokenKey) -> Result<GeneratedKey> {
     let signer = TokenSigner::new(session, key.clone(), SignatureChoice::default())?;
     let mut message = b"hsmca key generation self-test ".to_vec();
     let mut nonce = [0u8; 16];
@@ -59,13 +85,13 @@ pub fn generate_key(
     verify_signature(signer.public_key(), &alg, &message, &signature).map_err(|e| {
         Error::invalid(
             format!("the new key's test signature does not verify with its public key: {e}"),
-            "the token misbehaves; do not use this key (it stays on the token under its label)",
+            "the token misbehaves; do not use this key",
         )
     })?;
     let spki = spki_from_material(&key.public)?;
     Ok(GeneratedKey {
         spki_sha256: spki_sha256(&spki),
-        key,
+        key: key.clone(),
         spki,
     })
 }

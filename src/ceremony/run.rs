@@ -225,7 +225,14 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
                             id
                         }
                     };
-                    let generated = generate_key(session, key_spec(g.algorithm), &g.label, &id)?;
+                    let generated = generate_key(
+                        session,
+                        key_spec(g.algorithm),
+                        &g.label,
+                        &id,
+                        &mut rec,
+                        "ceremony generate_key",
+                    )?;
                     let uri = generated.key.uri.to_string();
                     rec.append(Event::KeyGenerated {
                         key_uri: uri.clone(),

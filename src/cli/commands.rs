@@ -151,7 +151,14 @@ fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
     let module = load_module(g, None)?;
     let mut session = TokenSession::open(&module, &selector(&a.token), true)?;
     ops::login(&mut session, &pin_source(g, None), &mut rec)?;
-    let generated = generate_key(&session, key_spec(alg), &a.label, &id)?;
+    let generated = generate_key(
+        &session,
+        key_spec(alg),
+        &a.label,
+        &id,
+        &mut rec,
+        "key generate",
+    )?;
     let uri = generated.key.uri.to_string();
     rec.append(Event::KeyGenerated {
         key_uri: uri.clone(),

@@ -140,6 +140,18 @@ pub enum TokenError {
         /// The CKM_ name.
         mechanism: String,
     },
+    /// C_GenerateKeyPair made the key pair, then reading it back failed: the key exists.
+    #[error(
+        "the key pair \"{label}\" (id {id}) was generated on the token, but reading it back failed: {source}"
+    )]
+    AfterGeneration {
+        /// Its label.
+        label: String,
+        /// Its CKA_ID, hex.
+        id: String,
+        /// What failed.
+        source: Box<TokenError>,
+    },
     /// The key type or curve is not one hsmca uses.
     #[error("unsupported key on the token: {what}")]
     UnsupportedKey {
@@ -204,6 +216,9 @@ impl TokenError {
             }
             TokenError::Unsupported { .. } => {
                 "choose another algorithm; 'hsmca token list' shows what this token can generate"
+            }
+            TokenError::AfterGeneration { .. } => {
+                "do not use this key: it stays on the token (hsmca never deletes keys); check the token, remove the key with the token's own tools, then generate again"
             }
             TokenError::UnsupportedKey { .. } => {
                 "use an ECDSA P-256/P-384, RSA (2048 to 8192 bits) or Ed25519 key"

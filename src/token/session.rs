@@ -437,8 +437,13 @@ impl<'m> TokenSession<'m> {
                 "generating an {} key pair (C_GenerateKeyPair)",
                 spec.name()
             )))?;
-        let info = self.key_info(private_handle)?;
-        self.key_from_info(private_handle, info)
+        self.key_info(private_handle)
+            .and_then(|info| self.key_from_info(private_handle, info))
+            .map_err(|e| TokenError::AfterGeneration {
+                label: label.to_string(),
+                id: hex::encode(id),
+                source: Box::new(e),
+            })
     }
 
     /// Signs `data` with `key`. For [`SignMechanism::EcdsaPrehashed`] `data` is the digest and

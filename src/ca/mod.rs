@@ -8,8 +8,6 @@ pub mod recorder;
 pub mod signer;
 pub mod store;
 
-use std::collections::HashSet;
-
 use der::Encode;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
@@ -21,7 +19,7 @@ use crate::x509::algorithm::spki_sha256;
 use crate::x509::csr::Csr;
 use crate::x509::issue::{CertRequest, prepare};
 use crate::x509::profile::Profile;
-use crate::x509::serial::random_serial_excluding;
+use crate::x509::serial::{Serials, random_serial_excluding};
 use crate::x509::signer::CaSigner;
 use crate::x509::validity::{ValidityPeriod, fmt, from_x509_time};
 use crate::x509::verify::verify_signature;
@@ -76,7 +74,7 @@ pub fn create_root(
     subject: Name,
     validity: ValidityPeriod,
     path_len: Option<u8>,
-    taken: &HashSet<Vec<u8>>,
+    taken: &Serials,
 ) -> Result<Certificate> {
     let req = CertRequest {
         profile: Profile::Root { path_len },
@@ -128,7 +126,7 @@ pub fn sign_csr(
     profile: Profile,
     subject: Option<Name>,
     validity: ValidityPeriod,
-    taken: &HashSet<Vec<u8>>,
+    taken: &Serials,
 ) -> Result<Certificate> {
     let csr = checked.csr();
     let req = CertRequest {

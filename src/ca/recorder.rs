@@ -1,7 +1,6 @@
 //! Recording into the CA directory: every command that signs appends its events to the audit
 //! log, keeps issued certificates, and ends with a seal.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use super::audit::{Event, sha256_hex};
@@ -10,13 +9,14 @@ use super::store::{Access, CaDir};
 use crate::error::{Error, Result};
 use crate::output::Overwrite;
 use crate::x509::decode::load_certificate;
+use crate::x509::serial::Serials;
 use crate::x509::signer::CaSigner;
 
 /// The CA directory of a command that records (or nothing), with the operator's name.
 pub struct Recorder {
     dir: Option<CaDir>,
     operator: Option<String>,
-    no_serials: HashSet<Vec<u8>>,
+    no_serials: Serials,
 }
 
 impl Recorder {
@@ -25,12 +25,14 @@ impl Recorder {
         Recorder {
             dir: None,
             operator: None,
-            no_serials: HashSet::new(),
+            no_serials: Serials::new(),
         }
     }
 
-    /// Opens and locks the CA directory for writing (if given) and checks the whole log, seals
-    /// included, before anything else: a broken log stops every signing command.
+    /// Opens and locks the CA directory for writing (if given) and checks the whole log before
+    /// anything else: a broken log stops every signing command. The log is read once; the
+    /// chain is checked record by record and the last seal's signature (which covers the
+    /// chain before it) with the CA key; `hsmca log verify` checks every seal.
     pub fn open(ca_dir: Option<&Path>, operator: Option<&str>) -> Result<Recorder> {
         let operator = operator
             .map(str::to_string)
@@ -42,8 +44,10 @@ impl Recorder {
                 dir.check_files()?;
                 if let Ok(bytes) = std::fs::read(dir.ca_cert_path()) {
                     let ca = load_certificate(&bytes)?;
-                    dir.log
-                        .verify(ca.tbs_certificate().subject_public_key_info())?;
+                    super::audit::verify_last_seal(
+                        &dir.entries,
+                        ca.tbs_certificate().subject_public_key_info(),
+                    )?;
                 }
                 Some(dir)
             }
@@ -52,7 +56,7 @@ impl Recorder {
         Ok(Recorder {
             dir,
             operator,
-            no_serials: HashSet::new(),
+            no_serials: Serials::new(),
         })
     }
 
@@ -86,7 +90,7 @@ impl Recorder {
     }
 
     /// Serials this CA already issued (none without a CA directory).
-    pub fn taken_serials(&self) -> &HashSet<Vec<u8>> {
+    pub fn taken_serials(&self) -> &Serials {
         self.dir.as_ref().map_or(&self.no_serials, CaDir::serials)
     }
 

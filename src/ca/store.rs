@@ -1,12 +1,13 @@
 //! The CA directory: the CA certificate, every issued certificate by serial, the audit log and
 //! a lock file. What was issued and revoked, and the CRL number, are derived from the log.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use super::audit::{AuditLog, Entry, Event, IssuedCert, Tail};
 use crate::error::{Error, Result};
+use crate::x509::serial::Serials;
 
 /// An open, locked CA directory with its log read and chain-checked.
 pub struct CaDir {
@@ -17,7 +18,7 @@ pub struct CaDir {
     /// Its records, as read under the lock (records this process appends are not kept).
     pub entries: Vec<Entry>,
     tail: Tail,
-    serials: HashSet<Vec<u8>>,
+    serials: Serials,
 }
 
 /// How the directory is locked.
@@ -94,7 +95,9 @@ impl CaDir {
             _ => None,
         };
         self.log.append(&mut self.tail, event, operator)?;
-        self.serials.extend(serial);
+        if let Some(serial) = serial {
+            self.serials.insert(&serial);
+        }
         Ok(())
     }
 
@@ -109,7 +112,7 @@ impl CaDir {
     }
 
     /// Every serial this CA has issued, including in this process.
-    pub fn serials(&self) -> &HashSet<Vec<u8>> {
+    pub fn serials(&self) -> &Serials {
         &self.serials
     }
 
@@ -257,7 +260,7 @@ impl Ledger {
     }
 
     /// Serials already used, as raw bytes.
-    pub fn serials(&self) -> HashSet<Vec<u8>> {
+    pub fn serials(&self) -> Serials {
         self.issued
             .iter()
             .filter_map(|(_, c)| hex::decode(&c.serial).ok())

@@ -341,7 +341,6 @@ fn verify_seal(entries: &[Entry], i: usize, ca_key: &SubjectPublicKeyInfoOwned) 
 }
 
 impl AuditLog {
-
     /// Appends one record after `tail` (the log's last record, as read under the lock), fsyncs
     /// it and moves `tail` on. Nothing else of the record stays in memory.
     pub fn append(&self, tail: &mut Tail, event: Event, operator: Option<&str>) -> Result<()> {

@@ -2,6 +2,7 @@
 //! root, certificates signed from CSRs, CRLs, and the records of all of them.
 
 pub mod audit;
+pub mod batch;
 pub mod bench;
 pub mod ops;
 pub mod recorder;
@@ -138,6 +139,30 @@ pub fn sign_csr(
         serial: random_serial_excluding(taken)?,
     };
     prepare(&req, signer)?.sign(signer)
+}
+
+/// Builds the certificate for a checked CSR, ready for the token's signature: every check of
+/// [`sign_csr`] that runs before signing, with `serial` chosen by the caller. `signer` only
+/// supplies the public key and algorithm ([`crate::x509::signer::PublicHalf`] will do).
+pub fn prepare_csr(
+    signer: &dyn CaSigner,
+    issuer: &Certificate,
+    checked: &CheckedCsr,
+    profile: Profile,
+    subject: Option<Name>,
+    validity: ValidityPeriod,
+    serial: x509_cert::serial_number::SerialNumber,
+) -> Result<crate::x509::issue::PreparedCert> {
+    let csr = checked.csr();
+    let req = CertRequest {
+        profile,
+        subject: subject.unwrap_or_else(|| csr.subject().clone()),
+        public_key: csr.spki().clone(),
+        validity,
+        issuer: Some(issuer),
+        serial,
+    };
+    prepare(&req, signer)
 }
 
 /// Upper-case hex of a certificate's serial.

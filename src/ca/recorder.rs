@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::audit::{Event, sha256_hex};
 use super::serial_hex;
-use super::store::{Access, CaDir};
+use super::store::{Access, CaDir, LogAppender};
 use crate::error::{Error, Result};
 use crate::output::Overwrite;
 use crate::x509::decode::load_certificate;
@@ -120,6 +120,39 @@ impl Recorder {
         Ok(())
     }
 
+    /// The serials taken so far beside a [`BatchRecorder`], for a batch that picks serials on
+    /// one thread and records on another; it hands the serials it issued back with
+    /// [`Recorder::add_serials`].
+    pub fn split(&mut self) -> (&Serials, BatchRecorder<'_>) {
+        let operator = self.operator.as_deref();
+        match &mut self.dir {
+            Some(dir) => {
+                let (serials, log) = dir.split();
+                (
+                    serials,
+                    BatchRecorder {
+                        log: Some(log),
+                        operator,
+                    },
+                )
+            }
+            None => (
+                &self.no_serials,
+                BatchRecorder {
+                    log: None,
+                    operator,
+                },
+            ),
+        }
+    }
+
+    /// Adds the serials a [`BatchRecorder`] recorded.
+    pub fn add_serials(&mut self, serials: Serials) {
+        if let Some(dir) = &mut self.dir {
+            dir.add_serials(serials);
+        }
+    }
+
     /// The CA directory, when recording.
     pub fn dir(&self) -> Option<&CaDir> {
         self.dir.as_ref()
@@ -128,5 +161,54 @@ impl Recorder {
     /// The operator's name.
     pub fn operator(&self) -> Option<&str> {
         self.operator.as_deref()
+    }
+}
+
+/// What a batch's writing thread records through: appends (fsynced), refusals and kept
+/// certificates, as [`Recorder`] does them ([`Recorder::split`]).
+pub struct BatchRecorder<'a> {
+    log: Option<LogAppender<'a>>,
+    operator: Option<&'a str>,
+}
+
+impl BatchRecorder<'_> {
+    /// Appends an event (fsynced before this returns); a no-op without a CA directory.
+    pub fn append(&mut self, event: Event) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            log.append(event, self.operator)?;
+        }
+        Ok(())
+    }
+
+    /// Records a refused request and hands the refusal back.
+    pub fn refuse(&mut self, command: &str, input: Option<&[u8]>, err: Error) -> Error {
+        let event = Event::RequestRefused {
+            command: command.to_string(),
+            input_sha256: input.map(sha256_hex),
+            reason: err.to_string(),
+        };
+        if let Err(log_err) = self.append(event) {
+            eprintln!("warning: could not record the refusal: {log_err}");
+        }
+        err
+    }
+
+    /// Keeps an issued certificate in the CA directory, after its record is on disk (the
+    /// directory is fsynced by `dirs`).
+    pub fn keep_cert(
+        &self,
+        cert: &x509_cert::Certificate,
+        dirs: &mut crate::output::DirSyncs,
+    ) -> Result<()> {
+        if let Some(log) = &self.log {
+            let pem = super::ops::pem_certs(&[cert])?;
+            dirs.write(
+                &log.cert_path(&serial_hex(cert)),
+                pem.as_bytes(),
+                0o644,
+                Overwrite::Refuse,
+            )?;
+        }
+        Ok(())
     }
 }

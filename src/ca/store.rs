@@ -111,6 +111,25 @@ impl CaDir {
         self.log.seal(&mut self.tail, signer, key_uri, operator)
     }
 
+    /// The serials issued so far (read-only) beside what appending needs, for a batch that
+    /// picks serials on one thread and records on another. Records appended through the
+    /// [`LogAppender`] do not add their serials: the batch adds them ([`CaDir::add_serials`]).
+    pub fn split(&mut self) -> (&Serials, LogAppender<'_>) {
+        (
+            &self.serials,
+            LogAppender {
+                log: &self.log,
+                tail: &mut self.tail,
+                path: &self.path,
+            },
+        )
+    }
+
+    /// Adds serials issued through a [`LogAppender`].
+    pub fn add_serials(&mut self, serials: Serials) {
+        self.serials.extend(serials);
+    }
+
     /// Every serial this CA has issued, including in this process.
     pub fn serials(&self) -> &Serials {
         &self.serials
@@ -199,6 +218,25 @@ impl CaDir {
     /// The ledger derived from the log.
     pub fn ledger(&self) -> Ledger {
         Ledger::from_entries(&self.entries)
+    }
+}
+
+/// Appends to a CA directory's log while its serials are read elsewhere ([`CaDir::split`]).
+pub struct LogAppender<'a> {
+    log: &'a AuditLog,
+    tail: &'a mut Tail,
+    path: &'a Path,
+}
+
+impl LogAppender<'_> {
+    /// Appends a record (fsynced).
+    pub fn append(&mut self, event: Event, operator: Option<&str>) -> Result<()> {
+        self.log.append(self.tail, event, operator)
+    }
+
+    /// Where an issued certificate is kept.
+    pub fn cert_path(&self, serial_hex: &str) -> PathBuf {
+        self.path.join("certs").join(format!("{serial_hex}.pem"))
     }
 }
 

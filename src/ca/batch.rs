@@ -89,35 +89,58 @@ pub fn sign_batch(
     let (taken, mut writer_rec) = rec.split();
     let (to_token, from_reader) = sync_channel::<Step<Prepared>>(1);
     let (to_writer, from_token) = sync_channel::<Step<(Prepared, Vec<u8>)>>(1);
-    let (issued, result) = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| read_and_prepare(batch, &public, taken, &stop, to_token));
-        let writer = scope.spawn(|| {
-            let mut dirs = DirSyncs::new();
-            let result = write_all(
-                batch,
-                &public,
-                &key_uri,
-                &mut writer_rec,
-                &mut dirs,
-                from_token,
-                done,
-            );
-            if result.is_err() {
-                stop.store(true, Ordering::SeqCst);
+    let (issued, result) = std::thread::scope(|scope| -> Result<_> {
+        let reader = std::thread::Builder::new()
+            .name("sign-reader".into())
+            .spawn_scoped(scope, || {
+                read_and_prepare(batch, &public, taken, &stop, to_token)
+            })
+            .map_err(thread_error)?;
+        let writer = std::thread::Builder::new()
+            .name("sign-writer".into())
+            .spawn_scoped(scope, || {
+                let mut dirs = DirSyncs::new();
+                let result = write_all(
+                    batch,
+                    &public,
+                    &key_uri,
+                    &mut writer_rec,
+                    &mut dirs,
+                    from_token,
+                    done,
+                );
+                if result.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                // What was written before an error is made durable too.
+                let synced = dirs.sync().map_err(Error::from);
+                result.and_then(|n| synced.map(|()| n))
+            });
+        let writer = match writer {
+            Ok(w) => w,
+            Err(e) => {
+                // The reader stops when its channel closes; nothing was signed.
+                drop(from_reader);
+                let _ = reader.join();
+                return Err(thread_error(e));
             }
-            // What was written before an error is made durable too.
-            let synced = dirs.sync().map_err(Error::from);
-            result.and_then(|n| synced.map(|()| n))
-        });
+        };
         sign_in_order(signer, &stop, &from_reader, &to_writer);
         drop(to_writer);
         drop(from_reader);
         let issued = reader.join().expect("the batch's reader thread panicked");
         let result = writer.join().expect("the batch's writer thread panicked");
-        (issued, result)
-    });
+        Ok((issued, result))
+    })?;
     rec.add_serials(issued);
     result
+}
+
+fn thread_error(e: std::io::Error) -> Error {
+    Error::invalid(
+        format!("cannot start a thread: {e}"),
+        "nothing was signed; check the process limits (ulimit -u) and run the command again",
+    )
 }
 
 /// The calling thread: one C_Sign per prepared TBS, in request order.

@@ -554,17 +554,21 @@ fn check_all_requests(requests: &Requests, rec: &mut Recorder) -> Result<Vec<[u8
         std::thread::available_parallelism().map_or(1, |c| c.get().min(4))
     };
     let chunk = n.div_ceil(threads);
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let workers: Vec<_> = hashes
-            .chunks_mut(chunk)
-            .enumerate()
-            .map(|(c, part)| scope.spawn(move || check_requests(requests, c * chunk, part)))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a request-checking thread panicked"))
-            .collect()
-    });
+    let results: Vec<_> = if threads == 1 {
+        vec![check_requests(requests, 0, &mut hashes)]
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = hashes
+                .chunks_mut(chunk)
+                .enumerate()
+                .map(|(c, part)| scope.spawn(move || check_requests(requests, c * chunk, part)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a request-checking thread panicked"))
+                .collect()
+        })
+    };
     let mut failure: Option<CheckFailure> = None;
     let mut notes = Vec::new();
     for (part_notes, part_failure) in results {
@@ -607,6 +611,7 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     if let Some(chain) = &a.chain_out {
         check_free(chain, ow)?;
     }
+    Module::preload(g.module.as_deref().or(uri.module_path.as_deref()));
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let issuer_path = match (&a.issuer, rec.dir()) {
         (Some(p), _) => p.clone(),

@@ -125,8 +125,10 @@ fn sync_dir(dir: &Path, path: &Path) -> Result<(), OutputError> {
         })
 }
 
-/// The file of [`write_atomic`], whole and in place; returns its directory, not yet fsynced.
-fn write_atomic_unsynced_dir(
+/// The file of [`write_atomic`], whole and in place; returns its directory, not yet fsynced:
+/// a crash before the directory reaches the disk may lose the name (never the content of a
+/// file that has it). Only for files that can be made again from elsewhere.
+pub fn write_atomic_unsynced_dir(
     path: &Path,
     contents: &[u8],
     mode: u32,

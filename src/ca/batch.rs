@@ -9,12 +9,13 @@
 //!    CA's public key, records it (fsynced), keeps it and writes its outputs — in that order,
 //!    per certificate, as [`super::ops::issue_from_csr`] does.
 //!
-//! Channels of one slot join them. The first error anywhere stops the batch: what came before
+//! Channels of two slots join them. The first error anywhere stops the batch: what came before
 //! it in request order is verified, recorded and written; the request that failed is recorded
 //! as refused where a one-by-one loop records it; nothing after it is recorded or written (the
 //! token may already have signed the next TBS, whose certificate is dropped unseen). The
-//! directories written into are fsynced once, when the batch ends (every file is whole and
-//! fsynced before it is linked into place, and its record is durable before that).
+//! output directories are fsynced once, when the batch ends, and `certs/` not at all (every
+//! file is whole and fsynced before it is linked into place, and its record is durable
+//! before that; a kept copy is made again from its record).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,8 +88,10 @@ pub fn sign_batch(
     let public = PublicHalf::of(signer);
     let stop = AtomicBool::new(false);
     let (taken, mut writer_rec) = rec.split();
-    let (to_token, from_reader) = sync_channel::<Step<Prepared>>(1);
-    let (to_writer, from_token) = sync_channel::<Step<(Prepared, Vec<u8>)>>(1);
+    // Two slots each absorb the jitter of a busy machine; at most three signatures are made
+    // ahead of the writer (and dropped unseen if it stops).
+    let (to_token, from_reader) = sync_channel::<Step<Prepared>>(2);
+    let (to_writer, from_token) = sync_channel::<Step<(Prepared, Vec<u8>)>>(2);
     let (issued, result) = std::thread::scope(|scope| -> Result<_> {
         let reader = std::thread::Builder::new()
             .name("sign-reader".into())
@@ -259,7 +262,7 @@ fn write_all(
             csr_sha256: sha256_hex(csr.der()),
             csr_der: b64(csr.der()),
         })?;
-        rec.keep_cert(&cert, dirs)?;
+        rec.keep_cert(&cert)?;
         let out = (batch.out)(p.index);
         let pem = super::ops::pem_certs(&[&cert])?;
         dirs.write(&out, pem.as_bytes(), 0o644, batch.overwrite)?;

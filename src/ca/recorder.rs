@@ -193,16 +193,14 @@ impl BatchRecorder<'_> {
         err
     }
 
-    /// Keeps an issued certificate in the CA directory, after its record is on disk (the
-    /// directory is fsynced by `dirs`).
-    pub fn keep_cert(
-        &self,
-        cert: &x509_cert::Certificate,
-        dirs: &mut crate::output::DirSyncs,
-    ) -> Result<()> {
+    /// Keeps an issued certificate in the CA directory, after its record is on disk. The file
+    /// is whole when it appears, but `certs/` is not fsynced: the record holds the whole
+    /// certificate, so a kept copy whose name a crash lost is made again from the log
+    /// (`hsmca export`), and a missing kept copy is no inconsistency (`CaDir::check_files`).
+    pub fn keep_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
         if let Some(log) = &self.log {
             let pem = super::ops::pem_certs(&[cert])?;
-            dirs.write(
+            crate::output::write_atomic_unsynced_dir(
                 &log.cert_path(&serial_hex(cert)),
                 pem.as_bytes(),
                 0o644,

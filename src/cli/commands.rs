@@ -561,13 +561,23 @@ fn check_all_requests(requests: &Requests, rec: &mut Recorder) -> Result<Vec<[u8
             let workers: Vec<_> = hashes
                 .chunks_mut(chunk)
                 .enumerate()
-                .map(|(c, part)| scope.spawn(move || check_requests(requests, c * chunk, part)))
+                .map(|(c, part)| {
+                    std::thread::Builder::new()
+                        .name("sign-check".into())
+                        .spawn_scoped(scope, move || check_requests(requests, c * chunk, part))
+                })
                 .collect();
             workers
                 .into_iter()
-                .map(|w| w.join().expect("a request-checking thread panicked"))
-                .collect()
-        })
+                .map(|w| match w {
+                    Ok(w) => Ok(w.join().expect("a request-checking thread panicked")),
+                    Err(e) => Err(Error::invalid(
+                        format!("cannot start a thread: {e}"),
+                        "nothing was signed; check the process limits (ulimit -u) and run the command again",
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
     };
     let mut failure: Option<CheckFailure> = None;
     let mut notes = Vec::new();

@@ -88,6 +88,25 @@ pub fn sign_batch(
     let public = PublicHalf::of(signer);
     let stop = AtomicBool::new(false);
     let (taken, mut writer_rec) = rec.split();
+    if batch.checked.len() == 1 {
+        // One request: the same steps on this thread (threads would only add hand-offs).
+        let mut issued = Serials::new();
+        let step = prepare_one(batch, &public, taken, &mut issued, 0, &batch.checked[0])
+            .and_then(|p| sign_one(signer, p));
+        let mut dirs = DirSyncs::new();
+        let result = write_all(
+            batch,
+            &public,
+            &key_uri,
+            &mut writer_rec,
+            &mut dirs,
+            std::iter::once(step),
+            done,
+        );
+        let result = synced(result, dirs);
+        rec.add_serials(issued);
+        return result;
+    }
     // Two slots each absorb the jitter of a busy machine; at most three signatures are made
     // ahead of the writer (and dropped unseen if it stops).
     let (to_token, from_reader) = sync_channel::<Step<Prepared>>(2);
@@ -115,9 +134,7 @@ pub fn sign_batch(
                 if result.is_err() {
                     stop.store(true, Ordering::SeqCst);
                 }
-                // What was written before an error is made durable too.
-                let synced = dirs.sync().map_err(Error::from);
-                result.and_then(|n| synced.map(|()| n))
+                synced(result, dirs)
             });
         let writer = match writer {
             Ok(w) => w,
@@ -139,6 +156,24 @@ pub fn sign_batch(
     result
 }
 
+/// Fsyncs the directories written into, also after an error (what was written before it is
+/// made durable too); the first error wins.
+fn synced(result: Result<usize>, dirs: DirSyncs) -> Result<usize> {
+    let synced = dirs.sync().map_err(Error::from);
+    result.and_then(|n| synced.map(|()| n))
+}
+
+/// One C_Sign of a prepared TBS; a failure is recorded as a refusal of its request.
+fn sign_one(signer: &TokenSigner<'_, '_>, p: Prepared) -> Step<(Prepared, Vec<u8>)> {
+    match signer.sign(p.cert.tbs_der()) {
+        Ok(signature) => Ok((p, signature)),
+        Err(err) => Err(Box::new(Failure {
+            refused: Some(p.csr.csr().der().to_vec()),
+            err,
+        })),
+    }
+}
+
 fn thread_error(e: std::io::Error) -> Error {
     Error::invalid(
         format!("cannot start a thread: {e}"),
@@ -157,13 +192,7 @@ fn sign_in_order(
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let step = step.and_then(|p| match signer.sign(p.cert.tbs_der()) {
-            Ok(signature) => Ok((p, signature)),
-            Err(err) => Err(Box::new(Failure {
-                refused: Some(p.csr.csr().der().to_vec()),
-                err,
-            })),
-        });
+        let step = step.and_then(|p| sign_one(signer, p));
         let last = step.is_err();
         if to_writer.send(step).is_err() || last {
             return;
@@ -228,14 +257,15 @@ fn prepare_one(
     Ok(Prepared { index, csr, cert })
 }
 
-/// The writer thread: per certificate, verify, record, keep, write, report.
+/// The writer thread (or the calling thread, for one request): per certificate, verify,
+/// record, keep, write, report.
 fn write_all(
     batch: &Batch<'_>,
     public: &PublicHalf,
     key_uri: &str,
     rec: &mut BatchRecorder<'_>,
     dirs: &mut DirSyncs,
-    from_token: Receiver<Step<(Prepared, Vec<u8>)>>,
+    from_token: impl IntoIterator<Item = Step<(Prepared, Vec<u8>)>>,
     done: &mut (dyn FnMut(usize, &Path, &Certificate) + Send),
 ) -> Result<usize> {
     let pname = profile_name(batch.profile);

@@ -252,8 +252,9 @@ class Bench:
               "write) and divided by N — startup included, nothing subtracted. `marginal` is "
               "(wall(N) − wall(1)) / (N − 1) within the same repetition: the per-certificate "
               "cost with the measured fixed startup removed. `CPU` is the process's user + "
-              "system time per certificate; wall − CPU is waiting (fsync, and a CPU when the machine "
-              "is busy). Ratios "
+              "system time per certificate, summed over its threads (the batch is a pipeline: "
+              "the token signs on one thread while others verify, record and write, so CPU can "
+              "exceed wall). Ratios "
               "are to the raw median of the same algorithm. Medians of "
               f"{self.reps_done} runs (range of the per-certificate figure in parentheses).\n")
         print("| algorithm | N | --ca-dir | per cert = wall/N (µs) | × raw | marginal (µs) | "
@@ -442,9 +443,10 @@ class Bench:
           "open_key", "C_FindObjects", "C_GetSlotList", "C_GetTokenInfo")),
         ("token C_Sign (SoftHSM2 and the libcrypto under it)",
          ("C_Sign", "signing_macing", "TokenSession::sign")),
-        ("host verification of each issued certificate (ring)", ("verify_certificate",)),
+        ("host verification of each issued certificate (AWS-LC for P-384, ring otherwise)",
+         ("verify_certificate", "PreparedCert::finish")),
         ("CSR checks before signing (parse, self-signature)",
-         ("CheckedCsr::check", "verify_self_signature")),
+         ("CheckedCsr::check", "verify_self_signature", "check_requests")),
         ("audit log: record building (JSON, base64) and append (write, fsync)",
          ("AuditLog::append", "AuditLog::seal", "issued_record", "CaDir::append")),
         ("opening the CA directory (read and verify the log, check kept files)",
@@ -452,8 +454,9 @@ class Bench:
         ("certificate files: O_TMPFILE create, write, fsync, link, directory fsync",
          ("write_atomic", "write_pem_certs")),
         ("TBS building, serial, encoding, post-sign decode/encode checks",
-         ("sign_csr", "PreparedCert", "issue::prepare")),
-        ("request and output path checks", ("certificate_paths", "request_paths", "check_free")),
+         ("sign_csr", "prepare_csr", "PreparedCert", "issue::prepare")),
+        ("request and output path checks",
+         ("certificate_paths", "request_paths", "check_free", "Requests::", "Outputs::")),
         ("reading and re-hashing CSRs", ("Csr::parse", "read_file", "CheckedCsr::recheck")),
     ]
 

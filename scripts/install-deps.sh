@@ -7,6 +7,8 @@
 #   openssl        openssl verify, CSRs for the cluster side
 #   python3-venv   for the pkilint virtualenv
 #   libengine-pkcs11-openssl, time   scripts/bench.sh (openssl's PKCS#11 engine; /usr/bin/time)
+#   cmake          aws-lc-sys (hsmca's P-384 verifier) under scripts/fuzz.sh: a sanitizer build
+#                  of AWS-LC goes through cmake; ordinary builds need only the C compiler
 #   etcd-server, etcd-client, kubernetes-client (kubectl)   tests/k8s.rs's real components
 # and pkilint (PyPI, pinned) in a virtualenv at $REPO/.venv-pkilint.
 #
@@ -22,7 +24,7 @@ say() { printf 'install-deps: %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------------
 APT_PACKAGES=(softhsm2 opensc opensc-pkcs11 gnutls-bin openssl python3 python3-venv ca-certificates
-    etcd-server etcd-client libengine-pkcs11-openssl time)
+    etcd-server etcd-client libengine-pkcs11-openssl time cmake)
 # kubectl for tests/k8s.rs: Debian's kubernetes-client, unless a kubectl is already installed
 # (another kubectl package owns /usr/bin/kubectl and the two cannot both be installed).
 command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)

@@ -73,6 +73,67 @@ pub fn write_atomic(
     mode: u32,
     overwrite: Overwrite,
 ) -> Result<(), OutputError> {
+    let dir = write_atomic_unsynced_dir(path, contents, mode, overwrite)?;
+    sync_dir(&dir, path)
+}
+
+/// Many [`write_atomic`]s whose directories are fsynced once, at [`DirSyncs::sync`], instead
+/// of once per file: each file is whole (written and fsynced before it is linked into place)
+/// the moment it appears, only its name may be lost by a crash before the sync.
+#[derive(Debug, Default)]
+pub struct DirSyncs {
+    dirs: Vec<(PathBuf, PathBuf)>,
+}
+
+impl DirSyncs {
+    /// Nothing written yet.
+    pub fn new() -> DirSyncs {
+        DirSyncs::default()
+    }
+
+    /// [`write_atomic`] without the directory fsync, which [`DirSyncs::sync`] does.
+    pub fn write(
+        &mut self,
+        path: &Path,
+        contents: &[u8],
+        mode: u32,
+        overwrite: Overwrite,
+    ) -> Result<(), OutputError> {
+        let dir = write_atomic_unsynced_dir(path, contents, mode, overwrite)?;
+        if !self.dirs.iter().any(|(d, _)| *d == dir) {
+            self.dirs.push((dir, path.to_path_buf()));
+        }
+        Ok(())
+    }
+
+    /// Fsyncs every directory written into (an error names a file written there).
+    pub fn sync(self) -> Result<(), OutputError> {
+        for (dir, file) in &self.dirs {
+            sync_dir(dir, file)?;
+        }
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path, path: &Path) -> Result<(), OutputError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| OutputError::Io {
+            path: path.to_path_buf(),
+            step: "syncing the directory",
+            source,
+        })
+}
+
+/// The file of [`write_atomic`], whole and in place; returns its directory, not yet fsynced:
+/// a crash before the directory reaches the disk may lose the name (never the content of a
+/// file that has it). Only for files that can be made again from elsewhere.
+pub fn write_atomic_unsynced_dir(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    overwrite: Overwrite,
+) -> Result<PathBuf, OutputError> {
     let io = |step: &'static str| {
         let path = path.to_path_buf();
         move |source| OutputError::Io { path, step, source }
@@ -92,10 +153,7 @@ pub fn write_atomic(
     if !linked {
         write_named_then_move(&dir, file_name, path, contents, mode, overwrite)?;
     }
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("syncing the directory"))?;
-    Ok(())
+    Ok(dir)
 }
 
 /// O_TMPFILE + linkat: `Ok(false)` when the file system cannot make unnamed files.

@@ -291,44 +291,77 @@ impl AuditLog {
 
     /// Checks the chain and every seal's signature with the CA's public key.
     pub fn verify(&self, ca_key: &SubjectPublicKeyInfoOwned) -> Result<LogReport> {
-        let entries = self.read()?;
-        let mut seals = 0;
-        let mut last_seal = 0;
-        for (i, e) in entries.iter().enumerate() {
-            if let Event::Seal {
-                signature_algorithm,
-                signature,
-                ..
-            } = &e.record.event
-            {
-                let n = e.record.seq;
-                let alg = B64
-                    .decode(signature_algorithm)
-                    .ok()
-                    .and_then(|d| AlgorithmIdentifierOwned::from_der(&d).ok())
-                    .ok_or_else(|| broken(n, "its signature algorithm does not decode"))?;
-                let sig = B64
-                    .decode(signature)
-                    .map_err(|_| broken(n, "its signature is not base64"))?;
-                let covered = if i == 0 {
-                    GENESIS
-                } else {
-                    entries[i - 1].hash.as_str()
-                };
-                verify_signature(ca_key, &alg, &seal_message(n, covered), &sig).map_err(|_| {
-                    broken(n, "the seal's signature does not verify with the CA certificate's key (records before it were changed, or it was made by another key)")
-                })?;
-                seals += 1;
-                last_seal = n;
-            }
-        }
-        Ok(LogReport {
-            records: entries.len() as u64,
-            seals,
-            unsealed_tail: entries.len() as u64 - last_seal,
-        })
+        verify_seals(&self.read()?, ca_key)
     }
+}
 
+/// Checks every seal of `entries` (read, so chain-checked, by [`AuditLog::read`]) with the
+/// CA's public key.
+pub fn verify_seals(entries: &[Entry], ca_key: &SubjectPublicKeyInfoOwned) -> Result<LogReport> {
+    let mut seals = 0;
+    let mut last_seal = 0;
+    for (i, e) in entries.iter().enumerate() {
+        if matches!(e.record.event, Event::Seal { .. }) {
+            verify_seal(entries, i, ca_key)?;
+            seals += 1;
+            last_seal = e.record.seq;
+        }
+    }
+    Ok(LogReport {
+        records: entries.len() as u64,
+        seals,
+        unsealed_tail: entries.len() as u64 - last_seal,
+    })
+}
+
+/// Checks the last seal of `entries` (read, so chain-checked, by [`AuditLog::read`]): what it
+/// signs is the hash of the chain before it, which binds every earlier record and seal, so
+/// one verification proves them all. When it fails, every seal is checked so the error names
+/// the first one that does not verify.
+pub fn verify_last_seal(entries: &[Entry], ca_key: &SubjectPublicKeyInfoOwned) -> Result<()> {
+    let Some(last) = entries
+        .iter()
+        .rposition(|e| matches!(e.record.event, Event::Seal { .. }))
+    else {
+        return Ok(());
+    };
+    match verify_seal(entries, last, ca_key) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(verify_seals(entries, ca_key).err().unwrap_or(e)),
+    }
+}
+
+/// Checks the signature of the seal `entries[i]`.
+fn verify_seal(entries: &[Entry], i: usize, ca_key: &SubjectPublicKeyInfoOwned) -> Result<()> {
+    let e = &entries[i];
+    let Event::Seal {
+        signature_algorithm,
+        signature,
+        ..
+    } = &e.record.event
+    else {
+        return Ok(());
+    };
+    let n = e.record.seq;
+    let alg = B64
+        .decode(signature_algorithm)
+        .ok()
+        .and_then(|d| AlgorithmIdentifierOwned::from_der(&d).ok())
+        .ok_or_else(|| broken(n, "its signature algorithm does not decode"))?;
+    let sig = B64
+        .decode(signature)
+        .map_err(|_| broken(n, "its signature is not base64"))?;
+    let covered = if i == 0 {
+        GENESIS
+    } else {
+        entries[i - 1].hash.as_str()
+    };
+    verify_signature(ca_key, &alg, &seal_message(n, covered), &sig).map_err(|_| {
+        broken(n, "the seal's signature does not verify with the CA certificate's key (records before it were changed, or it was made by another key)")
+    })
+}
+
+impl AuditLog {
     /// Appends one record after `tail` (the log's last record, as read under the lock), fsyncs
     /// it and moves `tail` on. Nothing else of the record stays in memory.
     pub fn append(&self, tail: &mut Tail, event: Event, operator: Option<&str>) -> Result<()> {

@@ -2,14 +2,13 @@
 //! root, certificates signed from CSRs, CRLs, and the records of all of them.
 
 pub mod audit;
+pub mod batch;
 pub mod bench;
 pub mod cross;
 pub mod ops;
 pub mod recorder;
 pub mod signer;
 pub mod store;
-
-use std::collections::HashSet;
 
 use der::Encode;
 use spki::SubjectPublicKeyInfoOwned;
@@ -22,7 +21,7 @@ use crate::x509::algorithm::spki_sha256;
 use crate::x509::csr::Csr;
 use crate::x509::issue::{CertRequest, prepare};
 use crate::x509::profile::Profile;
-use crate::x509::serial::random_serial_excluding;
+use crate::x509::serial::{Serials, random_serial_excluding};
 use crate::x509::signer::CaSigner;
 use crate::x509::validity::{ValidityPeriod, fmt, from_x509_time};
 use crate::x509::verify::verify_signature;
@@ -103,7 +102,7 @@ pub fn create_root(
     subject: Name,
     validity: ValidityPeriod,
     path_len: Option<u8>,
-    taken: &HashSet<Vec<u8>>,
+    taken: &Serials,
 ) -> Result<Certificate> {
     let req = CertRequest {
         profile: Profile::Root { path_len },
@@ -155,7 +154,7 @@ pub fn sign_csr(
     profile: Profile,
     subject: Option<Name>,
     validity: ValidityPeriod,
-    taken: &HashSet<Vec<u8>>,
+    taken: &Serials,
 ) -> Result<Certificate> {
     let csr = checked.csr();
     let req = CertRequest {
@@ -167,6 +166,30 @@ pub fn sign_csr(
         serial: random_serial_excluding(taken)?,
     };
     prepare(&req, signer)?.sign(signer)
+}
+
+/// Builds the certificate for a checked CSR, ready for the token's signature: every check of
+/// [`sign_csr`] that runs before signing, with `serial` chosen by the caller. `signer` only
+/// supplies the public key and algorithm ([`crate::x509::signer::PublicHalf`] will do).
+pub fn prepare_csr(
+    signer: &dyn CaSigner,
+    issuer: &Certificate,
+    checked: &CheckedCsr,
+    profile: Profile,
+    subject: Option<Name>,
+    validity: ValidityPeriod,
+    serial: x509_cert::serial_number::SerialNumber,
+) -> Result<crate::x509::issue::PreparedCert> {
+    let csr = checked.csr();
+    let req = CertRequest {
+        profile,
+        subject: subject.unwrap_or_else(|| csr.subject().clone()),
+        public_key: csr.spki().clone(),
+        validity,
+        issuer: Some(issuer),
+        serial,
+    };
+    prepare(&req, signer)
 }
 
 /// Upper-case hex of a certificate's serial.

@@ -28,6 +28,12 @@ use crate::x509::validity::{Lifetime, ValidityPeriod, fmt, parse_time};
 
 /// Writes certificates as one PEM file, atomically.
 pub fn write_pem_certs(path: &Path, certs: &[&Certificate], ow: Overwrite) -> Result<()> {
+    write_atomic(path, pem_certs(certs)?.as_bytes(), 0o644, ow)?;
+    Ok(())
+}
+
+/// Certificates as one PEM text.
+pub fn pem_certs(certs: &[&Certificate]) -> Result<String> {
     let mut pem = String::new();
     for c in certs {
         let der = c
@@ -35,8 +41,7 @@ pub fn write_pem_certs(path: &Path, certs: &[&Certificate], ow: Overwrite) -> Re
             .map_err(|e| Error::invalid(format!("certificate encoding: {e}"), "report a bug"))?;
         pem.push_str(&to_pem("CERTIFICATE", &der)?);
     }
-    write_atomic(path, pem.as_bytes(), 0o644, ow)?;
-    Ok(())
+    Ok(pem)
 }
 
 /// Logs in exactly once, printing the token's PIN-counter warnings; a failure is recorded.

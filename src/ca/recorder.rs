@@ -1,22 +1,22 @@
 //! Recording into the CA directory: every command that signs appends its events to the audit
 //! log, keeps issued certificates, and ends with a seal.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use super::audit::{Event, sha256_hex};
 use super::serial_hex;
-use super::store::{Access, CaDir};
+use super::store::{Access, CaDir, LogAppender};
 use crate::error::{Error, Result};
 use crate::output::Overwrite;
 use crate::x509::decode::load_certificate;
+use crate::x509::serial::Serials;
 use crate::x509::signer::CaSigner;
 
 /// The CA directory of a command that records (or nothing), with the operator's name.
 pub struct Recorder {
     dir: Option<CaDir>,
     operator: Option<String>,
-    no_serials: HashSet<Vec<u8>>,
+    no_serials: Serials,
 }
 
 impl Recorder {
@@ -25,12 +25,14 @@ impl Recorder {
         Recorder {
             dir: None,
             operator: None,
-            no_serials: HashSet::new(),
+            no_serials: Serials::new(),
         }
     }
 
-    /// Opens and locks the CA directory for writing (if given) and checks the whole log, seals
-    /// included, before anything else: a broken log stops every signing command.
+    /// Opens and locks the CA directory for writing (if given) and checks the whole log before
+    /// anything else: a broken log stops every signing command. The log is read once; the
+    /// chain is checked record by record and the last seal's signature (which covers the
+    /// chain before it) with the CA key; `hsmca log verify` checks every seal.
     pub fn open(ca_dir: Option<&Path>, operator: Option<&str>) -> Result<Recorder> {
         let operator = operator
             .map(str::to_string)
@@ -42,8 +44,10 @@ impl Recorder {
                 dir.check_files()?;
                 if let Ok(bytes) = std::fs::read(dir.ca_cert_path()) {
                     let ca = load_certificate(&bytes)?;
-                    dir.log
-                        .verify(ca.tbs_certificate().subject_public_key_info())?;
+                    super::audit::verify_last_seal(
+                        &dir.entries,
+                        ca.tbs_certificate().subject_public_key_info(),
+                    )?;
                 }
                 Some(dir)
             }
@@ -52,7 +56,7 @@ impl Recorder {
         Ok(Recorder {
             dir,
             operator,
-            no_serials: HashSet::new(),
+            no_serials: Serials::new(),
         })
     }
 
@@ -94,7 +98,7 @@ impl Recorder {
     }
 
     /// Serials this CA already issued (none without a CA directory).
-    pub fn taken_serials(&self) -> &HashSet<Vec<u8>> {
+    pub fn taken_serials(&self) -> &Serials {
         self.dir.as_ref().map_or(&self.no_serials, CaDir::serials)
     }
 
@@ -124,6 +128,39 @@ impl Recorder {
         Ok(())
     }
 
+    /// The serials taken so far beside a [`BatchRecorder`], for a batch that picks serials on
+    /// one thread and records on another; it hands the serials it issued back with
+    /// [`Recorder::add_serials`].
+    pub fn split(&mut self) -> (&Serials, BatchRecorder<'_>) {
+        let operator = self.operator.as_deref();
+        match &mut self.dir {
+            Some(dir) => {
+                let (serials, log) = dir.split();
+                (
+                    serials,
+                    BatchRecorder {
+                        log: Some(log),
+                        operator,
+                    },
+                )
+            }
+            None => (
+                &self.no_serials,
+                BatchRecorder {
+                    log: None,
+                    operator,
+                },
+            ),
+        }
+    }
+
+    /// Adds the serials a [`BatchRecorder`] recorded.
+    pub fn add_serials(&mut self, serials: Serials) {
+        if let Some(dir) = &mut self.dir {
+            dir.add_serials(serials);
+        }
+    }
+
     /// The CA directory, when recording.
     pub fn dir(&self) -> Option<&CaDir> {
         self.dir.as_ref()
@@ -132,5 +169,52 @@ impl Recorder {
     /// The operator's name.
     pub fn operator(&self) -> Option<&str> {
         self.operator.as_deref()
+    }
+}
+
+/// What a batch's writing thread records through: appends (fsynced), refusals and kept
+/// certificates, as [`Recorder`] does them ([`Recorder::split`]).
+pub struct BatchRecorder<'a> {
+    log: Option<LogAppender<'a>>,
+    operator: Option<&'a str>,
+}
+
+impl BatchRecorder<'_> {
+    /// Appends an event (fsynced before this returns); a no-op without a CA directory.
+    pub fn append(&mut self, event: Event) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            log.append(event, self.operator)?;
+        }
+        Ok(())
+    }
+
+    /// Records a refused request and hands the refusal back.
+    pub fn refuse(&mut self, command: &str, input: Option<&[u8]>, err: Error) -> Error {
+        let event = Event::RequestRefused {
+            command: command.to_string(),
+            input_sha256: input.map(sha256_hex),
+            reason: err.to_string(),
+        };
+        if let Err(log_err) = self.append(event) {
+            eprintln!("warning: could not record the refusal: {log_err}");
+        }
+        err
+    }
+
+    /// Keeps an issued certificate in the CA directory, after its record is on disk. The file
+    /// is whole when it appears, but `certs/` is not fsynced: the record holds the whole
+    /// certificate, so a kept copy whose name a crash lost is made again from the log
+    /// (`hsmca export`), and a missing kept copy is no inconsistency (`CaDir::check_files`).
+    pub fn keep_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
+        if let Some(log) = &self.log {
+            let pem = super::ops::pem_certs(&[cert])?;
+            crate::output::write_atomic_unsynced_dir(
+                &log.cert_path(&serial_hex(cert)),
+                pem.as_bytes(),
+                0o644,
+                Overwrite::Refuse,
+            )?;
+        }
+        Ok(())
     }
 }

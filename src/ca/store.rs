@@ -1,12 +1,13 @@
 //! The CA directory: the CA certificate, every issued certificate by serial, the audit log and
 //! a lock file. What was issued and revoked, and the CRL number, are derived from the log.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use super::audit::{AuditLog, Entry, Event, IssuedCert, Tail};
 use crate::error::{Error, Result};
+use crate::x509::serial::Serials;
 
 /// An open, locked CA directory with its log read and chain-checked.
 pub struct CaDir {
@@ -17,7 +18,7 @@ pub struct CaDir {
     /// Its records, as read under the lock (records this process appends are not kept).
     pub entries: Vec<Entry>,
     tail: Tail,
-    serials: HashSet<Vec<u8>>,
+    serials: Serials,
 }
 
 /// How the directory is locked.
@@ -91,7 +92,9 @@ impl CaDir {
             .issued_cert()
             .and_then(|cert| hex::decode(&cert.serial).ok());
         self.log.append(&mut self.tail, event, operator)?;
-        self.serials.extend(serial);
+        if let Some(serial) = serial {
+            self.serials.insert(&serial);
+        }
         Ok(())
     }
 
@@ -105,8 +108,27 @@ impl CaDir {
         self.log.seal(&mut self.tail, signer, key_uri, operator)
     }
 
+    /// The serials issued so far (read-only) beside what appending needs, for a batch that
+    /// picks serials on one thread and records on another. Records appended through the
+    /// [`LogAppender`] do not add their serials: the batch adds them ([`CaDir::add_serials`]).
+    pub fn split(&mut self) -> (&Serials, LogAppender<'_>) {
+        (
+            &self.serials,
+            LogAppender {
+                log: &self.log,
+                tail: &mut self.tail,
+                path: &self.path,
+            },
+        )
+    }
+
+    /// Adds serials issued through a [`LogAppender`].
+    pub fn add_serials(&mut self, serials: Serials) {
+        self.serials.extend(serials);
+    }
+
     /// Every serial this CA has issued, including in this process.
-    pub fn serials(&self) -> &HashSet<Vec<u8>> {
+    pub fn serials(&self) -> &Serials {
         &self.serials
     }
 
@@ -196,6 +218,25 @@ impl CaDir {
     }
 }
 
+/// Appends to a CA directory's log while its serials are read elsewhere ([`CaDir::split`]).
+pub struct LogAppender<'a> {
+    log: &'a AuditLog,
+    tail: &'a mut Tail,
+    path: &'a Path,
+}
+
+impl LogAppender<'_> {
+    /// Appends a record (fsynced).
+    pub fn append(&mut self, event: Event, operator: Option<&str>) -> Result<()> {
+        self.log.append(self.tail, event, operator)
+    }
+
+    /// Where an issued certificate is kept.
+    pub fn cert_path(&self, serial_hex: &str) -> PathBuf {
+        self.path.join("certs").join(format!("{serial_hex}.pem"))
+    }
+}
+
 /// A revocation as recorded.
 #[derive(Debug, Clone)]
 pub struct RevokedEntry {
@@ -254,7 +295,7 @@ impl Ledger {
     }
 
     /// Serials already used, as raw bytes.
-    pub fn serials(&self) -> HashSet<Vec<u8>> {
+    pub fn serials(&self) -> Serials {
         self.issued
             .iter()
             .filter_map(|(_, c)| hex::decode(&c.serial).ok())

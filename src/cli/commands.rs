@@ -359,97 +359,262 @@ fn sign_profile(a: &SignArgs) -> Result<Profile> {
     Ok(Profile::Leaf { usage, sans })
 }
 
-/// The requests of a signing command: the --csr files, then those of --csr-dir (sorted).
-fn request_paths(a: &SignArgs) -> Result<Vec<PathBuf>> {
-    let mut paths = a.csr.clone();
-    if let Some(dir) = &a.csr_dir {
-        let entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
-            path: dir.clone(),
-            source,
-        })?;
-        let mut found = Vec::new();
-        for entry in entries {
-            let path = entry
-                .map_err(|source| Error::Read {
-                    path: dir.clone(),
-                    source,
-                })?
-                .path();
-            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if path.is_file() && matches!(ext, "csr" | "pem" | "der" | "req") {
-                found.push(path);
+/// The requests of a signing command: the --csr files, then those of --csr-dir (sorted by
+/// name). A batch keeps only each directory entry's name, all packed in one buffer.
+struct Requests {
+    files: Vec<PathBuf>,
+    dir: Option<PathBuf>,
+    names: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl Requests {
+    fn read(a: &SignArgs) -> Result<Requests> {
+        let mut r = Requests {
+            files: a.csr.clone(),
+            dir: a.csr_dir.clone(),
+            names: Vec::new(),
+            ends: Vec::new(),
+        };
+        if let Some(dir) = &a.csr_dir {
+            let read_err = |source| Error::Read {
+                path: dir.clone(),
+                source,
+            };
+            let mut names = Vec::new();
+            let mut ends = Vec::new();
+            for entry in std::fs::read_dir(dir).map_err(read_err)? {
+                let entry = entry.map_err(read_err)?;
+                let path = entry.path();
+                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                if path.is_file() && matches!(ext, "csr" | "pem" | "der" | "req") {
+                    names.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(
+                        entry.file_name().as_os_str(),
+                    ));
+                    ends.push(u32::try_from(names.len()).map_err(|_| {
+                        Error::invalid(
+                            format!("{} holds too many requests", dir.display()),
+                            "split the batch",
+                        )
+                    })?);
+                }
+            }
+            // The names in order (a directory's entries are one path component each, so this
+            // is the order of their paths), packed again.
+            let name = |i: u32| {
+                let start = if i == 0 { 0 } else { ends[i as usize - 1] };
+                &names[start as usize..ends[i as usize] as usize]
+            };
+            let mut order: Vec<u32> = (0..ends.len() as u32).collect();
+            order.sort_unstable_by(|x, y| name(*x).cmp(name(*y)));
+            r.names.reserve_exact(names.len());
+            r.ends.reserve_exact(ends.len());
+            for i in order {
+                r.names.extend_from_slice(name(i));
+                r.ends.push(r.names.len() as u32);
             }
         }
-        found.sort();
-        paths.extend(found);
+        if r.len() == 0 {
+            return Err(Error::invalid(
+                "no certificate signing request given",
+                "pass --csr FILE (repeatable) or --csr-dir DIR",
+            ));
+        }
+        Ok(r)
     }
-    if paths.is_empty() {
-        return Err(Error::invalid(
-            "no certificate signing request given",
-            "pass --csr FILE (repeatable) or --csr-dir DIR",
-        ));
+
+    fn len(&self) -> usize {
+        self.files.len() + self.ends.len()
     }
-    Ok(paths)
+
+    /// The i-th request's file.
+    fn path(&self, i: usize) -> PathBuf {
+        match (i.checked_sub(self.files.len()), &self.dir) {
+            (Some(j), Some(dir)) => {
+                let start = if j == 0 { 0 } else { self.ends[j - 1] as usize };
+                let bytes = &self.names[start..self.ends[j] as usize];
+                dir.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes))
+            }
+            _ => self.files[i].clone(),
+        }
+    }
 }
 
 /// Where each certificate goes: --out for a single request, DIR/<request name>.crt for a batch.
-fn certificate_paths(a: &SignArgs, requests: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    match (&a.out, &a.out_dir) {
-        (Some(out), None) if requests.len() == 1 => Ok(vec![out.clone()]),
-        (Some(_), None) => Err(Error::invalid(
-            format!("{} requests but one --out file", requests.len()),
-            "pass --out-dir DIR for a batch; each certificate is written as DIR/<request name>.crt",
-        )),
-        (None, Some(dir)) => {
-            if a.chain_out.is_some() || a.subject.is_some() {
-                return Err(Error::invalid(
-                    "--chain-out and --subject apply to a single request",
-                    "leave them out with --out-dir, or sign that request on its own with --out",
-                ));
-            }
-            let mut outs: Vec<PathBuf> = Vec::with_capacity(requests.len());
-            let mut seen = std::collections::HashSet::with_capacity(requests.len());
-            for r in requests {
-                let stem = r.file_stem().unwrap_or_default();
-                let out = dir.join(stem).with_extension("crt");
-                if !seen.insert(out.clone()) {
+enum Outputs {
+    One(PathBuf),
+    Dir(PathBuf),
+}
+
+impl Outputs {
+    /// Checks the output options against the requests, and that no two requests share an
+    /// output.
+    fn new(a: &SignArgs, requests: &Requests) -> Result<Outputs> {
+        match (&a.out, &a.out_dir) {
+            (Some(out), None) if requests.len() == 1 => Ok(Outputs::One(out.clone())),
+            (Some(_), None) => Err(Error::invalid(
+                format!("{} requests but one --out file", requests.len()),
+                "pass --out-dir DIR for a batch; each certificate is written as DIR/<request name>.crt",
+            )),
+            (None, Some(dir)) => {
+                if a.chain_out.is_some() || a.subject.is_some() {
                     return Err(Error::invalid(
-                        format!("two requests would both be written to {}", out.display()),
-                        "give the requests distinct file names",
+                        "--chain-out and --subject apply to a single request",
+                        "leave them out with --out-dir, or sign that request on its own with --out",
                     ));
                 }
-                outs.push(out);
+                let outs = Outputs::Dir(dir.clone());
+                // A set of hashes rather than of paths: a hash seen before is compared with
+                // the earlier outputs themselves, so only a real duplicate is refused.
+                use std::hash::BuildHasher;
+                let hasher = std::collections::hash_map::RandomState::new();
+                let mut seen = std::collections::HashSet::with_capacity(requests.len());
+                for i in 0..requests.len() {
+                    let out = outs.path(requests, i);
+                    if !seen.insert(hasher.hash_one(&out))
+                        && (0..i).any(|j| outs.path(requests, j) == out)
+                    {
+                        return Err(Error::invalid(
+                            format!("two requests would both be written to {}", out.display()),
+                            "give the requests distinct file names",
+                        ));
+                    }
+                }
+                Ok(outs)
             }
-            Ok(outs)
+            (None, None) => Err(Error::invalid(
+                "no output given",
+                "pass --out FILE (one request) or --out-dir DIR (a batch)",
+            )),
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "--out and --out-dir are exclusive",
+                "pass --out FILE for one request or --out-dir DIR for a batch",
+            )),
         }
-        (None, None) => Err(Error::invalid(
-            "no output given",
-            "pass --out FILE (one request) or --out-dir DIR (a batch)",
-        )),
-        (Some(_), Some(_)) => Err(Error::invalid(
-            "--out and --out-dir are exclusive",
-            "pass --out FILE for one request or --out-dir DIR for a batch",
-        )),
+    }
+
+    /// The i-th certificate's file.
+    fn path(&self, requests: &Requests, i: usize) -> PathBuf {
+        match self {
+            Outputs::One(out) => out.clone(),
+            Outputs::Dir(dir) => dir
+                .join(requests.path(i).file_stem().unwrap_or_default())
+                .with_extension("crt"),
+        }
     }
 }
 
-/// Prefixes an error's cause with the file it is about, keeping its hint.
-fn about(path: &Path, e: Error) -> Error {
-    let (cause, hint) = e.cause_and_hint();
-    Error::invalid(
-        format!("{}: {cause}", path.display()),
-        hint.unwrap_or_else(|| "check that file".into()),
-    )
+/// Why the check of a request failed: its index, its bytes when the failure is recorded as a
+/// refusal, and the error.
+type CheckFailure = (usize, Option<Vec<u8>>, Error);
+
+/// Checks the requests `first..first + hashes.len()` (self-signature, key) and fills in their
+/// hashes; stops at the first failure. Returns the notes to print, with their request.
+fn check_requests(
+    requests: &Requests,
+    first: usize,
+    hashes: &mut [[u8; 32]],
+) -> (Vec<(usize, String)>, Option<CheckFailure>) {
+    let mut notes = Vec::new();
+    for (k, hash) in hashes.iter_mut().enumerate() {
+        let i = first + k;
+        let path = requests.path(i);
+        let bytes = match read_file(&path) {
+            Ok(b) => b,
+            Err(e) => return (notes, Some((i, None, e))),
+        };
+        let csr = match Csr::parse(&bytes)
+            .map_err(Error::from)
+            .and_then(CheckedCsr::check)
+        {
+            Ok(c) => c,
+            Err(e) => return (notes, Some((i, Some(bytes), about(&path, e)))),
+        };
+        match csr.csr().requested_extensions() {
+            Ok(ignored) if !ignored.is_empty() => {
+                let oids: Vec<String> = ignored.iter().map(|e| e.extn_id.to_string()).collect();
+                notes.push((
+                    i,
+                    format!(
+                        "note: {} asks for extensions the profile decides itself; ignored: {}",
+                        path.display(),
+                        oids.join(", ")
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return (notes, Some((i, None, e.into()))),
+        }
+        *hash = csr.csr().sha256();
+    }
+    (notes, None)
 }
+
+/// Checks every request before the token is touched, on up to as many threads as there are
+/// CPUs, with the messages and the refusal a one-by-one check in request order gives.
+fn check_all_requests(requests: &Requests, rec: &mut Recorder) -> Result<Vec<[u8; 32]>> {
+    let n = requests.len();
+    let mut hashes = vec![[0u8; 32]; n];
+    let threads = if n < 16 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |c| c.get().min(4))
+    };
+    let chunk = n.div_ceil(threads);
+    let results: Vec<_> = if threads == 1 {
+        vec![check_requests(requests, 0, &mut hashes)]
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = hashes
+                .chunks_mut(chunk)
+                .enumerate()
+                .map(|(c, part)| {
+                    std::thread::Builder::new()
+                        .name("sign-check".into())
+                        .spawn_scoped(scope, move || check_requests(requests, c * chunk, part))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| match w {
+                    Ok(w) => Ok(w.join().expect("a request-checking thread panicked")),
+                    Err(e) => Err(Error::invalid(
+                        format!("cannot start a thread: {e}"),
+                        "nothing was signed; check the process limits (ulimit -u) and run the command again",
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
+    };
+    let mut failure: Option<CheckFailure> = None;
+    let mut notes = Vec::new();
+    for (part_notes, part_failure) in results {
+        notes.extend(part_notes);
+        if failure.is_none() {
+            failure = part_failure;
+        }
+    }
+    let stop = failure.as_ref().map_or(n, |f| f.0);
+    for (_, note) in notes.iter().filter(|(i, _)| *i < stop) {
+        eprintln!("{note}");
+    }
+    match failure {
+        None => Ok(hashes),
+        Some((_, Some(bytes), e)) => Err(rec.refuse("sign", Some(&bytes), e)),
+        Some((_, None, e)) => Err(e),
+    }
+}
+
+use crate::ca::batch::about;
 
 fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     // Every request, the profile and every output are checked before the token is touched;
-    // a batch keeps only each request's path and hash in memory.
+    // a batch keeps only each request's name and hash in memory.
     let uri = parse_key_uri(&a.key.key)?;
     let ow = overwrite(a.force);
-    let requests = request_paths(&a)?;
-    let outs = certificate_paths(&a, &requests)?;
-    if let (Some(chain), [out]) = (&a.chain_out, outs.as_slice())
+    let requests = Requests::read(&a)?;
+    let outs = Outputs::new(&a, &requests)?;
+    if let (Some(chain), Outputs::One(out)) = (&a.chain_out, &outs)
         && chain == out
     {
         return Err(Error::invalid(
@@ -457,9 +622,13 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
             "give them different paths",
         ));
     }
-    for p in outs.iter().chain(a.chain_out.as_ref()) {
-        check_free(p, ow)?;
+    for i in 0..requests.len() {
+        check_free(&outs.path(&requests, i), ow)?;
     }
+    if let Some(chain) = &a.chain_out {
+        check_free(chain, ow)?;
+    }
+    Module::preload(g.module.as_deref().or(uri.module_path.as_deref()));
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let issuer_path = match (&a.issuer, rec.dir()) {
         (Some(p), _) => p.clone(),
@@ -493,24 +662,7 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
         Ok::<_, Error>((profile, subject, period))
     })();
     let (profile, subject, period) = request.map_err(|e| rec.refuse("sign", None, e))?;
-    let mut checked_hashes = Vec::with_capacity(requests.len());
-    for path in &requests {
-        let bytes = read_file(path)?;
-        let csr = Csr::parse(&bytes)
-            .map_err(Error::from)
-            .and_then(CheckedCsr::check)
-            .map_err(|e| rec.refuse("sign", Some(&bytes), about(path, e)))?;
-        let ignored = csr.csr().requested_extensions()?;
-        if !ignored.is_empty() {
-            let oids: Vec<String> = ignored.iter().map(|e| e.extn_id.to_string()).collect();
-            eprintln!(
-                "note: {} asks for extensions the profile decides itself; ignored: {}",
-                path.display(),
-                oids.join(", ")
-            );
-        }
-        checked_hashes.push(csr.csr().sha256());
-    }
+    let checked_hashes = check_all_requests(&requests, &mut rec)?;
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).map_err(|source| {
             Error::from(crate::output::OutputError::Io {
@@ -521,43 +673,38 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
         })?;
     }
     let single = requests.len() == 1;
+    let request_path = |i: usize| requests.path(i);
+    let out_path = |i: usize| outs.path(&requests, i);
+    let batch = crate::ca::batch::Batch {
+        issuer: &issuer,
+        profile: &profile,
+        subject: subject.as_ref(),
+        validity: period,
+        request: &request_path,
+        checked: &checked_hashes,
+        out: &out_path,
+        chain_out: a.chain_out.as_deref(),
+        overwrite: ow,
+    };
+    let chain_out = a.chain_out.as_deref();
+    let mut done = |_: usize, out: &Path, cert: &x509_cert::Certificate| {
+        if single {
+            println!("wrote {} (signature and chain verified)", out.display());
+            if let Some(chain) = chain_out {
+                println!("wrote {}", chain.display());
+            }
+            println!("serial: {}", serial_hex(cert));
+        } else {
+            println!("{}  {}", serial_hex(cert), out.display());
+        }
+    };
     let issued = ops::with_ca_key(
         g.module.as_deref(),
         &uri,
         &pin_source(g, Some(&uri)),
         choice(&a.key),
         &mut rec,
-        |signer, rec| {
-            for ((path, out), sha) in requests.iter().zip(&outs).zip(&checked_hashes) {
-                let csr = Csr::parse(&read_file(path)?)?;
-                let checked = CheckedCsr::recheck(csr, sha).map_err(|e| about(path, e))?;
-                let outputs = ops::CertOutputs {
-                    out,
-                    chain_out: a.chain_out.as_deref(),
-                    overwrite: ow,
-                };
-                let cert = ops::issue_from_csr(
-                    signer,
-                    rec,
-                    &issuer,
-                    &checked,
-                    profile.clone(),
-                    subject.clone(),
-                    period,
-                    &outputs,
-                )?;
-                if single {
-                    println!("wrote {} (signature and chain verified)", out.display());
-                    if let Some(chain) = &a.chain_out {
-                        println!("wrote {}", chain.display());
-                    }
-                    println!("serial: {}", serial_hex(&cert));
-                } else {
-                    println!("{}  {}", serial_hex(&cert), out.display());
-                }
-            }
-            Ok(requests.len())
-        },
+        |signer, rec| crate::ca::batch::sign_batch(signer, rec, &batch, &mut done),
     )?;
     if !single {
         println!("signed {issued} certificates (each signature and chain verified)");

@@ -265,9 +265,20 @@ impl PreparedCert {
     /// round-trips. Nothing is returned that failed a check.
     pub fn sign(self, signer: &dyn CaSigner) -> Result<Certificate> {
         let signature = signer.sign(&self.tbs)?;
-        let bits = BuilderKey::bit_string(&signature)?;
+        self.finish(&signature, signer.public_key())
+    }
+
+    /// The second half of [`PreparedCert::sign`], for a signature made elsewhere (a batch signs
+    /// on one thread and checks on another): assembles the certificate and runs every check
+    /// of `sign` with `issuing_key`, the signer's public key.
+    pub fn finish(
+        self,
+        signature: &[u8],
+        issuing_key: &SubjectPublicKeyInfoOwned,
+    ) -> Result<Certificate> {
+        let bits = BuilderKey::bit_string(signature)?;
         let cert = self.builder.assemble(bits, &self.key).map_err(build_err)?;
-        verify_certificate(&cert, signer.public_key())?;
+        verify_certificate(&cert, issuing_key)?;
         let post = |what: &str| {
             Error::invalid(
                 format!("the signed certificate failed a check after signing: {what}"),

@@ -20,6 +20,41 @@ pub trait CaSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
 }
 
+/// The public half of a [`CaSigner`]: what building a TBS needs ([`super::issue::prepare`])
+/// on a thread other than the one that signs. It cannot sign.
+#[derive(Debug, Clone)]
+pub struct PublicHalf {
+    spki: SubjectPublicKeyInfoOwned,
+    algorithm: SignatureAlgorithm,
+}
+
+impl PublicHalf {
+    /// The public key and signature algorithm of `signer`.
+    pub fn of(signer: &dyn CaSigner) -> PublicHalf {
+        PublicHalf {
+            spki: signer.public_key().clone(),
+            algorithm: signer.signature_algorithm(),
+        }
+    }
+}
+
+impl CaSigner for PublicHalf {
+    fn signature_algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
+        &self.spki
+    }
+
+    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>> {
+        Err(crate::error::Error::invalid(
+            "a public key cannot sign",
+            "report a bug",
+        ))
+    }
+}
+
 /// Adapts a [`CaSigner`]'s public half to the x509-cert builder's `finalize`/`assemble`, which
 /// need the key and algorithm but never sign: signing happens in between, through the trait.
 pub(crate) struct BuilderKey {

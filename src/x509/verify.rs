@@ -23,6 +23,15 @@ pub fn verify_signature(
 ) -> Result<(), X509Error> {
     let algorithm = SignatureAlgorithm::from_algorithm_identifier(alg)?;
     let key = PublicKeyInfo::from_spki(spki)?;
+    if let Some(aws_alg) = aws_lc_algorithm(&key, algorithm) {
+        // ring's P-384 is generic Montgomery code (~0.8 ms a verification, as slow as the
+        // token's signature); AWS-LC's is ~4x faster. Same checks, same errors.
+        check_form(&key, algorithm, signature)?;
+        let raw = spki.subject_public_key.raw_bytes();
+        return aws_lc_rs::signature::UnparsedPublicKey::new(aws_alg, raw)
+            .verify(message, signature)
+            .map_err(|_| X509Error::BadSignature);
+    }
     if let Some(ring_alg) = ring_algorithm(&key, algorithm) {
         // ring's assembly verifiers are several times faster than the portable ones, and
         // hsmca verifies every signature the token makes before anything is written. The
@@ -61,6 +70,20 @@ fn check_form(
         }
         _ => Ok(()),
     }
+}
+
+/// AWS-LC's verifier for P-384 keys (DER Ecdsa-Sig-Values), where ring is slow.
+fn aws_lc_algorithm(
+    key: &PublicKeyInfo,
+    algorithm: SignatureAlgorithm,
+) -> Option<&'static dyn aws_lc_rs::signature::VerificationAlgorithm> {
+    use SignatureAlgorithm as S;
+    use aws_lc_rs::signature as a;
+    Some(match (&key.material, algorithm) {
+        (KeyMaterial::P384(_), S::EcdsaSha384) => &a::ECDSA_P384_SHA384_ASN1,
+        (KeyMaterial::P384(_), S::EcdsaSha256) => &a::ECDSA_P384_SHA256_ASN1,
+        _ => return None,
+    })
 }
 
 /// ring's verifier for the ECDSA and RSA forms hsmca issues (Ed25519 stays with

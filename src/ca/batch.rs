@@ -1,0 +1,316 @@
+//! Signing checked CSRs as a pipeline of three threads, so that the token never waits for the
+//! host's work and the host's work never waits for the token:
+//!
+//! 1. a reader reads each request again, checks it still hashes to what was checked, picks its
+//!    serial and builds its TBS (no token call);
+//! 2. the calling thread, which owns the token session, signs each TBS in request order (all
+//!    token calls stay on one thread and in the order of a one-by-one loop);
+//! 3. a writer assembles each certificate and verifies its signature and encoding with the
+//!    CA's public key, records it (fsynced), keeps it and writes its outputs — in that order,
+//!    per certificate, as [`super::ops::issue_from_csr`] does.
+//!
+//! Channels of two slots join them. The first error anywhere stops the batch: what came before
+//! it in request order is verified, recorded and written; the request that failed is recorded
+//! as refused where a one-by-one loop records it; nothing after it is recorded or written (the
+//! token may already have signed the next TBS, whose certificate is dropped unseen). The
+//! output directories are fsynced once, when the batch ends, and `certs/` not at all (every
+//! file is whole and fsynced before it is linked into place, and its record is durable
+//! before that; a kept copy is made again from its record).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use x509_cert::Certificate;
+use x509_cert::name::Name;
+
+use super::audit::{Event, b64, sha256_hex};
+use super::recorder::{BatchRecorder, Recorder};
+use super::signer::TokenSigner;
+use super::{CheckedCsr, issued_record, prepare_csr, profile_name};
+use crate::error::{Error, Result, read_file};
+use crate::output::{DirSyncs, Overwrite};
+use crate::x509::csr::Csr;
+use crate::x509::issue::PreparedCert;
+use crate::x509::profile::Profile;
+use crate::x509::serial::{Serials, random_serial_where};
+use crate::x509::signer::{CaSigner, PublicHalf};
+use crate::x509::validity::ValidityPeriod;
+
+/// A batch of checked requests to sign under one issuer, profile and validity.
+pub struct Batch<'a> {
+    /// The issuer's certificate (its key is the signer's).
+    pub issuer: &'a Certificate,
+    /// The profile of every certificate.
+    pub profile: &'a Profile,
+    /// A subject replacing the request's (single requests only).
+    pub subject: Option<&'a Name>,
+    /// The validity of every certificate.
+    pub validity: ValidityPeriod,
+    /// The i-th request's file.
+    pub request: &'a (dyn Fn(usize) -> PathBuf + Sync),
+    /// SHA-256 of each request's bytes as checked ([`CheckedCsr::check`]); one per request.
+    pub checked: &'a [[u8; 32]],
+    /// The i-th certificate's file.
+    pub out: &'a (dyn Fn(usize) -> PathBuf + Sync),
+    /// The chain's file (single requests only).
+    pub chain_out: Option<&'a Path>,
+    /// Whether existing outputs may be replaced.
+    pub overwrite: Overwrite,
+}
+
+/// A request whose TBS is built, on its way to the token.
+struct Prepared {
+    index: usize,
+    csr: CheckedCsr,
+    cert: PreparedCert,
+}
+
+/// Why the batch stopped at a request: the error, and the request's bytes when a one-by-one
+/// loop records the failure as a refusal.
+struct Failure {
+    refused: Option<Vec<u8>>,
+    err: Error,
+}
+
+type Step<T> = std::result::Result<T, Box<Failure>>;
+
+/// Signs every request of `batch` in order with `signer`, recording through `rec`; `done` is
+/// called on the writer thread with each certificate once it is recorded and written. Returns
+/// how many were issued.
+pub fn sign_batch(
+    signer: &TokenSigner<'_, '_>,
+    rec: &mut Recorder,
+    batch: &Batch<'_>,
+    done: &mut (dyn FnMut(usize, &Path, &Certificate) + Send),
+) -> Result<usize> {
+    let key_uri = signer.key().uri.to_string();
+    let public = PublicHalf::of(signer);
+    let stop = AtomicBool::new(false);
+    let (taken, mut writer_rec) = rec.split();
+    if batch.checked.len() == 1 {
+        // One request: the same steps on this thread (threads would only add hand-offs).
+        let mut issued = Serials::new();
+        let step = prepare_one(batch, &public, taken, &mut issued, 0, &batch.checked[0])
+            .and_then(|p| sign_one(signer, p));
+        let mut dirs = DirSyncs::new();
+        let result = write_all(
+            batch,
+            &public,
+            &key_uri,
+            &mut writer_rec,
+            &mut dirs,
+            std::iter::once(step),
+            done,
+        );
+        let result = synced(result, dirs);
+        rec.add_serials(issued);
+        return result;
+    }
+    // Two slots each absorb the jitter of a busy machine; at most three signatures are made
+    // ahead of the writer (and dropped unseen if it stops).
+    let (to_token, from_reader) = sync_channel::<Step<Prepared>>(2);
+    let (to_writer, from_token) = sync_channel::<Step<(Prepared, Vec<u8>)>>(2);
+    let (issued, result) = std::thread::scope(|scope| -> Result<_> {
+        let reader = std::thread::Builder::new()
+            .name("sign-reader".into())
+            .spawn_scoped(scope, || {
+                read_and_prepare(batch, &public, taken, &stop, to_token)
+            })
+            .map_err(thread_error)?;
+        let writer = std::thread::Builder::new()
+            .name("sign-writer".into())
+            .spawn_scoped(scope, || {
+                let mut dirs = DirSyncs::new();
+                let result = write_all(
+                    batch,
+                    &public,
+                    &key_uri,
+                    &mut writer_rec,
+                    &mut dirs,
+                    from_token,
+                    done,
+                );
+                if result.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                synced(result, dirs)
+            });
+        let writer = match writer {
+            Ok(w) => w,
+            Err(e) => {
+                // The reader stops when its channel closes; nothing was signed.
+                drop(from_reader);
+                let _ = reader.join();
+                return Err(thread_error(e));
+            }
+        };
+        sign_in_order(signer, &stop, &from_reader, &to_writer);
+        drop(to_writer);
+        drop(from_reader);
+        let issued = reader.join().expect("the batch's reader thread panicked");
+        let result = writer.join().expect("the batch's writer thread panicked");
+        Ok((issued, result))
+    })?;
+    rec.add_serials(issued);
+    result
+}
+
+/// Fsyncs the directories written into, also after an error (what was written before it is
+/// made durable too); the first error wins.
+fn synced(result: Result<usize>, dirs: DirSyncs) -> Result<usize> {
+    let synced = dirs.sync().map_err(Error::from);
+    result.and_then(|n| synced.map(|()| n))
+}
+
+/// One C_Sign of a prepared TBS; a failure is recorded as a refusal of its request.
+fn sign_one(signer: &TokenSigner<'_, '_>, p: Prepared) -> Step<(Prepared, Vec<u8>)> {
+    match signer.sign(p.cert.tbs_der()) {
+        Ok(signature) => Ok((p, signature)),
+        Err(err) => Err(Box::new(Failure {
+            refused: Some(p.csr.csr().der().to_vec()),
+            err,
+        })),
+    }
+}
+
+fn thread_error(e: std::io::Error) -> Error {
+    Error::invalid(
+        format!("cannot start a thread: {e}"),
+        "nothing was signed; check the process limits (ulimit -u) and run the command again",
+    )
+}
+
+/// The calling thread: one C_Sign per prepared TBS, in request order.
+fn sign_in_order(
+    signer: &TokenSigner<'_, '_>,
+    stop: &AtomicBool,
+    from_reader: &Receiver<Step<Prepared>>,
+    to_writer: &SyncSender<Step<(Prepared, Vec<u8>)>>,
+) {
+    for step in from_reader {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let step = step.and_then(|p| sign_one(signer, p));
+        let last = step.is_err();
+        if to_writer.send(step).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The reader thread: each request read again, re-checked against its hash, given a serial
+/// no certificate of this CA has and its TBS built. Returns the serials it gave out.
+fn read_and_prepare(
+    batch: &Batch<'_>,
+    public: &PublicHalf,
+    taken: &Serials,
+    stop: &AtomicBool,
+    to_token: SyncSender<Step<Prepared>>,
+) -> Serials {
+    let mut issued = Serials::new();
+    for (index, sha) in batch.checked.iter().enumerate() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let step = prepare_one(batch, public, taken, &mut issued, index, sha);
+        let last = step.is_err();
+        if to_token.send(step).is_err() || last {
+            break;
+        }
+    }
+    issued
+}
+
+fn prepare_one(
+    batch: &Batch<'_>,
+    public: &PublicHalf,
+    taken: &Serials,
+    issued: &mut Serials,
+    index: usize,
+    sha: &[u8; 32],
+) -> Step<Prepared> {
+    let plain = |err| Box::new(Failure { refused: None, err });
+    let path = (batch.request)(index);
+    let csr = Csr::parse(&read_file(&path).map_err(plain)?).map_err(|e| plain(Error::from(e)))?;
+    let csr = CheckedCsr::recheck(csr, sha).map_err(|e| plain(about(&path, e)))?;
+    let refused = |err| {
+        Box::new(Failure {
+            refused: Some(csr.csr().der().to_vec()),
+            err,
+        })
+    };
+    let serial =
+        random_serial_where(|s| !taken.contains(s) && !issued.contains(s)).map_err(refused)?;
+    issued.insert(serial.as_bytes());
+    let cert = prepare_csr(
+        public,
+        batch.issuer,
+        &csr,
+        batch.profile.clone(),
+        batch.subject.cloned(),
+        batch.validity,
+        serial,
+    )
+    .map_err(refused)?;
+    Ok(Prepared { index, csr, cert })
+}
+
+/// The writer thread (or the calling thread, for one request): per certificate, verify,
+/// record, keep, write, report.
+fn write_all(
+    batch: &Batch<'_>,
+    public: &PublicHalf,
+    key_uri: &str,
+    rec: &mut BatchRecorder<'_>,
+    dirs: &mut DirSyncs,
+    from_token: impl IntoIterator<Item = Step<(Prepared, Vec<u8>)>>,
+    done: &mut (dyn FnMut(usize, &Path, &Certificate) + Send),
+) -> Result<usize> {
+    let pname = profile_name(batch.profile);
+    let mut count = 0;
+    for step in from_token {
+        let (p, signature) = match step {
+            Ok(signed) => signed,
+            Err(failure) => {
+                let Failure { refused, err } = *failure;
+                return Err(match refused {
+                    Some(der) => rec.refuse("sign", Some(&der), err),
+                    None => err,
+                });
+            }
+        };
+        let csr = p.csr.csr();
+        let cert = p
+            .cert
+            .finish(&signature, public.public_key())
+            .map_err(|e| rec.refuse("sign", Some(csr.der()), e))?;
+        // Record first, files second: a crash after this line loses nothing ('hsmca export').
+        rec.append(Event::CsrSigned {
+            cert: issued_record(&cert, pname, key_uri)?,
+            csr_sha256: sha256_hex(csr.der()),
+            csr_der: b64(csr.der()),
+        })?;
+        rec.keep_cert(&cert)?;
+        let out = (batch.out)(p.index);
+        let pem = super::ops::pem_certs(&[&cert])?;
+        dirs.write(&out, pem.as_bytes(), 0o644, batch.overwrite)?;
+        if let Some(chain) = batch.chain_out {
+            let pem = super::ops::pem_certs(&[&cert, batch.issuer])?;
+            dirs.write(chain, pem.as_bytes(), 0o644, batch.overwrite)?;
+        }
+        done(p.index, &out, &cert);
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Prefixes an error's cause with the file it is about, keeping its hint.
+pub fn about(path: &Path, e: Error) -> Error {
+    let (cause, hint) = e.cause_and_hint();
+    Error::invalid(
+        format!("{}: {cause}", path.display()),
+        hint.unwrap_or_else(|| "check that file".into()),
+    )
+}

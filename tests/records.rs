@@ -1143,3 +1143,28 @@ fn log_cut_back_to_an_earlier_seal_is_caught_by_the_kept_files() {
     );
     assert!(!ca.t.path("ca-cut-signed.crt").exists());
 }
+
+/// Signing a request this CA already signed is allowed (a renewal) but said, with the serial to
+/// export: after a run that stopped between the record and the output, exporting is the fix.
+#[test]
+fn signing_an_already_signed_request_says_so() {
+    let ca = Ca::new();
+    let csr = ca.csr("again", "Again CA");
+    let first = ca.sign(&csr, "again-1.crt");
+    let out = ca.run(&ca.sign_args(&csr, "again-2.crt"));
+    let stdout = assert_ok(&out);
+    let stderr = stderr_of(&out);
+    assert_mentions(&stderr, &["already signed by this CA"]);
+    assert_mentions(&norm_serial(&stderr), &[&norm_serial(&first)]);
+    assert_mentions(&stderr, &["hsmca export --serial"]);
+    assert_ne!(printed_serial(&stdout), first, "a new certificate");
+    // A request never signed gets no note.
+    let other = ca.csr("other", "Other CA");
+    let out = ca.run(&ca.sign_args(&other, "other.crt"));
+    assert_ok(&out);
+    assert!(
+        !stderr_of(&out).contains("already signed"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -607,6 +607,44 @@ fn check_all_requests(requests: &Requests, rec: &mut Recorder) -> Result<Vec<[u8
 
 use crate::ca::batch::about;
 
+/// Says which requests this CA directory already signed: signing again is allowed (a renewal),
+/// but after a run that stopped between a record and its output, exporting is the fix.
+fn note_already_signed(rec: &Recorder, requests: &Requests, checked: &[[u8; 32]]) {
+    let Some(dir) = rec.dir() else { return };
+    let mut signed: std::collections::HashMap<String, (&str, u64)> = Default::default();
+    for e in &dir.entries {
+        if let crate::ca::audit::Event::CsrSigned {
+            cert, csr_sha256, ..
+        } = &e.record.event
+        {
+            signed.insert(csr_sha256.clone(), (cert.serial.as_str(), e.record.seq));
+        }
+    }
+    if signed.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 5;
+    let mut found = 0usize;
+    for (i, hash) in checked.iter().enumerate() {
+        let Some((serial, seq)) = signed.get(&hex::encode(hash)) else {
+            continue;
+        };
+        found += 1;
+        if found <= SHOWN {
+            eprintln!(
+                "note: {} was already signed by this CA (serial {serial}, audit record {seq}); this run issues another certificate for it (if an earlier run stopped before writing that one, 'hsmca export --serial {serial} --out FILE' writes it)",
+                requests.path(i).display()
+            );
+        }
+    }
+    if found > SHOWN {
+        eprintln!(
+            "note: {} more requests were already signed by this CA ('hsmca list' shows them)",
+            found - SHOWN
+        );
+    }
+}
+
 fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     // Every request, the profile and every output are checked before the token is touched;
     // a batch keeps only each request's name and hash in memory.
@@ -663,6 +701,7 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     })();
     let (profile, subject, period) = request.map_err(|e| rec.refuse("sign", None, e))?;
     let checked_hashes = check_all_requests(&requests, &mut rec)?;
+    note_already_signed(&rec, &requests, &checked_hashes);
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).map_err(|source| {
             Error::from(crate::output::OutputError::Io {

@@ -20,6 +20,7 @@ use crate::token::{KeySpec, TokenKey, TokenSession};
 use crate::x509::algorithm::spki_sha256;
 use crate::x509::csr::Csr;
 use crate::x509::issue::{CertRequest, prepare};
+use crate::x509::lint::{lint_before_signing, refuse_findings};
 use crate::x509::profile::Profile;
 use crate::x509::serial::{Serials, random_serial_excluding};
 use crate::x509::signer::CaSigner;
@@ -146,7 +147,8 @@ impl CheckedCsr {
     }
 }
 
-/// Issues a certificate for a checked CSR.
+/// Issues a certificate for a checked CSR: the exact TBS is first signed by a throwaway key and
+/// linted (a finding stops it before the token signs), the issued certificate linted again.
 pub fn sign_csr(
     signer: &dyn CaSigner,
     issuer: &Certificate,
@@ -165,7 +167,11 @@ pub fn sign_csr(
         issuer: Some(issuer),
         serial: random_serial_excluding(taken)?,
     };
-    prepare(&req, signer)?.sign(signer)
+    let prepared = prepare(&req, signer)?;
+    lint_before_signing(&prepared, signer.public_key(), Some(issuer))?;
+    let cert = prepared.sign(signer)?;
+    refuse_findings(&cert, Some(issuer), "after signing")?;
+    Ok(cert)
 }
 
 /// Builds the certificate for a checked CSR, ready for the token's signature: every check of

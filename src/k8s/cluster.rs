@@ -121,6 +121,10 @@ pub struct Cluster {
     pub workers: Vec<Node>,
 }
 
+/// The longest node name: the kubelet's certificate subject is `CN=system:node:<name>`, and a
+/// CN holds at most 64 characters (RFC 5280 ub-common-name).
+const MAX_NODE_NAME: usize = 64 - "system:node:".len();
+
 fn bad(what: impl Into<String>) -> Error {
     Error::invalid(
         format!("cluster file: {}", what.into()),
@@ -249,6 +253,12 @@ impl ClusterFile {
                 let (cause, _) = e.cause_and_hint();
                 bad(format!("{kind} node: {cause}"))
             })?;
+            if name.chars().count() > MAX_NODE_NAME {
+                return Err(bad(format!(
+                    "node name \"{name}\" is longer than {MAX_NODE_NAME} characters, so the \
+                     kubelet's certificate subject CN=system:node:{name} would exceed 64"
+                )));
+            }
             if name == "localhost" || !names.insert(name.clone()) {
                 return Err(bad(format!(
                     "node name \"{name}\" is used twice or reserved"
@@ -441,6 +451,26 @@ extra_ips = ["fd00::20"]
                 .to_string()
                 .contains("control_plane")
         );
+    }
+
+    /// Fuzz finding (cluster_config): a 53-character node name passed the cluster file, then
+    /// `k8s issue` refused its own plan (CN=system:node:<name> longer than 64 characters).
+    #[test]
+    fn refuses_node_names_too_long_for_a_kubelet_subject() {
+        let text = "name = \"v6\"\ndomain = \"e\"\nservice_cidr = \"fd00:244::/56\"\n\
+                    api_endpoint = \"[fd1::100]:43\"\n[[control_plane]]\n\
+                    name = \"cp-0.example.orgna7YYYYYYYYYYYYYYYYYYYYYYYYYYYYYY77me\"\n\
+                    ip = \"f::11\"\n";
+        let e = Cluster::parse(text).unwrap_err().to_string();
+        assert!(e.contains("longer than 52 characters"), "{e}");
+        let longest = format!("{}.{}", "a".repeat(40), "b".repeat(11));
+        assert_eq!(longest.len(), 52);
+        let c = Cluster::parse(&GOOD.replace("\"node-0\"", &format!("\"{longest}\""))).unwrap();
+        assert_eq!(c.workers[0].name, longest);
+        let e = Cluster::parse(&GOOD.replace("\"node-0\"", &format!("\"{longest}b\"")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than 52"), "{e}");
     }
 
     #[test]

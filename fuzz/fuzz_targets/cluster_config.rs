@@ -2,7 +2,8 @@
 //! `k8s request|issue|sign` derive from a valid cluster without keys or files: the API URL, the
 //! `kubernetes` service IP, both presets' certificate plans and the CAs' name constraints.
 //! Must never panic, and a valid cluster must give plans whose subjects parse and whose every
-//! SAN the derived name constraints permit (else `k8s issue` would refuse its own cluster).
+//! SAN is a valid name the derived name constraints permit (else `k8s issue` would refuse its
+//! own cluster).
 //!
 //! Left out: `Cluster::load`'s file read (a UTF-8 check in front of `parse`).
 #![no_main]
@@ -14,7 +15,7 @@ use hsmca::k8s::constraints::{ConstraintOverrides, derive};
 use hsmca::k8s::presets::{Preset, plan};
 use hsmca::x509::constraints::dns_within;
 use hsmca::x509::name::parse_name;
-use hsmca::x509::profile::San;
+use hsmca::x509::profile::{San, check_dns_name};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -57,6 +58,10 @@ fuzz_target!(|data: &[u8]| {
                 panic!("{}: subject {:?} does not parse: {e}", s.label, s.subject)
             });
             for san in &s.sans {
+                if let San::Dns(d) = san {
+                    check_dns_name(d, false)
+                        .unwrap_or_else(|e| panic!("{}: SAN {d:?} is not valid: {e}", s.label));
+                }
                 let ok = match san {
                     San::Dns(d) => permitted.dns.iter().any(|c| dns_within(d, c)),
                     San::Ip(ip) => permitted.ip.iter().any(|n| n.contains(*ip)),

@@ -125,6 +125,10 @@ pub struct Cluster {
 /// CN holds at most 64 characters (RFC 5280 ub-common-name).
 const MAX_NODE_NAME: usize = 64 - "system:node:".len();
 
+/// The longest cluster domain: the API server's certificate names
+/// `kubernetes.default.svc.<domain>`, and a DNS name holds at most 253 characters.
+const MAX_DOMAIN: usize = 253 - "kubernetes.default.svc.".len();
+
 fn bad(what: impl Into<String>) -> Error {
     Error::invalid(
         format!("cluster file: {}", what.into()),
@@ -208,6 +212,12 @@ impl ClusterFile {
             let (cause, _) = e.cause_and_hint();
             bad(format!("domain: {cause}"))
         })?;
+        if domain.len() > MAX_DOMAIN {
+            return Err(bad(format!(
+                "domain is longer than {MAX_DOMAIN} characters, so kubernetes.default.svc.<domain> \
+                 would exceed a DNS name's 253"
+            )));
+        }
         let service_cidr = parse_net("service_cidr", &self.service_cidr)?;
         let host_bits = if service_cidr.addr.is_ipv4() { 32 } else { 128 } - service_cidr.prefix;
         if host_bits < 2 {
@@ -471,6 +481,23 @@ extra_ips = ["fd00::20"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("longer than 52"), "{e}");
+    }
+
+    /// Found with the cluster_config fuzz target's SAN check: a domain over 230 characters passed
+    /// the cluster file, then `k8s issue` refused the API server's SAN
+    /// kubernetes.default.svc.<domain> (over 253).
+    #[test]
+    fn refuses_domains_too_long_for_the_service_name() {
+        let label = "a".repeat(56);
+        let longest = format!("{label}.{label}.{label}.{label}.kk"); // 230 characters
+        assert_eq!(longest.len(), 230);
+        let c =
+            Cluster::parse(&GOOD.replace("\"cluster.local\"", &format!("\"{longest}\""))).unwrap();
+        assert_eq!(c.service_fqdn().len(), 253);
+        let e = Cluster::parse(&GOOD.replace("\"cluster.local\"", &format!("\"{longest}k\"")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than 230 characters"), "{e}");
     }
 
     #[test]

@@ -121,6 +121,14 @@ pub struct Cluster {
     pub workers: Vec<Node>,
 }
 
+/// The longest node name: the kubelet's certificate subject is `CN=system:node:<name>`, and a
+/// CN holds at most 64 characters (RFC 5280 ub-common-name).
+const MAX_NODE_NAME: usize = 64 - "system:node:".len();
+
+/// The longest cluster domain: the API server's certificate names
+/// `kubernetes.default.svc.<domain>`, and a DNS name holds at most 253 characters.
+const MAX_DOMAIN: usize = 253 - "kubernetes.default.svc.".len();
+
 fn bad(what: impl Into<String>) -> Error {
     Error::invalid(
         format!("cluster file: {}", what.into()),
@@ -204,6 +212,12 @@ impl ClusterFile {
             let (cause, _) = e.cause_and_hint();
             bad(format!("domain: {cause}"))
         })?;
+        if domain.len() > MAX_DOMAIN {
+            return Err(bad(format!(
+                "domain is longer than {MAX_DOMAIN} characters, so kubernetes.default.svc.<domain> \
+                 would exceed a DNS name's 253"
+            )));
+        }
         let service_cidr = parse_net("service_cidr", &self.service_cidr)?;
         let host_bits = if service_cidr.addr.is_ipv4() { 32 } else { 128 } - service_cidr.prefix;
         if host_bits < 2 {
@@ -249,6 +263,12 @@ impl ClusterFile {
                 let (cause, _) = e.cause_and_hint();
                 bad(format!("{kind} node: {cause}"))
             })?;
+            if name.chars().count() > MAX_NODE_NAME {
+                return Err(bad(format!(
+                    "node name \"{name}\" is longer than {MAX_NODE_NAME} characters, so the \
+                     kubelet's certificate subject CN=system:node:{name} would exceed 64"
+                )));
+            }
             if name == "localhost" || !names.insert(name.clone()) {
                 return Err(bad(format!(
                     "node name \"{name}\" is used twice or reserved"
@@ -441,6 +461,43 @@ extra_ips = ["fd00::20"]
                 .to_string()
                 .contains("control_plane")
         );
+    }
+
+    /// Fuzz finding (cluster_config): a 53-character node name passed the cluster file, then
+    /// `k8s issue` refused its own plan (CN=system:node:<name> longer than 64 characters).
+    #[test]
+    fn refuses_node_names_too_long_for_a_kubelet_subject() {
+        let text = "name = \"v6\"\ndomain = \"e\"\nservice_cidr = \"fd00:244::/56\"\n\
+                    api_endpoint = \"[fd1::100]:43\"\n[[control_plane]]\n\
+                    name = \"cp-0.example.orgna7YYYYYYYYYYYYYYYYYYYYYYYYYYYYYY77me\"\n\
+                    ip = \"f::11\"\n";
+        let e = Cluster::parse(text).unwrap_err().to_string();
+        assert!(e.contains("longer than 52 characters"), "{e}");
+        let longest = format!("{}.{}", "a".repeat(40), "b".repeat(11));
+        assert_eq!(longest.len(), 52);
+        let c = Cluster::parse(&GOOD.replace("\"node-0\"", &format!("\"{longest}\""))).unwrap();
+        assert_eq!(c.workers[0].name, longest);
+        let e = Cluster::parse(&GOOD.replace("\"node-0\"", &format!("\"{longest}b\"")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than 52"), "{e}");
+    }
+
+    /// Found with the cluster_config fuzz target's SAN check: a domain over 230 characters passed
+    /// the cluster file, then `k8s issue` refused the API server's SAN
+    /// kubernetes.default.svc.<domain> (over 253).
+    #[test]
+    fn refuses_domains_too_long_for_the_service_name() {
+        let label = "a".repeat(56);
+        let longest = format!("{label}.{label}.{label}.{label}.kk"); // 230 characters
+        assert_eq!(longest.len(), 230);
+        let c =
+            Cluster::parse(&GOOD.replace("\"cluster.local\"", &format!("\"{longest}\""))).unwrap();
+        assert_eq!(c.service_fqdn().len(), 253);
+        let e = Cluster::parse(&GOOD.replace("\"cluster.local\"", &format!("\"{longest}k\"")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than 230 characters"), "{e}");
     }
 
     #[test]

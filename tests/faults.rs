@@ -15,7 +15,8 @@
 //!
 //! SIGKILL during a batch (issue 6): the same module, preloaded so that it also sees fsync,
 //! stops the process at 20 exact points (token calls and the file steps of each certificate);
-//! the test kills it there, checks what is left and recovers (see "SIGKILL during a batch").
+//! the test kills it there, checks what is left (exactly at the writer's fsyncs, within the
+//! pipeline's range at the token's calls) and recovers (see "SIGKILL during a batch").
 
 mod common;
 

@@ -15,7 +15,8 @@
 //!
 //! SIGKILL during a batch (issue 6): the same module, preloaded so that it also sees fsync,
 //! stops the process at 20 exact points (token calls and the file steps of each certificate);
-//! the test kills it there, checks what is left and recovers (see "SIGKILL during a batch").
+//! the test kills it there, checks what is left (exactly at the writer's fsyncs, within the
+//! pipeline's range at the token's calls) and recovers (see "SIGKILL during a batch").
 
 mod common;
 
@@ -1118,32 +1119,94 @@ fn second_key_generated_into_a_ca_directory_keeps_its_log_verifying() {
 // Issue 6: "send SIGKILL during a batch at 20 different points". The points are exact, not
 // timed: the fault module, preloaded (LD_PRELOAD) so that it also stands in front of libc's
 // fsync, stops the process (SIGSTOP) before or after a chosen call, a PKCS#11 call or an fsync;
-// the test waits until the process is stopped and kills it. The fsyncs mark the file steps of
-// each certificate (audit record, kept copy, its directory, output, its directory), so kills
-// land between the record and the output and in the middle of file writes, not only in token
-// calls. After each kill: the process died of SIGKILL; no temporary or partial file anywhere
-// (every file in the CA and output directories parses whole); `log verify` passes, with its
-// note exactly when the log ends unsealed; the records, kept copies and outputs are the ones
-// that point allows (record first, then kept copy, then output); no serial twice; every
-// recorded certificate exports and every output is a recorded certificate. Then the recovery
-// an operator makes: the same command again fails clearly if any output exists (and changes
-// nothing), the certificates recorded without an output are exported, the requests not yet
-// signed are signed (the lock died with the process), and the batch ends complete: one
-// certificate per request, each output its record, the log verified and sealed.
+// the test waits until the process is stopped and kills it. The batch is a pipeline of three
+// threads (src/ca/batch.rs): a reader builds each TBS, the token's thread signs them in
+// request order, a writer records (fsync), keeps a copy (fsync) and writes the output (fsync)
+// of each certificate in turn; the output directory is fsynced when the writer ends, then the
+// seal is signed and recorded (fsync). Each thread's calls come in a fixed order
+// ([`check_batch_shape`]), their interleaving does not: a stop at one of the writer's fsyncs
+// fixes exactly what is on disk (kills land between the record and the output and in the
+// middle of file writes), while a stop at a token call during the batch leaves the writer
+// anywhere from [`TOKEN_LEAD`] certificates behind to just behind the token, so those points
+// allow a range. After each kill: the process died of SIGKILL; no temporary or partial file
+// anywhere (every file in the CA and output directories parses whole); `log verify` passes,
+// with its note exactly when the log ends unsealed; the records, kept copies and outputs are
+// the ones that point allows, in request order, each a prefix of the one before (record
+// first, then kept copy, then output), none ahead of the token's signatures and the token at
+// most [`TOKEN_LEAD`] ahead of the outputs; no serial twice; every kept copy is its record's
+// certificate, every recorded certificate exports and every output is a recorded certificate.
+// Then the recovery an operator makes: the same command again fails clearly if any output
+// exists (and changes nothing), the certificates recorded without an output are exported, the
+// requests not yet signed are signed (the lock died with the process), and the batch ends
+// complete: one certificate per request, each output its record, the log verified and sealed.
 
 /// Requests in the batch.
 const BATCH: usize = 8;
 /// The certificate of the batch the middle kill points are in.
-const MID: usize = 4;
+const MID: usize = 5;
+/// How many certificates the token's thread may be ahead of the writer's: it signs a TBS only
+/// after handing the previous certificate to the writer's channel (two slots), so while it
+/// makes (or has just made) signature k, the writer has taken certificate k - 3 and finished
+/// certificate k - 4 (written its output).
+const TOKEN_LEAD: usize = 4;
 
-/// What must be on disk after a kill: this batch's certificates recorded, kept in `ca/certs/`
-/// and written to the output directory, and whether the batch's seal is in the log.
+/// How many of this batch's certificates are recorded, kept in `ca/certs/` and written to the
+/// output directory after a kill, and whether the batch's seal is in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Expect {
+struct Found {
     recorded: usize,
     kept: usize,
     outputs: usize,
     sealed: bool,
+}
+
+/// What a kill point allows: each count in an inclusive range. Exact where the stop fixes the
+/// writer's state (its own fsyncs; the token calls before the batch or after the writer
+/// ended); a range where the token's thread stops while the writer runs beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Expect {
+    recorded: (usize, usize),
+    kept: (usize, usize),
+    outputs: (usize, usize),
+    sealed: bool,
+}
+
+impl Expect {
+    fn exact(recorded: usize, kept: usize, outputs: usize, sealed: bool) -> Expect {
+        Expect {
+            recorded: (recorded, recorded),
+            kept: (kept, kept),
+            outputs: (outputs, outputs),
+            sealed,
+        }
+    }
+
+    /// The token's thread stopped at certificate `k`'s signature (before or just after it,
+    /// before handing it on): the writer may have done anything from certificate k - 4 whole
+    /// to k - 1 whole, and nothing of k.
+    fn token_at(k: usize) -> Expect {
+        let r = (k.saturating_sub(TOKEN_LEAD), k - 1);
+        Expect {
+            recorded: r,
+            kept: r,
+            outputs: r,
+            sealed: false,
+        }
+    }
+
+    fn is_exact(&self) -> bool {
+        self.recorded.0 == self.recorded.1
+            && self.kept.0 == self.kept.1
+            && self.outputs.0 == self.outputs.1
+    }
+
+    fn allows(&self, f: &Found) -> bool {
+        let within = |(lo, hi): (usize, usize), n: usize| lo <= n && n <= hi;
+        within(self.recorded, f.recorded)
+            && within(self.kept, f.kept)
+            && within(self.outputs, f.outputs)
+            && self.sealed == f.sealed
+    }
 }
 
 /// Where a batch is stopped and killed: before or after the `n`-th call of `func`.
@@ -1175,18 +1238,23 @@ impl std::fmt::Display for KillPoint {
     }
 }
 
-/// The 20 kill points, numbered as the batch makes its calls (see [`check_batch_shape`]).
+/// Certificate i's signature is C_Sign #2i (#2i-1 asks for the length), after C_SignInit #i;
+/// the seal's is C_Sign #2(BATCH+1). See [`check_batch_shape`].
+fn sign_call(i: usize) -> usize {
+    2 * i
+}
+
+/// The writer's fsyncs: certificate i's record is fsync #3(i-1)+1, its kept copy +2, its
+/// output +3; then #3·BATCH+1 the output directory, #3·BATCH+2 the seal's record.
+fn fsync_call(i: usize, step: usize) -> usize {
+    3 * (i - 1) + step
+}
+
+/// The 20 kill points, numbered per thread as the batch makes its calls (see
+/// [`check_batch_shape`]).
 fn kill_points() -> Vec<KillPoint> {
-    let e = |recorded, kept, outputs, sealed| Expect {
-        recorded,
-        kept,
-        outputs,
-        sealed,
-    };
-    // Certificate i's signature is C_Sign #2i (#2i-1 asks for the length); its fsyncs are
-    // 5(i-1) + 1 record, + 2 kept copy, + 3 its directory, + 4 output, + 5 its directory.
-    let sign = |i: usize| 2 * i;
-    let fsync = |i: usize, step: usize| 5 * (i - 1) + step;
+    let e = Expect::exact;
+    let t = Expect::token_at;
     let p = |what: String, func: &'static str, n: usize, after: bool, expect: Expect| KillPoint {
         what,
         func,
@@ -1196,6 +1264,7 @@ fn kill_points() -> Vec<KillPoint> {
     };
     let (b, m) = (BATCH, MID);
     let s = |t: &str| t.to_string();
+    let (record, kept, output) = (1, 2, 3);
     vec![
         p(
             s("CA directory locked, log read, token untouched"),
@@ -1214,119 +1283,119 @@ fn kill_points() -> Vec<KillPoint> {
         p(
             s("certificate 1's TBS going to the token"),
             "C_Sign",
-            sign(1),
+            sign_call(1),
             false,
-            e(0, 0, 0, false),
+            t(1),
         ),
         p(
-            s("certificate 1 signed, nothing recorded"),
+            s("certificate 1 signed, not handed to the writer"),
             "C_Sign",
-            sign(1),
+            sign_call(1),
             true,
-            e(0, 0, 0, false),
+            t(1),
         ),
         p(
             s("certificate 1's record written, not synced"),
             "fsync",
-            fsync(1, 1),
+            fsync_call(1, record),
             false,
             e(1, 0, 0, false),
         ),
         p(
             s("certificate 1's record durable, no copy, no output"),
             "fsync",
-            fsync(1, 1),
+            fsync_call(1, record),
             true,
             e(1, 0, 0, false),
         ),
         p(
             s("certificate 1's kept copy in an unnamed file"),
             "fsync",
-            fsync(1, 2),
+            fsync_call(1, kept),
             false,
             e(1, 0, 0, false),
         ),
         p(
-            s("certificate 1 kept, its output not started"),
+            s("certificate 1 kept, its output in an unnamed file"),
             "fsync",
-            fsync(1, 3),
-            true,
-            e(1, 1, 0, false),
-        ),
-        p(
-            s("certificate 1's output in an unnamed file, not synced"),
-            "fsync",
-            fsync(1, 4),
+            fsync_call(1, output),
             false,
             e(1, 1, 0, false),
         ),
         p(
             s("certificate 1's output synced, not linked"),
             "fsync",
-            fsync(1, 4),
+            fsync_call(1, output),
             true,
             e(1, 1, 0, false),
         ),
         p(
-            s("certificate 1's output linked, directory not synced"),
+            s("certificate 1's output linked, certificate 2's record written, not synced"),
             "fsync",
-            fsync(1, 5),
+            fsync_call(2, record),
             false,
-            e(1, 1, 1, false),
+            e(2, 1, 1, false),
         ),
         p(
-            format!("{} certificates done, {m} not started", m - 1),
+            format!("{} certificates signed, {m} not started", m - 1),
             "C_SignInit",
             m,
             false,
-            e(m - 1, m - 1, m - 1, false),
+            t(m),
         ),
         p(
-            format!("certificate {m} signed, nothing of it recorded"),
+            format!("certificate {m} signed, not handed to the writer"),
             "C_Sign",
-            sign(m),
+            sign_call(m),
             true,
-            e(m - 1, m - 1, m - 1, false),
+            t(m),
         ),
         p(
-            format!("certificate {m}'s record durable"),
+            format!("certificate {m}'s record durable, no copy, no output"),
             "fsync",
-            fsync(m, 1),
+            fsync_call(m, record),
             true,
             e(m, m - 1, m - 1, false),
         ),
         p(
-            format!("certificate {m} kept, its output not started"),
+            format!("certificate {m} kept, its output being written"),
             "fsync",
-            fsync(m, 3),
-            true,
-            e(m, m, m - 1, false),
-        ),
-        p(
-            format!("certificate {m}'s output being written"),
-            "fsync",
-            fsync(m, 4),
+            fsync_call(m, output),
             false,
             e(m, m, m - 1, false),
         ),
         p(
-            s("every output written, the seal not started"),
+            format!("the last certificate ({b}) signed, not handed to the writer"),
+            "C_Sign",
+            sign_call(b),
+            true,
+            t(b),
+        ),
+        p(
+            s("every output linked, the directory not synced, the seal not started"),
             "fsync",
-            fsync(b, 5),
+            fsync_call(b + 1, 1),
+            false,
+            e(b, b, b, false),
+        ),
+        p(
+            s("every output durable, the seal not started"),
+            "fsync",
+            fsync_call(b + 1, 1),
             true,
             e(b, b, b, false),
         ),
         p(
             s("the seal signed, not recorded"),
             "C_Sign",
-            sign(b + 1),
+            sign_call(b + 1),
             true,
             e(b, b, b, false),
         ),
         p(
             s("the seal written, not synced"),
             "fsync",
-            5 * b + 1,
+            fsync_call(b + 1, 2),
             false,
             e(b, b, b, true),
         ),
@@ -1376,37 +1445,137 @@ fn preloaded(sb: &Sandbox, log: &Path) -> Command {
     cmd
 }
 
-/// Runs the batch once unkilled and checks the call sequence the kill points are numbered
-/// from: per certificate C_SignInit, C_Sign (length), C_Sign, five fsyncs; then the seal's
-/// C_SignInit, C_Sign, C_Sign and one fsync; then C_Logout, C_CloseSession, C_Finalize.
+/// The lines of a preloaded run's call log: the function (or `fsync`) and the rest of the
+/// line (an fsync's file; `STOP before|after` for the stop point).
+fn read_log_lines(path: &Path) -> Vec<(String, String)> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            Some((f, rest)) => (f.to_string(), rest.to_string()),
+            None => (l.to_string(), String::new()),
+        })
+        .collect()
+}
+
+/// What an fsync of a batch into `out` was for, from the file the call log names
+/// (`sandbox/DIR/FILE`, `sandbox/DIR/#INODE (deleted)` for an unnamed file).
+fn fsync_kind(sandbox: &Path, file: &str, out: &str) -> String {
+    let rel = Path::new(file)
+        .strip_prefix(sandbox)
+        .map_or_else(|_| file.to_string(), |p| p.display().to_string());
+    let unnamed = |dir: &str| {
+        rel.strip_prefix(dir)
+            .and_then(|r| r.strip_prefix("/#"))
+            .is_some_and(|r| r.ends_with(" (deleted)"))
+    };
+    if rel == "ca/audit.jsonl" {
+        "record".into()
+    } else if unnamed("ca/certs") {
+        "kept".into()
+    } else if unnamed(out) {
+        "output".into()
+    } else if rel == out {
+        "output dir".into()
+    } else {
+        rel
+    }
+}
+
+/// Runs the batch once unkilled and checks what the kill points are numbered from, per thread,
+/// since the threads interleave differently in every run: the token calls (one C_Initialize
+/// and C_Login; per certificate, in order, C_SignInit, C_Sign for the length, C_Sign; the
+/// seal's three; then C_Logout, C_CloseSession, C_Finalize) and the writer's fsyncs (per
+/// certificate its record, its kept copy, its output; then the output directory, then the
+/// seal's record), and the orders between them that do not depend on timing: certificate i
+/// is recorded after its signature, the seal is signed after the writer's last fsync and
+/// recorded before C_Logout.
 fn check_batch_shape(prepared: &Path) {
     let sb = Sandbox::copy_of(prepared);
     let log = sb.path("calls.txt");
     assert_ok(&run_command(preloaded(&sb, &log).args(batch_args("out"))));
-    let calls: Vec<String> = read_call_log(&log).into_iter().map(|c| c.0).collect();
-    let steps: Vec<&str> = calls
+    let lines = read_log_lines(&log);
+    let sandbox = sb.dir.path().canonicalize().unwrap();
+    let calls: Vec<String> = lines
+        .iter()
+        .map(|(f, rest)| match f.as_str() {
+            "fsync" => format!("fsync:{}", fsync_kind(&sandbox, rest, "out")),
+            _ => f.clone(),
+        })
+        .collect();
+    let mut problems = Vec::new();
+    // The token's thread.
+    let signing: Vec<&str> = calls
         .iter()
         .map(String::as_str)
-        .filter(|c| ["C_SignInit", "C_Sign", "fsync"].contains(c))
+        .filter(|c| ["C_SignInit", "C_Sign"].contains(c))
         .collect();
-    let mut want = Vec::new();
-    for i in 0..=BATCH {
-        want.extend(["C_SignInit", "C_Sign", "C_Sign"]);
-        want.extend(std::iter::repeat_n("fsync", if i < BATCH { 5 } else { 1 }));
+    let want_signing: Vec<&str> =
+        std::iter::repeat_n(["C_SignInit", "C_Sign", "C_Sign"], BATCH + 1)
+            .flatten()
+            .collect();
+    if signing != want_signing {
+        problems.push(format!(
+            "signing calls: not C_SignInit, C_Sign, C_Sign for each of {BATCH} certificates and the seal"
+        ));
     }
     let count = |f: &str| calls.iter().filter(|c| *c == f).count();
+    if count("C_Initialize") != 1 || count("C_Login") != 1 {
+        problems.push("not one C_Initialize and one C_Login".into());
+    }
+    let first = |f: &str| calls.iter().position(|c| c == f);
+    if first("C_Login") > first("C_SignInit") {
+        problems.push("C_Login is not before the first C_SignInit".into());
+    }
+    if !calls.ends_with(&strings(&[
+        "fsync:record",
+        "C_Logout",
+        "C_CloseSession",
+        "C_Finalize",
+    ])) {
+        problems.push(
+            "the end is not the seal's record's fsync, C_Logout, C_CloseSession, C_Finalize".into(),
+        );
+    }
+    // The writer's thread.
+    let fsyncs: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| c.strip_prefix("fsync:"))
+        .collect();
+    let mut want_fsyncs: Vec<&str> = std::iter::repeat_n(["record", "kept", "output"], BATCH)
+        .flatten()
+        .collect();
+    want_fsyncs.extend(["output dir", "record"]);
+    if fsyncs != want_fsyncs {
+        problems.push(format!(
+            "fsyncs: not record, kept copy, output for each of {BATCH} certificates, then the \
+             output directory and the seal's record: {fsyncs:?}"
+        ));
+    }
+    // The orders between them (positions of the n-th call of each kind in the whole log).
+    let nth = |pred: &dyn Fn(&str) -> bool, n: usize| {
+        calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| pred(c))
+            .nth(n - 1)
+            .map(|(i, _)| i)
+    };
+    let sign = |n| nth(&|c| c == "C_Sign", n);
+    let fsync = |n| nth(&|c| c.starts_with("fsync:"), n);
+    for i in 1..=BATCH {
+        if fsync(fsync_call(i, 1)) < sign(sign_call(i)) {
+            problems.push(format!("certificate {i} is recorded before its signature"));
+        }
+    }
+    if nth(&|c| c == "C_SignInit", BATCH + 1) < fsync(fsync_call(BATCH + 1, 1)) {
+        problems.push("the seal is signed before the writer's last fsync".into());
+    }
     assert!(
-        steps == want
-            && calls.ends_with(&strings(&[
-                "fsync",
-                "C_Logout",
-                "C_CloseSession",
-                "C_Finalize"
-            ]))
-            && count("C_Initialize") == 1
-            && count("C_Login") == 1,
+        problems.is_empty(),
         "the kill points assume another call sequence than the batch makes now; renumber \
-         kill_points():\n{}",
+         kill_points() (and fix check_batch_shape):\n{}\n\n{}",
+        problems.join("\n"),
         calls.join(" ")
     );
 }
@@ -1465,15 +1634,20 @@ fn run_and_kill(
     if status.signal() != Some(9) {
         return Err(format!("it ended with {status}, not by SIGKILL"));
     }
+    // The stop line ends the stopping thread's calls; the other threads may have logged a
+    // call between it and the stop (the token's thread makes every token call, the writer
+    // every fsync until the seal, which comes after it ended).
     let log_text = fs::read_to_string(&log).unwrap_or_default();
     let want = format!("{} STOP {}", point.func, point.when());
-    if log_text.lines().last() != Some(want.as_str()) {
-        return Err(format!(
-            "the call log does not end with `{want}`: {:?}",
-            log_text.lines().last()
-        ));
+    let lines: Vec<&str> = log_text.lines().collect();
+    let same_thread = |l: &&str| (point.func == "fsync") == l.starts_with("fsync");
+    match lines.iter().position(|l| *l == want) {
+        Some(i) if !lines[i + 1..].iter().any(same_thread) => Ok(stderr),
+        _ => Err(format!(
+            "the call log does not end the stopped thread's calls with `{want}`: {:?}",
+            &lines[lines.len().saturating_sub(3)..]
+        )),
     }
-    Ok(stderr)
 }
 
 /// Files under `dirs` that do not parse whole: certificates (`*.crt`, `*.pem`: PEM
@@ -1530,7 +1704,7 @@ fn unparsable_files(sb: &Sandbox, dirs: &[&str]) -> Vec<String> {
 struct Round {
     out: String,
     start_seq: u64,
-    kept_before: usize,
+    kept_before: BTreeSet<PathBuf>,
 }
 
 impl Round {
@@ -1539,8 +1713,16 @@ impl Round {
         Round {
             out,
             start_seq: entries.last().map_or(0, |e| e.record.seq),
-            kept_before: files_in(&sb.path("ca/certs")).len(),
+            kept_before: files_in(&sb.path("ca/certs")).into_keys().collect(),
         }
+    }
+
+    /// The copies kept in `ca/certs/` since the round started: file name → contents.
+    fn kept(&self, sb: &Sandbox) -> BTreeMap<PathBuf, Vec<u8>> {
+        files_in(&sb.path("ca/certs"))
+            .into_iter()
+            .filter(|(p, _)| !self.kept_before.contains(p))
+            .collect()
     }
 
     /// This round's records: (certificate, request SHA-256) of each signing, and whether it
@@ -1653,14 +1835,33 @@ fn outputs_recorded(
     files.len()
 }
 
-/// The checks right after the kill.
+/// The signatures the batch's token thread made before the kill, from the call log (a C_Sign
+/// logged but stopped before it reached the token does not count; the seal's is left out).
+fn batch_signatures(log: &Path, point: &KillPoint) -> usize {
+    let lines = read_log_lines(log);
+    let mut c_sign = lines
+        .iter()
+        .filter(|(f, rest)| f == "C_Sign" && rest.is_empty())
+        .count();
+    if point.func == "C_Sign" && !point.after {
+        c_sign -= 1;
+    }
+    (c_sign / 2).min(BATCH)
+}
+
+/// The checks right after the kill. Besides the counts the point allows: what the writer did
+/// is a prefix in request order, one step behind the other (outputs ≤ kept ≤ records ≤
+/// signatures, each kept copy and output its record's certificate), and the token was at most
+/// [`TOKEN_LEAD`] certificates ahead of the last output. Returns the problems and what was
+/// found.
 fn check_after_kill(
     sb: &Sandbox,
     round: &Round,
     point: &KillPoint,
+    call_log: &Path,
     requests: &BTreeMap<String, String>,
     exported: &mut BTreeSet<String>,
-) -> Vec<String> {
+) -> (Vec<String>, Option<(Found, usize)>) {
     let mut problems = Vec::new();
     let temps = leftover_temp_files(sb.dir.path());
     if !temps.is_empty() {
@@ -1672,7 +1873,7 @@ fn check_after_kill(
         Ok(r) => r,
         Err(e) => {
             problems.push(e);
-            return problems;
+            return (problems, None);
         }
     };
     let unsealed: Vec<&str> = match sealed {
@@ -1681,16 +1882,75 @@ fn check_after_kill(
     };
     problems.extend(log_verify_problem(sb, &unsealed));
     let outputs = outputs_recorded(sb, round, &signed, requests, &mut problems);
-    let got = Expect {
+    let kept = round.kept(sb);
+    let got = Found {
         recorded: signed.len(),
-        kept: files_in(&sb.path("ca/certs")).len() - round.kept_before,
+        kept: kept.len(),
         outputs,
         sealed,
     };
-    if got != point.expect {
+    // In request order (the files of --csr-dir sorted by name, as `requests` is by stem).
+    let mut order: Vec<&String> = requests.values().collect();
+    order.sort();
+    let recorded_stems: Vec<Option<&String>> =
+        signed.iter().map(|(_, csr)| requests.get(csr)).collect();
+    let first = |n: usize| order.iter().take(n).map(|s| Some(*s)).collect::<Vec<_>>();
+    if recorded_stems != first(signed.len()) {
+        problems.push(format!(
+            "the records are not the first requests in order: {recorded_stems:?}"
+        ));
+    }
+    for (name, bytes) in &kept {
+        let serial = name.to_string_lossy().trim_end_matches(".pem").to_string();
+        match signed.iter().position(|(c, _)| c.serial == serial) {
+            Some(i) if i < kept.len() => {
+                let blocks = pem_blocks(&String::from_utf8_lossy(bytes));
+                let der = signed[i].0.der().ok();
+                if blocks.len() != 1 || Some(&blocks[0].1) != der.as_ref() {
+                    problems.push(format!(
+                        "ca/certs/{} is not its record's certificate",
+                        name.display()
+                    ));
+                }
+            }
+            Some(i) => problems.push(format!(
+                "ca/certs/{} is record {} of {}: kept copies are not the first records",
+                name.display(),
+                i + 1,
+                signed.len()
+            )),
+            None => problems.push(format!(
+                "ca/certs/{} is not recorded by this batch",
+                name.display()
+            )),
+        }
+    }
+    let written: BTreeSet<String> = files_in(&sb.path(&round.out))
+        .into_keys()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let want: BTreeSet<String> = order.iter().take(outputs).map(|s| s.to_string()).collect();
+    if written != want {
+        problems.push(format!(
+            "the outputs are not the first requests: {written:?}"
+        ));
+    }
+    let signatures = batch_signatures(call_log, point);
+    if !(got.outputs <= got.kept && got.kept <= got.recorded && got.recorded <= signatures) {
+        problems.push(format!(
+            "not outputs ≤ kept ≤ records ≤ signatures ({signatures}): {got:?}"
+        ));
+    }
+    if signatures > got.outputs + TOKEN_LEAD {
+        problems.push(format!(
+            "the token made {signatures} signatures, more than {TOKEN_LEAD} ahead of {} outputs",
+            got.outputs
+        ));
+    }
+    if !point.expect.allows(&got) {
         problems.push(format!("expected {:?}, found {got:?}", point.expect));
     }
-    problems
+    (problems, Some((got, signatures)))
 }
 
 /// What an operator does after the kill, checked step by step; then the batch must be whole.
@@ -1831,7 +2091,25 @@ fn kill_round(
         Ok(stderr) if stderr.contains("panicked") || stderr.contains("error:") => {
             vec![format!("stderr before the kill: {stderr}")]
         }
-        Ok(_) => check_after_kill(sb, round, point, &requests, exported),
+        Ok(_) => {
+            let log = sb.path(format!("calls-{tag}.txt"));
+            let (problems, found) = check_after_kill(sb, round, point, &log, &requests, exported);
+            if let Some((f, signatures)) = found {
+                eprintln!(
+                    "[{point}] {signatures} signed, {} recorded, {} kept, {} written{}{}",
+                    f.recorded,
+                    f.kept,
+                    f.outputs,
+                    if f.sealed { ", sealed" } else { "" },
+                    if point.expect.is_exact() {
+                        ""
+                    } else {
+                        " (a range)"
+                    },
+                );
+            }
+            problems
+        }
     };
     problems.extend(recover(sb, round, &requests, exported));
     problems

@@ -12,7 +12,8 @@
 //!   (`after`) the 3rd call of C_Sign reaches the real module, logging `C_Sign STOP before`
 //!   first; a test then kills it there, at a point it chose exactly (`tests/faults.rs`).
 //! - Loaded with `LD_PRELOAD` as well, the module also stands in front of libc's `fsync`: each
-//!   call is counted, logged (`fsync`) and can be the stop point (`HSMCA_FAULT_STOP_FN=fsync`),
+//!   call is counted, logged with its file (`fsync /tmp/x/ca/audit.jsonl`, as /proc/self/fd
+//!   names it) and can be the stop point (`HSMCA_FAULT_STOP_FN=fsync`),
 //!   so a test can stop a command between writing a file and making it durable, or between
 //!   one file and the next. Without `LD_PRELOAD` nothing calls this `fsync`.
 //!
@@ -268,6 +269,11 @@ fn maybe_stop(config: &Config, point: usize, count: u64, after: bool) {
 /// Counts a call and logs it; returns its number and the value to fail it with, if this is
 /// the one. Stops the process first if it is the stop point (`before`).
 fn on_call(point: usize) -> (u64, Option<CK_RV>) {
+    on_call_about(point, None)
+}
+
+/// [`on_call`], with what the call is about after the name on its log line (`fsync PATH`).
+fn on_call_about(point: usize, about: Option<&str>) -> (u64, Option<CK_RV>) {
     let count = COUNTS[point].fetch_add(1, Ordering::SeqCst) + 1;
     let config = match config() {
         Ok(c) => c,
@@ -280,7 +286,10 @@ fn on_call(point: usize) -> (u64, Option<CK_RV>) {
     let name = point_name(point);
     match inject {
         Some(rv) => log_line(config, &format!("{name} FAULT {}\n", rv_name(rv))),
-        None => log_line(config, &format!("{name}\n")),
+        None => match about {
+            Some(about) => log_line(config, &format!("{name} {about}\n")),
+            None => log_line(config, &format!("{name}\n")),
+        },
     }
     if inject.is_none() {
         maybe_stop(config, point, count, false);
@@ -394,7 +403,10 @@ fn real_fsync() -> FsyncFn {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fsync(fd: std::os::raw::c_int) -> std::os::raw::c_int {
     let real = real_fsync();
-    let (count, _) = on_call(FSYNC);
+    // The file, as /proc names it (an unnamed O_TMPFILE file: `DIR/#INODE (deleted)`).
+    let path = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .map_or_else(|_| format!("fd:{fd}"), |p| p.display().to_string());
+    let (count, _) = on_call_about(FSYNC, Some(&path));
     // SAFETY: forwarded unchanged to libc's fsync.
     let rv = unsafe { real(fd) };
     after_call(FSYNC, count);

@@ -15,7 +15,8 @@
 //! token may already have signed the next TBS, whose certificate is dropped unseen). The
 //! output directories are fsynced once, when the batch ends, and `certs/` not at all (every
 //! file is whole and fsynced before it is linked into place, and its record is durable
-//! before that; a kept copy is made again from its record).
+//! before that; the record holds the whole certificate, so one whose kept copy a crash lost is
+//! still listed, shown and exported from the log).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -203,8 +203,8 @@ impl BatchRecorder<'_> {
 
     /// Keeps an issued certificate in the CA directory, after its record is on disk. The file
     /// is whole when it appears, but `certs/` is not fsynced: the record holds the whole
-    /// certificate, so a kept copy whose name a crash lost is made again from the log
-    /// (`hsmca export`), and a missing kept copy is no inconsistency (`CaDir::check_files`).
+    /// certificate (`list`, `show` and `export` read it from there), so a kept copy that a crash
+    /// lost is no inconsistency (`CaDir::check_files`) and is not made again.
     pub fn keep_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
         if let Some(log) = &self.log {
             let pem = super::ops::pem_certs(&[cert])?;

@@ -610,6 +610,26 @@ fn rollover_cross_signs_the_successor_root() {
     );
 }
 
+/// `openssl x509 -req` in `dir`: signs `csr` with `key` (self-signed when `ca` is None, else
+/// under the certificate `ca`), extensions from `ext`, into `out`.
+fn openssl_sign_req(dir: &Path, csr: &Path, key: &Path, ca: Option<&Path>, ext: &Path, out: &Path) {
+    let mut args = vec!["x509", "-req", "-in", csr.to_str().unwrap()];
+    match ca {
+        None => args.extend(["-key", key.to_str().unwrap()]),
+        Some(ca) => args.extend(["-CA", ca.to_str().unwrap(), "-CAkey", key.to_str().unwrap()]),
+    }
+    args.extend([
+        "-days",
+        "30",
+        "-out",
+        out.to_str().unwrap(),
+        "-extfile",
+        ext.to_str().unwrap(),
+    ]);
+    let o = run_in(dir, "openssl", &args);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+}
+
 #[test]
 fn cross_sign_plans_that_must_fail() {
     let t = setup();
@@ -647,50 +667,12 @@ fn cross_sign_plans_that_must_fail() {
         "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n",
     )
     .unwrap();
-    let out = run_in(
-        &req,
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            ca_csr.to_str().unwrap(),
-            "-key",
-            ca_key.to_str().unwrap(),
-            "-days",
-            "30",
-            "-out",
-            other_ca.to_str().unwrap(),
-            "-extfile",
-            ext.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    openssl_sign_req(&req, &ca_csr, &ca_key, None, &ext, &other_ca);
     let (leaf_csr, _) = make_csr(&req, "leaf", CsrAlg::P256, "Just A Leaf");
     let leaf = req.join("leaf.crt");
     let leaf_ext = req.join("leaf.ext");
     fs::write(&leaf_ext, "basicConstraints=critical,CA:false\n").unwrap();
-    let out = run_in(
-        &req,
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            leaf_csr.to_str().unwrap(),
-            "-CA",
-            other_ca.to_str().unwrap(),
-            "-CAkey",
-            ca_key.to_str().unwrap(),
-            "-days",
-            "10",
-            "-out",
-            leaf.to_str().unwrap(),
-            "-extfile",
-            leaf_ext.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    openssl_sign_req(&req, &leaf_csr, &ca_key, Some(&other_ca), &leaf_ext, &leaf);
     let f = rollover(
         "leaf.toml",
         "leafy/leaf.crt",
@@ -701,27 +683,7 @@ fn cross_sign_plans_that_must_fail() {
     // A subordinate CA without its issuer: its key holder is not proven.
     let (sub_csr, _) = make_csr(&req, "sub", CsrAlg::P256, "Other Sub CA");
     let sub = req.join("sub.crt");
-    let out = run_in(
-        &req,
-        "openssl",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            sub_csr.to_str().unwrap(),
-            "-CA",
-            other_ca.to_str().unwrap(),
-            "-CAkey",
-            ca_key.to_str().unwrap(),
-            "-days",
-            "10",
-            "-out",
-            sub.to_str().unwrap(),
-            "-extfile",
-            ext.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    openssl_sign_req(&req, &sub_csr, &ca_key, Some(&other_ca), &ext, &sub);
     let f = rollover("sub.toml", "leafy/sub.crt", "");
     assert_mentions(
         &plan_fails(&t, &f),

@@ -354,7 +354,7 @@ fn check_run(
         }
     } else {
         let clear = out.status.code() == Some(1)
-            && stderr.starts_with("error: ")
+            && error_first(&stderr)
             && stderr.lines().any(|l| l.starts_with("hint: "));
         if !clear {
             problems.push(format!(
@@ -1971,7 +1971,7 @@ fn recover(
         let out = sb.run(&batch_args(&round.out), None, None);
         let stderr = stderr_of(&out);
         if out.status.code() != Some(1)
-            || !stderr.starts_with("error: ")
+            || !error_first(&stderr)
             || !stderr.contains("already exists")
             || !stderr.lines().any(|l| l.starts_with("hint: "))
         {

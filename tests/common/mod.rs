@@ -185,8 +185,8 @@ pub fn assert_fails(out: &Output) -> String {
     );
     let stderr = stderr_of(out);
     assert!(
-        stderr.starts_with("error: "),
-        "stderr should start with `error: `\n{}",
+        error_first(&stderr),
+        "stderr should start with `error: ` (after any `note: ` lines)\n{}",
         dump(out)
     );
     assert!(
@@ -199,6 +199,15 @@ pub fn assert_fails(out: &Output) -> String {
 
 /// Asserts `text` mentions at least one of `any_of` (case-insensitive).
 #[track_caller]
+/// Whether the first line of `stderr` that is not a `note: ` (said before the work started) is
+/// the `error: ` line.
+pub fn error_first(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .find(|l| !l.starts_with("note: "))
+        .is_some_and(|l| l.starts_with("error: "))
+}
+
 pub fn assert_mentions(text: &str, any_of: &[&str]) {
     let lower = text.to_lowercase();
     assert!(

@@ -16,7 +16,9 @@ use x509_cert::name::Name;
 use crate::error::{Error, Result};
 use crate::x509::algorithm::KeyAlgorithm;
 use crate::x509::name::parse_name;
-use crate::x509::profile::{CaExtras, IpNet, PermittedSubtrees, check_dns_name, check_http_url};
+use crate::x509::profile::{
+    CaExtras, IpNet, PermittedSubtrees, Profile, check_dns_name, check_http_url,
+};
 use crate::x509::validity::{Lifetime, ValidityPeriod, fmt, parse_time};
 
 /// `[ceremony]`: who and where.
@@ -332,6 +334,16 @@ pub struct CaProfile {
     pub constraints: Option<PermittedSubtrees>,
     /// Optional extensions.
     pub extras: CaExtras,
+}
+
+impl CaProfile {
+    /// The certificate profile of a CA issued under this one (sign_intermediate, cross_sign).
+    pub fn intermediate(&self) -> Profile {
+        Profile::Intermediate {
+            path_len: self.path_len,
+            constraints: self.constraints.clone(),
+        }
+    }
 }
 
 /// A checked `create_root` step.

@@ -711,10 +711,7 @@ pub fn build(
                         .map(|(_, n)| n.clone())
                         .unwrap_or_else(|| csr.subject().clone());
                     let req = CertRequest {
-                        profile: Profile::Intermediate {
-                            path_len: s.profile.path_len,
-                            constraints: s.profile.constraints.clone(),
-                        },
+                        profile: s.profile.intermediate(),
                         subject,
                         public_key: csr.spki().clone(),
                         validity: s
@@ -802,10 +799,7 @@ pub fn build(
                 )?;
                 let stbs = source.certificate().tbs_certificate();
                 let req = CertRequest {
-                    profile: Profile::Intermediate {
-                        path_len: x.profile.path_len,
-                        constraints: x.profile.constraints.clone(),
-                    },
+                    profile: x.profile.intermediate(),
                     subject: stbs.subject().clone(),
                     public_key: stbs.subject_public_key_info().clone(),
                     validity: x

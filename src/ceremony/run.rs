@@ -299,10 +299,7 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
                         let checked = CheckedCsr::recheck(csr, &planned_sha)?;
                         let csr = checked.csr();
                         let req = CertRequest {
-                            profile: Profile::Intermediate {
-                                path_len: si.profile.path_len,
-                                constraints: si.profile.constraints.clone(),
-                            },
+                            profile: si.profile.intermediate(),
                             subject: si
                                 .subject
                                 .as_ref()
@@ -368,10 +365,7 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
                         CrossSource::check(&bytes, issuer_bytes.as_deref(), s.public_key())?;
                     let stbs = source.certificate().tbs_certificate();
                     let req = CertRequest {
-                        profile: Profile::Intermediate {
-                            path_len: x.profile.path_len,
-                            constraints: x.profile.constraints.clone(),
-                        },
+                        profile: x.profile.intermediate(),
                         subject: stbs.subject().clone(),
                         public_key: stbs.subject_public_key_info().clone(),
                         validity: x.profile.validity.resolve(OffsetDateTime::now_utc())?,

@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use common::*;
 use hsmca::ca::audit::{AuditLog, Event, IssuedCert};
 
@@ -169,6 +171,8 @@ impl Sandbox {
             "HSMCA_FAULT_STOP_FN",
             "HSMCA_FAULT_STOP_N",
             "HSMCA_FAULT_STOP_AT",
+            "HSMCA_FAULT_TEAR",
+            "HSMCA_FAULT_TEAR_N",
             "LD_PRELOAD",
         ] {
             cmd.env_remove(v);
@@ -1436,6 +1440,109 @@ fn batch_args(out_dir: &str) -> Vec<String> {
         "5y",
     ]));
     a
+}
+
+/// SIGKILL inside the one `write` of an audit record, the only place a kill can cut a record
+/// short (the 20 points above are all between calls): the certificate's record, and the seal.
+/// The killed command wrote nothing after the cut; `log verify` passes and names the
+/// unfinished record; the next `sign` removes it, records what it removed and signs.
+#[test]
+fn sigkill_inside_an_audit_append() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use std::time::Duration;
+    let prepared = with_root();
+    let mut problems = Vec::new();
+    for (n, torn, output_written) in [(1, "csr_signed", false), (2, "seal", true)] {
+        let sb = Sandbox::copy_of(prepared.dir());
+        let log_before = fs::read(sb.path("ca/audit.jsonl")).unwrap();
+        let mut child = preloaded(&sb, &sb.path(format!("calls-{n}.txt")))
+            .args(sign_args(&format!("torn-{n}")))
+            .env("HSMCA_FAULT_TEAR", "ca/audit.jsonl")
+            .env("HSMCA_FAULT_TEAR_N", n.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while process_state(child.id()) != Some('T') {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "write {n} of the audit log: the command ended before it"
+            );
+            assert!(started.elapsed() < Duration::from_secs(60), "never stopped");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+        let what = format!("killed inside the write of the {torn} record");
+
+        let log = fs::read(sb.path("ca/audit.jsonl")).unwrap();
+        let whole = log.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let partial = &log[whole..];
+        let partial_text = String::from_utf8_lossy(partial);
+        if partial.is_empty() || !partial_text.contains(&format!("\"event\":\"{torn}\"")) {
+            problems.push(format!(
+                "{what}: the log does not end in half a {torn} record: {partial_text:?}"
+            ));
+            continue;
+        }
+        assert!(log.starts_with(&log_before));
+        if sb.path(format!("inter-torn-{n}.crt")).exists() != output_written {
+            problems.push(format!("{what}: the output exists: {}", !output_written));
+        }
+        let verify = run_command(
+            sb.hsmca(None, None)
+                .args(["--ca-dir", "ca", "log", "verify"]),
+        );
+        if !verify.status.success()
+            || !stdout_of(&verify)
+                .contains(&format!("unfinished record of {} bytes", partial.len()))
+        {
+            problems.push(format!(
+                "{what}: log verify should pass and name the unfinished record: {}{}",
+                stdout_of(&verify),
+                stderr_of(&verify)
+            ));
+        }
+
+        // The next sign removes it, records that, and signs.
+        let next = sb.run(&sign_args(&format!("after-{n}")), None, None);
+        if !next.status.success() || !stderr_of(&next).contains("unfinished record") {
+            problems.push(format!(
+                "{what}: the next sign should remove it and sign: {}",
+                stderr_of(&next)
+            ));
+            continue;
+        }
+        let entries = AuditLog::new(&sb.path("ca/audit.jsonl")).read().unwrap();
+        let removed = entries.iter().find_map(|e| match &e.record.event {
+            Event::InterruptedAppendRemoved { offset, bytes, .. } => Some((*offset, bytes.clone())),
+            _ => None,
+        });
+        match removed {
+            Some((offset, bytes))
+                if offset == whole as u64
+                    && B64.decode(&bytes).ok().as_deref() == Some(partial) => {}
+            other => problems.push(format!(
+                "{what}: the removal is not recorded as it was: {other:?}"
+            )),
+        }
+        let mut exported = BTreeSet::new();
+        check_ca_dir(&sb, &mut exported, &mut problems);
+        let verify = run_command(
+            sb.hsmca(None, None)
+                .args(["--ca-dir", "ca", "log", "verify"]),
+        );
+        if !verify.status.success() || stdout_of(&verify).contains("note:") {
+            problems.push(format!(
+                "{what}: after the next sign, log verify: {}",
+                stdout_of(&verify)
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// `hsmca` with the fault module also preloaded (so its fsync counts), logging to `log`.

@@ -16,6 +16,10 @@
 //!   names it) and can be the stop point (`HSMCA_FAULT_STOP_FN=fsync`),
 //!   so a test can stop a command between writing a file and making it durable, or between
 //!   one file and the next. Without `LD_PRELOAD` nothing calls this `fsync`.
+//! - Preloaded, `HSMCA_FAULT_TEAR=SUFFIX` `HSMCA_FAULT_TEAR_N=2`: the 2nd `write` to a file whose
+//!   path ends with SUFFIX writes only the first half of its bytes and stops the process
+//!   (logging `write STOP torn PATH`), as a SIGKILL inside a long write leaves a file; resumed,
+//!   the write returns that short count, so the caller writes the rest.
 //!
 //! SoftHSM2 cannot produce device errors, removed tokens or locked PINs on demand; this module
 //! can (see `tests/faults.rs`). A bad configuration makes C_GetFunctionList fail with
@@ -380,19 +384,89 @@ const RTLD_NEXT: *mut std::ffi::c_void = -1isize as *mut std::ffi::c_void;
 
 type FsyncFn = unsafe extern "C" fn(std::os::raw::c_int) -> std::os::raw::c_int;
 
+/// The address of libc's `name` (the definition after this library's), looked up once.
+fn next_definition(cache: &OnceLock<usize>, name: &std::ffi::CStr) -> usize {
+    let addr = *cache.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name has no other precondition.
+        unsafe { dlsym(RTLD_NEXT, name.as_ptr()) as usize }
+    });
+    if addr == 0 {
+        // No eprintln: it would write through the stand-in below.
+        std::process::abort();
+    }
+    addr
+}
+
 /// libc's `fsync`, for the stand-in below.
 fn real_fsync() -> FsyncFn {
     static REAL_FSYNC: OnceLock<usize> = OnceLock::new();
-    let addr = *REAL_FSYNC.get_or_init(|| {
-        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name has no other precondition.
-        unsafe { dlsym(RTLD_NEXT, c"fsync".as_ptr()) as usize }
-    });
-    if addr == 0 {
-        eprintln!("hsmca-faultmod: no fsync after this library (dlsym RTLD_NEXT)");
-        std::process::abort();
-    }
+    let addr = next_definition(&REAL_FSYNC, c"fsync");
     // SAFETY: the address is libc's fsync, which has this signature.
     unsafe { std::mem::transmute::<usize, FsyncFn>(addr) }
+}
+
+type WriteFn = unsafe extern "C" fn(std::os::raw::c_int, *const std::ffi::c_void, usize) -> isize;
+
+/// libc's `write`, for the stand-in below.
+fn real_write() -> WriteFn {
+    static REAL_WRITE: OnceLock<usize> = OnceLock::new();
+    let addr = next_definition(&REAL_WRITE, c"write");
+    // SAFETY: the address is libc's write, which has this signature.
+    unsafe { std::mem::transmute::<usize, WriteFn>(addr) }
+}
+
+/// The write to tear (`HSMCA_FAULT_TEAR`, `HSMCA_FAULT_TEAR_N`), if any.
+struct Tear {
+    suffix: String,
+    n: u64,
+}
+
+fn tear() -> Option<&'static Tear> {
+    static TEAR: OnceLock<Option<Tear>> = OnceLock::new();
+    TEAR.get_or_init(|| {
+        let suffix = std::env::var("HSMCA_FAULT_TEAR")
+            .ok()
+            .filter(|s| !s.is_empty())?;
+        let n = std::env::var("HSMCA_FAULT_TEAR_N")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        Some(Tear { suffix, n })
+    })
+    .as_ref()
+}
+
+static TEAR_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Stands in front of libc's `write` when the module is preloaded: forwards every call, except
+/// the one `HSMCA_FAULT_TEAR` names, which writes half and stops the process.
+///
+/// # Safety
+/// As libc's `write`: `buf` points to `count` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn write(
+    fd: std::os::raw::c_int,
+    buf: *const std::ffi::c_void,
+    count: usize,
+) -> isize {
+    let real = real_write();
+    if let Some(t) = tear()
+        && count > 1
+        && let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        && path.to_string_lossy().ends_with(&t.suffix)
+        && TEAR_COUNT.fetch_add(1, Ordering::SeqCst) + 1 == t.n
+    {
+        // SAFETY: the first half of the caller's buffer, forwarded to libc's write.
+        let written = unsafe { real(fd, buf, count / 2) };
+        if let Ok(config) = config() {
+            log_line(config, &format!("write STOP torn {}\n", path.display()));
+        }
+        // SAFETY: raise has no preconditions; the process resumes (or dies) when signalled.
+        unsafe { raise(SIGSTOP) };
+        return written;
+    }
+    // SAFETY: forwarded unchanged to libc's write.
+    unsafe { real(fd, buf, count) }
 }
 
 /// Stands in front of libc's `fsync` when the module is preloaded (`LD_PRELOAD`): counts and

@@ -118,6 +118,19 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The log ended in an unfinished record: a process stopped while appending it, so the
+    /// command that wrote it got no further (its outputs come after a durable append). The
+    /// next writer cut those bytes off and recorded them here.
+    InterruptedAppendRemoved {
+        /// Byte offset in the log where the unfinished record started.
+        offset: u64,
+        /// Its length in bytes.
+        length: u64,
+        /// SHA-256 (hex) of those bytes.
+        sha256: String,
+        /// Those bytes, base64.
+        bytes: String,
+    },
     /// A signature by the CA key over the chain up to the previous record.
     Seal {
         /// The key's URI.
@@ -204,6 +217,17 @@ pub struct LogReport {
     pub seals: u64,
     /// Records after the last seal (a command that stopped before sealing).
     pub unsealed_tail: u64,
+    /// Length of an unfinished last record, if the log ends in one.
+    pub interrupted_append: Option<u64>,
+}
+
+/// Bytes after the log's last newline: an append that never finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterruptedAppend {
+    /// Where they start (the length of the log's whole records).
+    pub offset: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// The append-only log file.
@@ -226,11 +250,19 @@ impl AuditLog {
         }
     }
 
-    /// Reads every record and checks the hash chain and numbering (not the seals).
+    /// Reads every record and checks the hash chain and numbering (not the seals). An
+    /// unfinished last line is not a record and is left out (see [`AuditLog::read_all`]).
     pub fn read(&self) -> Result<Vec<Entry>> {
+        self.read_all().map(|(entries, _)| entries)
+    }
+
+    /// [`AuditLog::read`], and the bytes after the last newline if the log ends in an append
+    /// that never finished. Each record is one `write` of a whole line, so only a process
+    /// stopped inside that write leaves them; a damaged line before the end is still broken.
+    pub fn read_all(&self) -> Result<(Vec<Entry>, Option<InterruptedAppend>)> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
             Err(source) => {
                 return Err(Error::Read {
                     path: self.path.clone(),
@@ -245,10 +277,11 @@ impl AuditLog {
         while !rest.is_empty() {
             n += 1;
             let Some(end) = rest.iter().position(|b| *b == b'\n') else {
-                return Err(broken(
-                    n,
-                    "the last line is truncated (no newline): a write was cut short",
-                ));
+                let interrupted = InterruptedAppend {
+                    offset: (bytes.len() - rest.len()) as u64,
+                    bytes: rest.to_vec(),
+                };
+                return Ok((entries, Some(interrupted)));
             };
             let line = &rest[..end];
             rest = &rest[end + 1..];
@@ -286,12 +319,41 @@ impl AuditLog {
                 hash: prev.clone(),
             });
         }
-        Ok(entries)
+        Ok((entries, None))
     }
 
     /// Checks the chain and every seal's signature with the CA's public key.
     pub fn verify(&self, ca_key: &SubjectPublicKeyInfoOwned) -> Result<LogReport> {
-        verify_seals(&self.read()?, ca_key)
+        let (entries, interrupted) = self.read_all()?;
+        let mut report = verify_seals(&entries, ca_key)?;
+        report.interrupted_append = interrupted.map(|i| i.bytes.len() as u64);
+        Ok(report)
+    }
+
+    /// Cuts an unfinished last record off (fsynced), under the writer's lock: the log must
+    /// still end exactly as [`AuditLog::read_all`] found it.
+    pub fn remove_interrupted(&self, interrupted: &InterruptedAppend) -> Result<()> {
+        let io = |step: &'static str| {
+            let path = self.path.clone();
+            move |source| Error::from(crate::output::OutputError::Io { path, step, source })
+        };
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(io("opening the audit log"))?;
+        let len = file
+            .metadata()
+            .map_err(io("reading the audit log's length"))?
+            .len();
+        if len != interrupted.offset + interrupted.bytes.len() as u64 {
+            return Err(Error::invalid(
+                "the audit log changed while this command had it locked",
+                "find the process that writes to the CA directory without its lock; sign nothing until the log is examined",
+            ));
+        }
+        file.set_len(interrupted.offset)
+            .and_then(|()| file.sync_all())
+            .map_err(io("removing an unfinished record from the audit log"))
     }
 }
 
@@ -311,6 +373,7 @@ pub fn verify_seals(entries: &[Entry], ca_key: &SubjectPublicKeyInfoOwned) -> Re
         records: entries.len() as u64,
         seals,
         unsealed_tail: entries.len() as u64 - last_seal,
+        interrupted_append: None,
     })
 }
 
@@ -391,8 +454,8 @@ impl AuditLog {
             .metadata()
             .map_err(io("reading the audit log's length"))?
             .len();
-        // One write of the whole line: a crash leaves the line whole or a truncated tail that
-        // `read` reports, never a record that silently differs. A failed write (a full disk)
+        // One write of the whole line: a crash leaves the line whole or an unfinished last line
+        // (`read_all`; the next writer removes it), never a record that silently differs. A failed write (a full disk)
         // is cut back off, so the log stays readable and the error is the only trace.
         if let Err(e) = file.write_all(&line).and_then(|()| file.sync_all()) {
             let _ = file.set_len(before).and_then(|()| file.sync_all());

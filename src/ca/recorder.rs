@@ -40,7 +40,7 @@ impl Recorder {
             .or_else(|| std::env::var("USER").ok());
         let dir = match ca_dir {
             Some(p) => {
-                let dir = CaDir::open(p, Access::Write)?;
+                let mut dir = CaDir::open(p, Access::Write)?;
                 dir.check_files()?;
                 if let Ok(bytes) = std::fs::read(dir.ca_cert_path()) {
                     let ca = load_certificate(&bytes)?;
@@ -48,6 +48,12 @@ impl Recorder {
                         &dir.entries,
                         ca.tbs_certificate().subject_public_key_info(),
                     )?;
+                }
+                // Only once the whole records are known good is the unfinished one removed.
+                if let Some(seq) = dir.remove_interrupted_append(operator.as_deref())? {
+                    eprintln!(
+                        "note: the audit log ended in an unfinished record (a command was stopped while writing it, so it wrote nothing after it); removed, and recorded as record {seq}"
+                    );
                 }
                 Some(dir)
             }

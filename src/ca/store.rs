@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::audit::{AuditLog, Entry, Event, IssuedCert, Tail};
+use super::audit::{AuditLog, Entry, Event, InterruptedAppend, IssuedCert, Tail, b64, sha256_hex};
 use crate::error::{Error, Result};
 use crate::x509::serial::Serials;
 
@@ -19,6 +19,7 @@ pub struct CaDir {
     pub entries: Vec<Entry>,
     tail: Tail,
     serials: Serials,
+    interrupted: Option<InterruptedAppend>,
 }
 
 /// How the directory is locked.
@@ -73,7 +74,7 @@ impl CaDir {
             ));
         }
         let log = AuditLog::new(&path.join("audit.jsonl"));
-        let entries = log.read()?;
+        let (entries, interrupted) = log.read_all()?;
         let tail = Tail::after(&entries);
         let serials = Ledger::from_entries(&entries).serials();
         Ok(CaDir {
@@ -83,7 +84,27 @@ impl CaDir {
             entries,
             tail,
             serials,
+            interrupted,
         })
+    }
+
+    /// If the log ends in an unfinished record (a process stopped inside its append), cuts
+    /// it off and records what was removed; returns that record's number. Writers only.
+    pub fn remove_interrupted_append(&mut self, operator: Option<&str>) -> Result<Option<u64>> {
+        let Some(interrupted) = self.interrupted.take() else {
+            return Ok(None);
+        };
+        self.log.remove_interrupted(&interrupted)?;
+        self.append(
+            Event::InterruptedAppendRemoved {
+                offset: interrupted.offset,
+                length: interrupted.bytes.len() as u64,
+                sha256: sha256_hex(&interrupted.bytes),
+                bytes: b64(&interrupted.bytes),
+            },
+            operator,
+        )?;
+        Ok(Some(self.tail.seq))
     }
 
     /// Appends a record (fsynced) and remembers the serial it issues, if any.

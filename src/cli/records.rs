@@ -180,12 +180,8 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
             .saturating_sub(usize::try_from(report.unsealed_tail).unwrap_or(usize::MAX));
         let issued: Vec<String> = dir.entries[tail..]
             .iter()
-            .filter_map(|e| match &e.record.event {
-                Event::RootCreated { cert } | Event::CsrSigned { cert, .. } => {
-                    Some(format!("  {}  {}", cert.serial, cert.subject))
-                }
-                _ => None,
-            })
+            .filter_map(|e| e.record.event.issued_cert())
+            .map(|cert| format!("  {}  {}", cert.serial, cert.subject))
             .collect();
         if !issued.is_empty() {
             println!(
@@ -193,6 +189,11 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
                 issued.join("\n")
             );
         }
+    }
+    if let Some(length) = report.interrupted_append {
+        println!(
+            "note: the log ends in an unfinished record of {length} bytes: a command was stopped while appending it, so it wrote nothing after it; the next signing command removes those bytes and records what it removed"
+        );
     }
     Ok(())
 }

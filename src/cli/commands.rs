@@ -666,7 +666,6 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     if let Some(chain) = &a.chain_out {
         check_free(chain, ow)?;
     }
-    Module::preload(g.module.as_deref().or(uri.module_path.as_deref()));
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let issuer_path = match (&a.issuer, rec.dir()) {
         (Some(p), _) => p.clone(),

@@ -65,31 +65,6 @@ impl std::fmt::Display for TokenSelector {
 }
 
 impl Module {
-    /// Starts mapping the module [`Module::load`] will load into the process, on a thread of
-    /// its own, so that the dynamic loading (the module, its crypto library and their
-    /// relocations: milliseconds) overlaps the host's checks. No PKCS#11 function is called,
-    /// so the token is not touched; a module that does not load is left to `load` to report.
-    pub fn preload(path: Option<&Path>) {
-        let Some(path) = path.map(Path::to_path_buf).or_else(|| {
-            DEFAULT_MODULES
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.exists())
-        }) else {
-            return;
-        };
-        let _ = std::thread::Builder::new()
-            .name("module-preload".into())
-            .spawn(move || {
-                // SAFETY: loading the module runs its initialisers, exactly as the load that
-                // follows does (cryptoki opens the same file); no symbol is used. The handle
-                // is never closed, so the mapping stays until the process exits.
-                if let Ok(lib) = unsafe { libloading::Library::new(&path) } {
-                    std::mem::forget(lib);
-                }
-            });
-    }
-
     /// Loads and initialises `path`, or the first usual SoftHSM2 path that exists.
     pub fn load(path: Option<&Path>) -> Result<Module, TokenError> {
         let path = match path {

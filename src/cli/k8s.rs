@@ -225,7 +225,7 @@ fn overrides(a: &K8sSignArgs) -> Result<ConstraintOverrides> {
         domain: a
             .cluster_domain
             .as_deref()
-            .map(|d| check_dns_name(d, false))
+            .map(crate::k8s::cluster::check_cluster_domain)
             .transpose()?,
         service_cidr: net(&a.service_cidr)?,
         node_cidr: net(&a.node_cidr)?,

@@ -129,6 +129,21 @@ const MAX_NODE_NAME: usize = 64 - "system:node:".len();
 /// `kubernetes.default.svc.<domain>`, and a DNS name holds at most 253 characters.
 const MAX_DOMAIN: usize = 253 - "kubernetes.default.svc.".len();
 
+/// A cluster DNS domain: a DNS name short enough for `kubernetes.default.svc.<domain>`.
+pub fn check_cluster_domain(domain: &str) -> Result<String> {
+    let domain = check_dns_name(domain, false)?;
+    if domain.len() > MAX_DOMAIN {
+        return Err(Error::invalid(
+            format!(
+                "the cluster domain is longer than {MAX_DOMAIN} characters, so \
+                 kubernetes.default.svc.<domain> would exceed a DNS name's 253"
+            ),
+            "use a shorter cluster domain (kubelet --cluster-domain; cluster.local by default)",
+        ));
+    }
+    Ok(domain)
+}
+
 fn bad(what: impl Into<String>) -> Error {
     Error::invalid(
         format!("cluster file: {}", what.into()),
@@ -208,16 +223,10 @@ impl ClusterFile {
                 self.name
             )));
         }
-        let domain = check_dns_name(&self.domain, false).map_err(|e| {
+        let domain = check_cluster_domain(&self.domain).map_err(|e| {
             let (cause, _) = e.cause_and_hint();
             bad(format!("domain: {cause}"))
         })?;
-        if domain.len() > MAX_DOMAIN {
-            return Err(bad(format!(
-                "domain is longer than {MAX_DOMAIN} characters, so kubernetes.default.svc.<domain> \
-                 would exceed a DNS name's 253"
-            )));
-        }
         let service_cidr = parse_net("service_cidr", &self.service_cidr)?;
         let host_bits = if service_cidr.addr.is_ipv4() { 32 } else { 128 } - service_cidr.prefix;
         if host_bits < 2 {
@@ -498,6 +507,9 @@ extra_ips = ["fd00::20"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("longer than 230 characters"), "{e}");
+        // The same limit for `k8s sign --cluster-domain`, which feeds the name constraints.
+        assert_eq!(check_cluster_domain(&longest).unwrap(), longest);
+        assert!(check_cluster_domain(&format!("{longest}k")).is_err());
     }
 
     #[test]

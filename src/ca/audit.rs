@@ -333,18 +333,7 @@ impl AuditLog {
     /// Cuts an unfinished last record off (fsynced), under the writer's lock: the log must
     /// still end exactly as [`AuditLog::read_all`] found it.
     pub fn remove_interrupted(&self, interrupted: &InterruptedAppend) -> Result<()> {
-        let io = |step: &'static str| {
-            let path = self.path.clone();
-            move |source| Error::from(crate::output::OutputError::Io { path, step, source })
-        };
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .map_err(io("opening the audit log"))?;
-        let len = file
-            .metadata()
-            .map_err(io("reading the audit log's length"))?
-            .len();
+        let (file, len) = self.open_for_writing(OpenOptions::new().write(true))?;
         if len != interrupted.offset + interrupted.bytes.len() as u64 {
             return Err(Error::invalid(
                 "the audit log changed while this command had it locked",
@@ -353,7 +342,30 @@ impl AuditLog {
         }
         file.set_len(interrupted.offset)
             .and_then(|()| file.sync_all())
-            .map_err(io("removing an unfinished record from the audit log"))
+            .map_err(self.io("removing an unfinished record from the audit log"))
+    }
+
+    /// An I/O error on the log, naming the step.
+    fn io(&self, step: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| {
+            Error::from(crate::output::OutputError::Io {
+                path: self.path.clone(),
+                step,
+                source,
+            })
+        }
+    }
+
+    /// Opens the log with `options` and returns it with its length.
+    fn open_for_writing(&self, options: &OpenOptions) -> Result<(std::fs::File, u64)> {
+        let file = options
+            .open(&self.path)
+            .map_err(self.io("opening the audit log"))?;
+        let len = file
+            .metadata()
+            .map_err(self.io("reading the audit log's length"))?
+            .len();
+        Ok((file, len))
     }
 }
 
@@ -441,25 +453,15 @@ impl AuditLog {
             .map_err(|e| Error::invalid(format!("audit record encoding: {e}"), "report a bug"))?;
         let hash = sha256_hex(&line);
         line.push(b'\n');
-        let io = |step: &'static str| {
-            let path = self.path.clone();
-            move |source| Error::from(crate::output::OutputError::Io { path, step, source })
-        };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io("opening the audit log"))?;
-        let before = file
-            .metadata()
-            .map_err(io("reading the audit log's length"))?
-            .len();
-        // One write of the whole line: a crash leaves the line whole or an unfinished last line
-        // (`read_all`; the next writer removes it), never a record that silently differs. A failed write (a full disk)
-        // is cut back off, so the log stays readable and the error is the only trace.
+        let (mut file, before) =
+            self.open_for_writing(OpenOptions::new().create(true).append(true))?;
+        // One write of the whole line: a crash leaves the line whole or an unfinished last
+        // line (`read_all`; the next writer removes it), never a record that silently differs.
+        // A failed write (a full disk) is cut back off, so the log stays readable and the
+        // error is the only trace.
         if let Err(e) = file.write_all(&line).and_then(|()| file.sync_all()) {
             let _ = file.set_len(before).and_then(|()| file.sync_all());
-            return Err(io("appending to the audit log")(e));
+            return Err(self.io("appending to the audit log")(e));
         }
         *tail = Tail {
             seq: record.seq,

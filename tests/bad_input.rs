@@ -4,47 +4,20 @@
 mod common;
 
 use common::*;
+use std::ffi::OsStr;
 use std::fs;
 use std::process::Command;
 
 /// A token with a P-256 root key, `root.crt` (20 years) and a good CSR in `cluster/inter.csr`.
 fn setup(token: TestToken) -> (TestToken, GeneratedKey) {
-    let key = token.generate_key("root-2026", "ecdsa-p256");
-    token.create_root(&key.uri, "20y", "root.crt");
-    make_csr(
-        &token.path("cluster"),
-        "inter",
-        CsrAlg::P256,
-        "Cluster A Intermediate CA",
-    );
+    let key = token.root_ca("ecdsa-p256");
+    token.inter_csr("Cluster A Intermediate CA");
     (token, key)
-}
-
-fn sign_args<'a>(key_uri: &'a str, issuer: &'a str, csr: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec![
-        "sign",
-        "--key",
-        key_uri,
-        "--issuer",
-        issuer,
-        "--csr",
-        csr,
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--permit-dns",
-        "example.com",
-        "--validity",
-        "5y",
-        "--out",
-        out,
-    ]
 }
 
 /// Runs `args`, expects the contract's failure shape, no change to the files; returns stderr.
 #[track_caller]
-fn fails_cleanly(t: &TestToken, args: &[&str]) -> String {
+fn fails_cleanly<S: AsRef<OsStr>>(t: &TestToken, args: &[S]) -> String {
     let before = t.snapshot();
     let out = t.run(args);
     let stderr = assert_fails(&out);
@@ -124,18 +97,7 @@ fn wrong_pin_logs_in_exactly_once() {
     let wrong = "wrong-pin-5150";
     let out = t.run_env(
         &[("HSMCA_PIN", Some(wrong))],
-        [
-            "root",
-            "create",
-            "--key",
-            &key.uri,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            "20y",
-            "--out",
-            "root2.crt",
-        ],
+        root_create_args(&key.uri, "20y", "root2.crt"),
     );
     let stderr = assert_fails(&out);
     assert_same_files(&before, &t.snapshot());
@@ -162,19 +124,10 @@ fn wrong_pin_from_pin_file() {
     let out = t.run_env(
         &[("HSMCA_PIN", None)],
         [
-            "--pin-file",
-            "pin.txt",
-            "root",
-            "create",
-            "--key",
-            &key.uri,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            "20y",
-            "--out",
-            "root2.crt",
-        ],
+            strings(&["--pin-file", "pin.txt"]),
+            root_create_args(&key.uri, "20y", "root2.crt"),
+        ]
+        .concat(),
     );
     let stderr = assert_fails(&out);
     assert_same_files(&before, &t.snapshot());
@@ -192,18 +145,7 @@ fn no_pin_source_and_no_tty_fails_without_prompting() {
     cmd.env_remove("HSMCA_PIN")
         .arg("-w")
         .arg(hsmca_bin())
-        .args([
-            "root",
-            "create",
-            "--key",
-            &key.uri,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            "20y",
-            "--out",
-            "root2.crt",
-        ]);
+        .args(root_create_args(&key.uri, "20y", "root2.crt"));
     let out = run_command(&mut cmd);
     let stderr = assert_fails(&out);
     assert_same_files(&before, &t.snapshot());
@@ -214,40 +156,14 @@ fn no_pin_source_and_no_tty_fails_without_prompting() {
 fn unknown_token_label() {
     let (t, _) = setup(TestToken::new("Root CA"));
     let uri = "pkcs11:token=No%20Such%20Token;object=root-2026";
-    let stderr = fails_cleanly(
-        &t,
-        &[
-            "root",
-            "create",
-            "--key",
-            uri,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            "20y",
-            "--out",
-            "root2.crt",
-        ],
-    );
+    let stderr = fails_cleanly(&t, &root_create_args(uri, "20y", "root2.crt"));
     assert_mentions(&stderr, &["No Such Token", "not found", "no token"]);
     let stderr = fails_cleanly(
         &t,
         &sign_args(uri, "root.crt", "cluster/inter.csr", "inter.crt"),
     );
     assert_mentions(&stderr, &["No Such Token", "not found", "no token"]);
-    let stderr = fails_cleanly(
-        &t,
-        &[
-            "key",
-            "generate",
-            "--token",
-            "No Such Token",
-            "--label",
-            "k",
-            "--algorithm",
-            "ecdsa-p256",
-        ],
-    );
+    let stderr = fails_cleanly(&t, &key_generate_args("No Such Token", "k", "ecdsa-p256"));
     assert_mentions(&stderr, &["No Such Token", "not found", "no token"]);
     let stderr = fails_cleanly(&t, &["key", "list", "--token", "No Such Token"]);
     assert_mentions(&stderr, &["No Such Token", "not found", "no token"]);
@@ -257,21 +173,7 @@ fn unknown_token_label() {
 fn uri_naming_no_key() {
     let (t, _) = setup(TestToken::new("Root CA"));
     let uri = t.key_uri("no-such-key");
-    let stderr = fails_cleanly(
-        &t,
-        &[
-            "root",
-            "create",
-            "--key",
-            &uri,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            "20y",
-            "--out",
-            "root2.crt",
-        ],
-    );
+    let stderr = fails_cleanly(&t, &root_create_args(&uri, "20y", "root2.crt"));
     assert_mentions(
         &stderr,
         &["no-such-key", "not found", "no key", "no private key"],
@@ -295,21 +197,7 @@ fn uri_with_pin_value_is_refused() {
         format!("{};pin-value={USER_PIN}", t.key_uri("root-2026")),
         format!("{}?pin-value={USER_PIN}", key.uri),
     ] {
-        let stderr = fails_cleanly(
-            &t,
-            &[
-                "root",
-                "create",
-                "--key",
-                &uri,
-                "--subject",
-                ROOT_SUBJECT,
-                "--validity",
-                "20y",
-                "--out",
-                "root2.crt",
-            ],
-        );
+        let stderr = fails_cleanly(&t, &root_create_args(&uri, "20y", "root2.crt"));
         assert_mentions(&stderr, &["pin-value"]);
         assert!(!stderr.contains(USER_PIN), "the PIN must not be echoed");
     }
@@ -332,19 +220,10 @@ fn module_that_is_not_pkcs11() {
         let stderr = fails_cleanly(
             &t,
             &[
-                "--module",
-                &module,
-                "root",
-                "create",
-                "--key",
-                &key.uri,
-                "--subject",
-                ROOT_SUBJECT,
-                "--validity",
-                "20y",
-                "--out",
-                "root2.crt",
-            ],
+                strings(&["--module", &module]),
+                root_create_args(&key.uri, "20y", "root2.crt"),
+            ]
+            .concat(),
         );
         assert_mentions(&stderr, &["module", "pkcs#11", "pkcs11", "library"]);
         // The same through the environment variable.
@@ -366,21 +245,7 @@ fn existing_outputs_are_not_touched() {
     t.clear_spy_log();
 
     // root create --out existing
-    let stderr = fails_cleanly(
-        &t,
-        &[
-            "root",
-            "create",
-            "--key",
-            &key.uri,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            "20y",
-            "--out",
-            "taken.crt",
-        ],
-    );
+    let stderr = fails_cleanly(&t, &root_create_args(&key.uri, "20y", "taken.crt"));
     assert_mentions(&stderr, &["exist"]);
 
     // sign --out existing
@@ -392,7 +257,7 @@ fn existing_outputs_are_not_touched() {
 
     // sign --chain-out existing: inter.crt must not be written either.
     let mut args = sign_args(&key.uri, "root.crt", "cluster/inter.csr", "inter.crt");
-    args.extend(["--chain-out", "taken.crt"]);
+    args.extend(strings(&["--chain-out", "taken.crt"]));
     let stderr = fails_cleanly(&t, &args);
     assert_mentions(&stderr, &["exist"]);
 
@@ -400,17 +265,10 @@ fn existing_outputs_are_not_touched() {
     let stderr = fails_cleanly(
         &t,
         &[
-            "key",
-            "generate",
-            "--token",
-            "Root CA",
-            "--label",
-            "another-key",
-            "--algorithm",
-            "ecdsa-p256",
-            "--public-key-out",
-            "taken.crt",
-        ],
+            key_generate_args("Root CA", "another-key", "ecdsa-p256"),
+            strings(&["--public-key-out", "taken.crt"]),
+        ]
+        .concat(),
     );
     assert_mentions(&stderr, &["exist"]);
 
@@ -452,19 +310,7 @@ fn validity_past_issuer_not_after() {
 #[test]
 fn key_generate_refuses_an_existing_label() {
     let (t, _) = setup(TestToken::new("Root CA"));
-    let stderr = fails_cleanly(
-        &t,
-        &[
-            "key",
-            "generate",
-            "--token",
-            "Root CA",
-            "--label",
-            "root-2026",
-            "--algorithm",
-            "ecdsa-p384",
-        ],
-    );
+    let stderr = fails_cleanly(&t, &key_generate_args("Root CA", "root-2026", "ecdsa-p384"));
     assert_mentions(&stderr, &["exist", "already"]);
 }
 

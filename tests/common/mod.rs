@@ -380,16 +380,7 @@ impl TestToken {
     /// `spki-sha256:` from its output.
     #[track_caller]
     pub fn generate_key(&self, name: &str, algorithm: &str) -> GeneratedKey {
-        let out = self.run([
-            "key",
-            "generate",
-            "--token",
-            &self.label,
-            "--label",
-            name,
-            "--algorithm",
-            algorithm,
-        ]);
+        let out = self.run(key_generate_args(&self.label, name, algorithm));
         parse_generated_key(&assert_ok(&out))
     }
 
@@ -405,18 +396,22 @@ impl TestToken {
     /// `hsmca root create --key URI --subject ROOT_SUBJECT --validity VALIDITY --out OUT`.
     #[track_caller]
     pub fn create_root(&self, key_uri: &str, validity: &str, out: &str) -> String {
-        assert_ok(&self.run([
-            "root",
-            "create",
-            "--key",
-            key_uri,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            validity,
-            "--out",
-            out,
-        ]))
+        assert_ok(&self.run(root_create_args(key_uri, validity, out)))
+    }
+
+    /// Key `root-2026` (ALGORITHM) and its 20-year root `root.crt`: the CA most tests start
+    /// from.
+    #[track_caller]
+    pub fn root_ca(&self, algorithm: &str) -> GeneratedKey {
+        let key = self.generate_key("root-2026", algorithm);
+        self.create_root(&key.uri, "20y", "root.crt");
+        key
+    }
+
+    /// The cluster's P-256 request `cluster/inter.csr` for `CN=cn` (its key in `cluster/`).
+    #[track_caller]
+    pub fn inter_csr(&self, cn: &str) -> (PathBuf, PathBuf) {
+        make_csr(&self.path("cluster"), "inter", CsrAlg::P256, cn)
     }
 
     /// Contents of every file under `dir()` except the token store and the spy log (and *.log
@@ -431,6 +426,94 @@ impl TestToken {
             })
             .collect()
     }
+}
+
+// ------------------------------------------------------------------------------------------------
+// hsmca argument lists (the commands most tests run, so each test shows only what differs)
+// ------------------------------------------------------------------------------------------------
+
+/// `args` as owned strings, for argument lists that get more pushed on.
+pub fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// `--ca-dir DIR` then `args`: the command recorded in CA directory DIR.
+pub fn in_ca_dir(dir: &str, args: Vec<String>) -> Vec<String> {
+    [strings(&["--ca-dir", dir]), args].concat()
+}
+
+/// `key generate --token TOKEN --label NAME --algorithm ALGORITHM`.
+pub fn key_generate_args(token: &str, name: &str, algorithm: &str) -> Vec<String> {
+    strings(&[
+        "key",
+        "generate",
+        "--token",
+        token,
+        "--label",
+        name,
+        "--algorithm",
+        algorithm,
+    ])
+}
+
+/// `root create --key KEY_URI --subject ROOT_SUBJECT --validity VALIDITY --out OUT`.
+pub fn root_create_args(key_uri: &str, validity: &str, out: &str) -> Vec<String> {
+    strings(&[
+        "root",
+        "create",
+        "--key",
+        key_uri,
+        "--subject",
+        ROOT_SUBJECT,
+        "--validity",
+        validity,
+        "--out",
+        out,
+    ])
+}
+
+/// `sign` of the intermediate most tests issue: ISSUER's key certifies CSR with `--profile
+/// intermediate --path-len 0 --permit-dns example.com --validity 5y`.
+pub fn sign_args(key_uri: &str, issuer: &str, csr: &str, out: &str) -> Vec<String> {
+    strings(&[
+        "sign",
+        "--key",
+        key_uri,
+        "--issuer",
+        issuer,
+        "--csr",
+        csr,
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--permit-dns",
+        "example.com",
+        "--validity",
+        "5y",
+        "--out",
+        out,
+    ])
+}
+
+/// `sign` of an unconstrained intermediate (`--profile intermediate --path-len 0`) with no
+/// `--issuer`: for a CA directory, which knows its issuer.
+pub fn intermediate_args(key_uri: &str, csr: &str, validity: &str, out: &str) -> Vec<String> {
+    strings(&[
+        "sign",
+        "--key",
+        key_uri,
+        "--csr",
+        csr,
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--validity",
+        validity,
+        "--out",
+        out,
+    ])
 }
 
 /// The hsmca binary under test.

@@ -14,8 +14,7 @@ use std::path::Path;
 /// Requirements allow only RSA and ECDSA P-256/P-384/P-521 keys, so not for Ed25519).
 fn full_chain(alg: &str, inter_alg: CsrAlg, cabf_root_lint: bool) {
     let t = TestToken::new("Root CA");
-    let key = t.generate_key("root-2026", alg);
-    t.create_root(&key.uri, "20y", "root.crt");
+    let key = t.root_ca(alg);
     let root = t.path("root.crt");
     assert_eq!(
         cert_spki_sha256(&root),
@@ -26,27 +25,15 @@ fn full_chain(alg: &str, inter_alg: CsrAlg, cabf_root_lint: bool) {
     // The cluster side: its own key and CSR, never on the token.
     let cluster = t.mkdir("cluster");
     let (_, inter_key) = make_csr(&cluster, "inter", inter_alg, "Cluster A Intermediate CA");
-    assert_ok(&t.run([
-        "sign",
-        "--key",
-        &key.uri,
-        "--issuer",
-        "root.crt",
-        "--csr",
-        "cluster/inter.csr",
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--permit-dns",
-        "example.com",
-        "--validity",
-        "5y",
-        "--out",
-        "inter.crt",
-        "--chain-out",
-        "chain.pem",
-    ]));
+    assert_ok(
+        &t.run(
+            [
+                sign_args(&key.uri, "root.crt", "cluster/inter.csr", "inter.crt"),
+                strings(&["--chain-out", "chain.pem"]),
+            ]
+            .concat(),
+        ),
+    );
     let inter = t.path("inter.crt");
     assert_eq!(
         cert_spki_sha256(&inter),
@@ -193,20 +180,15 @@ fn token_list_shows_token_and_algorithms() {
 #[test]
 fn key_generate_outputs_and_key_list() {
     let t = TestToken::new("Root CA");
-    let out = assert_ok(&t.run([
-        "key",
-        "generate",
-        "--token",
-        "Root CA",
-        "--label",
-        "root-2026",
-        "--algorithm",
-        "ecdsa-p384",
-        "--id",
-        "0a0b0c",
-        "--public-key-out",
-        "root-2026.pub.pem",
-    ]));
+    let out = assert_ok(
+        &t.run(
+            [
+                key_generate_args("Root CA", "root-2026", "ecdsa-p384"),
+                strings(&["--id", "0a0b0c", "--public-key-out", "root-2026.pub.pem"]),
+            ]
+            .concat(),
+        ),
+    );
     let key = parse_generated_key(&out);
     assert!(
         key.uri.contains("token=Root%20CA"),
@@ -240,8 +222,7 @@ fn key_generate_outputs_and_key_list() {
 #[test]
 fn root_subject_serial_and_profile() {
     let t = TestToken::new("Root CA");
-    let key = t.generate_key("root-2026", "ecdsa-p256");
-    t.create_root(&key.uri, "20y", "root.crt");
+    let key = t.root_ca("ecdsa-p256");
     t.create_root(&key.uri, "20y", "root2.crt");
     let root = t.path("root.crt");
 
@@ -333,44 +314,37 @@ fn root_validity_is_inclusive() {
     );
 }
 
+/// A root (ALG) and `inter.crt` for a P-256 request `CN=cn`, signed for 5 years with
+/// `--profile intermediate --path-len 0` and `extra` (its name constraints, a subject).
+fn constrained_intermediate(alg: &str, cn: &str, extra: &[&str]) -> TestToken {
+    let t = TestToken::new("Root CA");
+    let key = t.root_ca(alg);
+    t.inter_csr(cn);
+    let mut args = intermediate_args(&key.uri, "cluster/inter.csr", "5y", "inter.crt");
+    args.extend(strings(&["--issuer", "root.crt"]));
+    args.extend(strings(extra));
+    assert_ok(&t.run(args));
+    t
+}
+
 #[test]
 fn intermediate_with_ip_constraints() {
-    let t = TestToken::new("Root CA");
-    let key = t.generate_key("root-2026", "ecdsa-p384");
-    t.create_root(&key.uri, "20y", "root.crt");
-    make_csr(
-        &t.path("cluster"),
-        "inter",
-        CsrAlg::P256,
+    let t = constrained_intermediate(
+        "ecdsa-p384",
         "Cluster B Intermediate CA",
+        &[
+            "--permit-dns",
+            "cluster-b.example.com",
+            "--permit-dns",
+            "example.net",
+            "--permit-ip",
+            "10.0.0.0/8",
+            "--permit-ip",
+            "fd00::/8",
+            "--subject",
+            "CN=Cluster B Intermediate CA,O=Example,C=KR",
+        ],
     );
-    assert_ok(&t.run([
-        "sign",
-        "--key",
-        &key.uri,
-        "--issuer",
-        "root.crt",
-        "--csr",
-        "cluster/inter.csr",
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--permit-dns",
-        "cluster-b.example.com",
-        "--permit-dns",
-        "example.net",
-        "--permit-ip",
-        "10.0.0.0/8",
-        "--permit-ip",
-        "fd00::/8",
-        "--subject",
-        "CN=Cluster B Intermediate CA,O=Example,C=KR",
-        "--validity",
-        "5y",
-        "--out",
-        "inter.crt",
-    ]));
     let inter = t.path("inter.crt");
     let text = openssl_x509(&inter, &["-text"]);
     for needle in [
@@ -398,44 +372,28 @@ fn global_flags_pin_file_and_module() {
     let module = t.module.to_str().unwrap().to_string();
     let no_env = [("HSMCA_PIN", None), ("HSMCA_MODULE", None)];
     // Global flags before the subcommand...
-    let out = assert_ok(&t.run_env(
-        &no_env,
-        [
-            "--pin-file",
-            "pin.txt",
-            "--module",
-            &module,
-            "key",
-            "generate",
-            "--token",
-            "Root CA",
-            "--label",
-            "root-2026",
-            "--algorithm",
-            "ecdsa-p256",
-        ],
-    ));
+    let out = assert_ok(
+        &t.run_env(
+            &no_env,
+            [
+                strings(&["--pin-file", "pin.txt", "--module", &module]),
+                key_generate_args("Root CA", "root-2026", "ecdsa-p256"),
+            ]
+            .concat(),
+        ),
+    );
     let key = parse_generated_key(&out);
     // ...and after it.
-    assert_ok(&t.run_env(
-        &no_env,
-        [
-            "root",
-            "create",
-            "--key",
-            &key.uri,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            "1y",
-            "--out",
-            "root.crt",
-            "--pin-file",
-            "pin.txt",
-            "--module",
-            &module,
-        ],
-    ));
+    assert_ok(
+        &t.run_env(
+            &no_env,
+            [
+                root_create_args(&key.uri, "1y", "root.crt"),
+                strings(&["--pin-file", "pin.txt", "--module", &module]),
+            ]
+            .concat(),
+        ),
+    );
     openssl_verify(&t.path("root.crt"), &[], &t.path("root.crt")).unwrap();
 }
 
@@ -444,19 +402,15 @@ fn force_replaces_an_existing_output() {
     let t = TestToken::new("Root CA");
     let key = t.generate_key("root-2026", "ecdsa-p256");
     fs::write(t.path("root.crt"), b"old contents\n").unwrap();
-    assert_ok(&t.run([
-        "root",
-        "create",
-        "--key",
-        &key.uri,
-        "--subject",
-        ROOT_SUBJECT,
-        "--validity",
-        "1y",
-        "--out",
-        "root.crt",
-        "--force",
-    ]));
+    assert_ok(
+        &t.run(
+            [
+                root_create_args(&key.uri, "1y", "root.crt"),
+                strings(&["--force"]),
+            ]
+            .concat(),
+        ),
+    );
     openssl_verify(&t.path("root.crt"), &[], &t.path("root.crt")).unwrap();
 }
 
@@ -464,36 +418,16 @@ fn force_replaces_an_existing_output() {
 /// `pkix.invalid_domain_name_syntax`: a reviewed exception for those names only.
 #[test]
 fn single_label_name_constraint_is_the_only_lint_exception() {
-    let t = TestToken::new("Root CA");
-    let key = t.generate_key("root-2026", "ecdsa-p256");
-    t.create_root(&key.uri, "20y", "root.crt");
-    make_csr(
-        &t.path("cluster"),
-        "inter",
-        CsrAlg::P256,
+    let t = constrained_intermediate(
+        "ecdsa-p256",
         "Cluster K Intermediate CA",
+        &[
+            "--permit-dns",
+            "kubernetes",
+            "--permit-dns",
+            "cluster.local",
+        ],
     );
-    assert_ok(&t.run([
-        "sign",
-        "--key",
-        &key.uri,
-        "--issuer",
-        "root.crt",
-        "--csr",
-        "cluster/inter.csr",
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--permit-dns",
-        "kubernetes",
-        "--permit-dns",
-        "cluster.local",
-        "--validity",
-        "5y",
-        "--out",
-        "inter.crt",
-    ]));
     let findings = pkilint("lint_pkix_cert", &[], &t.path("inter.crt"));
     for f in &findings {
         if f.code == "pkix.invalid_domain_name_syntax" {

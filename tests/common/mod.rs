@@ -496,8 +496,8 @@ pub fn sign_args(key_uri: &str, issuer: &str, csr: &str, out: &str) -> Vec<Strin
     ])
 }
 
-/// `sign` of an unconstrained intermediate (`--profile intermediate --path-len 0`) with no
-/// `--issuer`: for a CA directory, which knows its issuer.
+/// `sign` of an intermediate (`--profile intermediate --path-len 0`) with neither `--issuer`
+/// (a CA directory knows it) nor name constraints: callers add what they test.
 pub fn intermediate_args(key_uri: &str, csr: &str, validity: &str, out: &str) -> Vec<String> {
     strings(&[
         "sign",

@@ -5,59 +5,43 @@ mod common;
 
 use common::*;
 use std::fs;
+use std::process::Output;
 
 /// Token + P-384 root key; `root create` and an intermediate `sign`, both recorded in `ca/`.
 /// Returns (token, key URI, intermediate serial as openssl prints it).
 fn recorded_ca() -> (TestToken, String, String) {
     let t = TestToken::new("Root CA");
     let key = t.generate_key("root-2026", "ecdsa-p384");
-    assert_ok(&t.run([
-        "--ca-dir",
+    assert_ok(&t.run(in_ca_dir(
         "ca",
-        "root",
-        "create",
-        "--key",
-        &key.uri,
-        "--subject",
-        ROOT_SUBJECT,
-        "--validity",
-        "20y",
-        "--out",
-        "root.crt",
-    ]));
-    make_csr(
-        &t.path("cluster"),
-        "inter",
-        CsrAlg::P256,
-        "Cluster A Intermediate CA",
-    );
-    assert_ok(&t.run([
-        "--ca-dir",
+        root_create_args(&key.uri, "20y", "root.crt"),
+    )));
+    t.inter_csr("Cluster A Intermediate CA");
+    assert_ok(&t.run(in_ca_dir(
         "ca",
-        "sign",
-        "--key",
-        &key.uri,
-        "--issuer",
-        "root.crt",
-        "--csr",
-        "cluster/inter.csr",
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--permit-dns",
-        "example.com",
-        "--validity",
-        "5y",
-        "--out",
-        "inter.crt",
-    ]));
+        sign_args(&key.uri, "root.crt", "cluster/inter.csr", "inter.crt"),
+    )));
     let serial = openssl_x509(&t.path("inter.crt"), &["-serial"])
         .trim()
         .strip_prefix("serial=")
         .unwrap()
         .to_string();
     (t, key.uri, serial)
+}
+
+/// `hsmca --ca-dir ca crl --key URI --next-update NEXT_UPDATE --out OUT`.
+fn run_crl(t: &TestToken, uri: &str, next_update: &str, out: &str) -> Output {
+    t.run([
+        "--ca-dir",
+        "ca",
+        "crl",
+        "--key",
+        uri,
+        "--next-update",
+        next_update,
+        "--out",
+        out,
+    ])
 }
 
 #[test]
@@ -93,17 +77,7 @@ fn revoke_crl_and_audit_log() {
     );
 
     // An empty CRL first, then one listing the revoked intermediate.
-    assert_ok(&t.run([
-        "--ca-dir",
-        "ca",
-        "crl",
-        "--key",
-        &uri,
-        "--next-update",
-        "90d",
-        "--out",
-        "empty.crl",
-    ]));
+    assert_ok(&run_crl(&t, &uri, "90d", "empty.crl"));
     assert_ok(&t.run([
         "--ca-dir",
         "ca",
@@ -113,17 +87,7 @@ fn revoke_crl_and_audit_log() {
         "--reason",
         "keyCompromise",
     ]));
-    assert_ok(&t.run([
-        "--ca-dir",
-        "ca",
-        "crl",
-        "--key",
-        &uri,
-        "--next-update",
-        "90d",
-        "--out",
-        "root.crl",
-    ]));
+    assert_ok(&run_crl(&t, &uri, "90d", "root.crl"));
 
     for crl in ["empty.crl", "root.crl"] {
         let crl = t.path(crl);
@@ -202,17 +166,7 @@ fn revoke_crl_and_audit_log() {
 fn crl_next_update_is_bounded() {
     let (t, uri, _) = recorded_ca();
     let before = t.snapshot();
-    let out = t.run([
-        "--ca-dir",
-        "ca",
-        "crl",
-        "--key",
-        &uri,
-        "--next-update",
-        "400d",
-        "--out",
-        "root.crl",
-    ]);
+    let out = run_crl(&t, &uri, "400d", "root.crl");
     assert_mentions(&assert_fails(&out), &["365", "next"]);
     assert!(!t.path("root.crl").exists());
     let after = t.snapshot();

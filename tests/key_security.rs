@@ -221,87 +221,48 @@ fn generated_keys_are_sensitive_and_never_extractable() {
 /// Files and outputs of a full run; returns every command's stdout+stderr.
 fn full_run(t: &TestToken) -> Vec<(String, Vec<u8>)> {
     let mut outputs = Vec::new();
-    let mut run = |args: &[&str]| {
-        let out = t.run(args);
+    let mut run = |args: Vec<String>| {
+        let out = t.run(&args);
         assert_ok(&out);
         let mut all = out.stdout.clone();
         all.extend(&out.stderr);
         outputs.push((args.join(" "), all));
         stdout_of(&out)
     };
-    run(&["token", "list"]);
-    let generated = run(&[
-        "key",
-        "generate",
-        "--token",
-        "Root CA",
-        "--label",
-        "root-2026",
-        "--algorithm",
-        "ecdsa-p384",
-        "--public-key-out",
-        "out/root-2026.pub.pem",
-    ]);
+    run(strings(&["token", "list"]));
+    let generated = run([
+        key_generate_args("Root CA", "root-2026", "ecdsa-p384"),
+        strings(&["--public-key-out", "out/root-2026.pub.pem"]),
+    ]
+    .concat());
     let key = parse_generated_key(&generated);
-    run(&[
-        "key",
-        "generate",
-        "--token",
-        "Root CA",
-        "--label",
-        "root-rsa",
-        "--algorithm",
-        "rsa-2048",
-        "--public-key-out",
-        "out/root-rsa.pub.pem",
-    ]);
-    run(&["key", "list", "--token", "Root CA"]);
-    run(&[
-        "--ca-dir",
+    run([
+        key_generate_args("Root CA", "root-rsa", "rsa-2048"),
+        strings(&["--public-key-out", "out/root-rsa.pub.pem"]),
+    ]
+    .concat());
+    run(strings(&["key", "list", "--token", "Root CA"]));
+    run(in_ca_dir(
         "out/ca",
-        "root",
-        "create",
-        "--key",
-        &key.uri,
-        "--subject",
-        ROOT_SUBJECT,
-        "--validity",
-        "20y",
-        "--out",
-        "out/root.crt",
-    ]);
-    make_csr(
-        &t.path("cluster"),
-        "inter",
-        CsrAlg::P256,
-        "Cluster A Intermediate CA",
-    );
-    run(&[
-        "--ca-dir",
+        root_create_args(&key.uri, "20y", "out/root.crt"),
+    ));
+    t.inter_csr("Cluster A Intermediate CA");
+    run(in_ca_dir(
         "out/ca",
-        "sign",
-        "--key",
-        &key.uri,
-        "--issuer",
-        "out/root.crt",
-        "--csr",
-        "cluster/inter.csr",
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--permit-dns",
-        "example.com",
-        "--validity",
-        "5y",
-        "--out",
-        "out/inter.crt",
-        "--chain-out",
-        "out/chain.pem",
-    ]);
-    run(&["inspect", "out/root.crt"]);
-    run(&["inspect", "out/inter.crt"]);
-    run(&[
+        [
+            sign_args(
+                &key.uri,
+                "out/root.crt",
+                "cluster/inter.csr",
+                "out/inter.crt",
+            ),
+            strings(&["--chain-out", "out/chain.pem"]),
+        ]
+        .concat(),
+    ));
+    run(strings(&["inspect", "out/root.crt"]));
+    run(strings(&["inspect", "out/inter.crt"]));
+    run(strings(&[
         "--ca-dir",
         "out/ca",
         "crl",
@@ -311,10 +272,10 @@ fn full_run(t: &TestToken) -> Vec<(String, Vec<u8>)> {
         "30d",
         "--out",
         "out/root.crl",
-    ]);
-    run(&["inspect", "out/root.crl"]);
-    run(&["--ca-dir", "out/ca", "list"]);
-    run(&["--ca-dir", "out/ca", "log", "verify"]);
+    ]));
+    run(strings(&["inspect", "out/root.crl"]));
+    run(strings(&["--ca-dir", "out/ca", "list"]));
+    run(strings(&["--ca-dir", "out/ca", "log", "verify"]));
     outputs
 }
 

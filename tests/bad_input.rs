@@ -256,19 +256,16 @@ fn existing_outputs_are_not_touched() {
     assert_mentions(&stderr, &["exist"]);
 
     // sign --chain-out existing: inter.crt must not be written either.
-    let mut args = sign_args(&key.uri, "root.crt", "cluster/inter.csr", "inter.crt");
-    args.extend(strings(&["--chain-out", "taken.crt"]));
+    let args = sign_args(&key.uri, "root.crt", "cluster/inter.csr", "inter.crt")
+        .with(&["--chain-out", "taken.crt"]);
     let stderr = fails_cleanly(&t, &args);
     assert_mentions(&stderr, &["exist"]);
 
     // key generate --public-key-out existing: no key may be created on the token either.
     let stderr = fails_cleanly(
         &t,
-        &[
-            key_generate_args("Root CA", "another-key", "ecdsa-p256"),
-            strings(&["--public-key-out", "taken.crt"]),
-        ]
-        .concat(),
+        &key_generate_args("Root CA", "another-key", "ecdsa-p256")
+            .with(&["--public-key-out", "taken.crt"]),
     );
     assert_mentions(&stderr, &["exist"]);
 

@@ -230,17 +230,11 @@ fn full_run(t: &TestToken) -> Vec<(String, Vec<u8>)> {
         stdout_of(&out)
     };
     run(strings(&["token", "list"]));
-    let generated = run([
-        key_generate_args("Root CA", "root-2026", "ecdsa-p384"),
-        strings(&["--public-key-out", "out/root-2026.pub.pem"]),
-    ]
-    .concat());
+    let generated = run(key_generate_args("Root CA", "root-2026", "ecdsa-p384")
+        .with(&["--public-key-out", "out/root-2026.pub.pem"]));
     let key = parse_generated_key(&generated);
-    run([
-        key_generate_args("Root CA", "root-rsa", "rsa-2048"),
-        strings(&["--public-key-out", "out/root-rsa.pub.pem"]),
-    ]
-    .concat());
+    run(key_generate_args("Root CA", "root-rsa", "rsa-2048")
+        .with(&["--public-key-out", "out/root-rsa.pub.pem"]));
     run(strings(&["key", "list", "--token", "Root CA"]));
     run(in_ca_dir(
         "out/ca",
@@ -249,16 +243,13 @@ fn full_run(t: &TestToken) -> Vec<(String, Vec<u8>)> {
     t.inter_csr("Cluster A Intermediate CA");
     run(in_ca_dir(
         "out/ca",
-        [
-            sign_args(
-                &key.uri,
-                "out/root.crt",
-                "cluster/inter.csr",
-                "out/inter.crt",
-            ),
-            strings(&["--chain-out", "out/chain.pem"]),
-        ]
-        .concat(),
+        sign_args(
+            &key.uri,
+            "out/root.crt",
+            "cluster/inter.csr",
+            "out/inter.crt",
+        )
+        .with(&["--chain-out", "out/chain.pem"]),
     ));
     run(strings(&["inspect", "out/root.crt"]));
     run(strings(&["inspect", "out/inter.crt"]));

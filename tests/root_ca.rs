@@ -27,11 +27,8 @@ fn full_chain(alg: &str, inter_alg: CsrAlg, cabf_root_lint: bool) {
     let (_, inter_key) = make_csr(&cluster, "inter", inter_alg, "Cluster A Intermediate CA");
     assert_ok(
         &t.run(
-            [
-                sign_args(&key.uri, "root.crt", "cluster/inter.csr", "inter.crt"),
-                strings(&["--chain-out", "chain.pem"]),
-            ]
-            .concat(),
+            sign_args(&key.uri, "root.crt", "cluster/inter.csr", "inter.crt")
+                .with(&["--chain-out", "chain.pem"]),
         ),
     );
     let inter = t.path("inter.crt");
@@ -180,15 +177,14 @@ fn token_list_shows_token_and_algorithms() {
 #[test]
 fn key_generate_outputs_and_key_list() {
     let t = TestToken::new("Root CA");
-    let out = assert_ok(
-        &t.run(
-            [
-                key_generate_args("Root CA", "root-2026", "ecdsa-p384"),
-                strings(&["--id", "0a0b0c", "--public-key-out", "root-2026.pub.pem"]),
-            ]
-            .concat(),
-        ),
-    );
+    let out = assert_ok(&t.run(
+        key_generate_args("Root CA", "root-2026", "ecdsa-p384").with(&[
+            "--id",
+            "0a0b0c",
+            "--public-key-out",
+            "root-2026.pub.pem",
+        ]),
+    ));
     let key = parse_generated_key(&out);
     assert!(
         key.uri.contains("token=Root%20CA"),
@@ -320,9 +316,9 @@ fn constrained_intermediate(alg: &str, cn: &str, extra: &[&str]) -> TestToken {
     let t = TestToken::new("Root CA");
     let key = t.root_ca(alg);
     t.inter_csr(cn);
-    let mut args = intermediate_args(&key.uri, "cluster/inter.csr", "5y", "inter.crt");
-    args.extend(strings(&["--issuer", "root.crt"]));
-    args.extend(strings(extra));
+    let args = intermediate_args(&key.uri, "cluster/inter.csr", "5y", "inter.crt")
+        .with(&["--issuer", "root.crt"])
+        .with(extra);
     assert_ok(&t.run(args));
     t
 }
@@ -384,16 +380,15 @@ fn global_flags_pin_file_and_module() {
     );
     let key = parse_generated_key(&out);
     // ...and after it.
-    assert_ok(
-        &t.run_env(
-            &no_env,
-            [
-                root_create_args(&key.uri, "1y", "root.crt"),
-                strings(&["--pin-file", "pin.txt", "--module", &module]),
-            ]
-            .concat(),
-        ),
-    );
+    assert_ok(&t.run_env(
+        &no_env,
+        root_create_args(&key.uri, "1y", "root.crt").with(&[
+            "--pin-file",
+            "pin.txt",
+            "--module",
+            &module,
+        ]),
+    ));
     openssl_verify(&t.path("root.crt"), &[], &t.path("root.crt")).unwrap();
 }
 
@@ -402,15 +397,7 @@ fn force_replaces_an_existing_output() {
     let t = TestToken::new("Root CA");
     let key = t.generate_key("root-2026", "ecdsa-p256");
     fs::write(t.path("root.crt"), b"old contents\n").unwrap();
-    assert_ok(
-        &t.run(
-            [
-                root_create_args(&key.uri, "1y", "root.crt"),
-                strings(&["--force"]),
-            ]
-            .concat(),
-        ),
-    );
+    assert_ok(&t.run(root_create_args(&key.uri, "1y", "root.crt").with(&["--force"])));
     openssl_verify(&t.path("root.crt"), &[], &t.path("root.crt")).unwrap();
 }
 

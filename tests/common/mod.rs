@@ -437,6 +437,18 @@ pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// `args.with(&[...])`: an argument list with more flags after it (`--chain-out`, `--force`).
+pub trait With {
+    fn with(self, more: &[&str]) -> Vec<String>;
+}
+
+impl With for Vec<String> {
+    fn with(mut self, more: &[&str]) -> Vec<String> {
+        self.extend(strings(more));
+        self
+    }
+}
+
 /// `--ca-dir DIR` then `args`: the command recorded in CA directory DIR.
 pub fn in_ca_dir(dir: &str, args: Vec<String>) -> Vec<String> {
     [strings(&["--ca-dir", dir]), args].concat()

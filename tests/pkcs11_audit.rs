@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
 use std::process::Output;
@@ -198,7 +199,12 @@ fn check_calls(what: &str, log: &Path, logins: usize) -> Vec<Call> {
 }
 
 /// A token with the spy, the CA key generated with `--ca-dir ca`, and a fresh spy log.
-fn spied(t: &TestToken, what: &str, args: &[&str], logins: usize) -> (Output, Vec<Call>) {
+fn spied<S: AsRef<OsStr>>(
+    t: &TestToken,
+    what: &str,
+    args: &[S],
+    logins: usize,
+) -> (Output, Vec<Call>) {
     t.clear_spy_log();
     let out = t.run(args);
     let calls = check_calls(what, t.spy_log(), logins);
@@ -218,26 +224,6 @@ fn fails(out: &Output) -> String {
 
 const KEY: &str = "pkcs11:token=Root%20CA;object=root-2026";
 
-fn sign_args<'a>(csr: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec![
-        "--ca-dir",
-        "ca",
-        "sign",
-        "--key",
-        KEY,
-        "--csr",
-        csr,
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--validity",
-        "5y",
-        "--out",
-        out,
-    ]
-}
-
 #[test]
 fn every_command_makes_only_safe_calls() {
     let t = TestToken::new("Root CA").with_spy();
@@ -249,20 +235,11 @@ fn every_command_makes_only_safe_calls() {
     let (out, calls) = spied(
         &t,
         "key generate",
-        &[
-            "--ca-dir",
+        &in_ca_dir(
             "ca",
-            "key",
-            "generate",
-            "--token",
-            "Root CA",
-            "--label",
-            "root-2026",
-            "--algorithm",
-            "ecdsa-p256",
-            "--public-key-out",
-            "root.pub",
-        ],
+            key_generate_args("Root CA", "root-2026", "ecdsa-p256")
+                .with(&["--public-key-out", "root.pub"]),
+        ),
         1,
     );
     assert_ok(&out);
@@ -283,16 +260,7 @@ fn every_command_makes_only_safe_calls() {
     let (out, _) = spied(
         &t,
         "key generate rsa",
-        &[
-            "key",
-            "generate",
-            "--token",
-            "Root CA",
-            "--label",
-            "rsa-key",
-            "--algorithm",
-            "rsa-2048",
-        ],
+        &key_generate_args("Root CA", "rsa-key", "rsa-2048"),
         1,
     );
     assert_ok(&out);
@@ -303,31 +271,21 @@ fn every_command_makes_only_safe_calls() {
     let (out, _) = spied(
         &t,
         "root create",
-        &[
-            "--ca-dir",
-            "ca",
-            "root",
-            "create",
-            "--key",
-            KEY,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            "20y",
-            "--out",
-            "root.crt",
-        ],
+        &in_ca_dir("ca", root_create_args(KEY, "20y", "root.crt")),
         1,
     );
     assert_ok(&out);
 
-    make_csr(
-        &t.path("cluster"),
-        "inter",
-        CsrAlg::P256,
-        "Cluster A Int CA",
+    t.inter_csr("Cluster A Int CA");
+    let (out, calls) = spied(
+        &t,
+        "sign",
+        &in_ca_dir(
+            "ca",
+            intermediate_args(KEY, "cluster/inter.csr", "5y", "inter.crt"),
+        ),
+        1,
     );
-    let (out, calls) = spied(&t, "sign", &sign_args("cluster/inter.csr", "inter.crt"), 1);
     assert_ok(&out);
     assert!(calls.iter().any(|c| c.name == "C_Sign"));
 
@@ -355,20 +313,9 @@ fn failures_log_in_at_most_once_and_clean_up() {
     let t = TestToken::new("Root CA").with_spy();
     t.generate_key("root-2026", "ecdsa-p256");
     t.create_root(KEY, "20y", "root.crt");
-    make_csr(
-        &t.path("cluster"),
-        "inter",
-        CsrAlg::P256,
-        "Cluster A Int CA",
-    );
-    let sign = |out: &str| -> Vec<String> {
-        let mut a: Vec<String> = sign_args("cluster/inter.csr", out)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        a.splice(0..2, []);
-        a.extend(["--issuer".into(), "root.crt".into()]);
-        a
+    t.inter_csr("Cluster A Int CA");
+    let sign = |out: &str| {
+        intermediate_args(KEY, "cluster/inter.csr", "5y", out).with(&["--issuer", "root.crt"])
     };
 
     // A wrong PIN: tried once, then the session closes and the module finalizes.
@@ -395,16 +342,7 @@ fn failures_log_in_at_most_once_and_clean_up() {
 
     // A label that exists: refused on the token, after the one login, nothing generated.
     t.clear_spy_log();
-    fails(&t.run([
-        "key",
-        "generate",
-        "--token",
-        "Root CA",
-        "--label",
-        "root-2026",
-        "--algorithm",
-        "ecdsa-p256",
-    ]));
+    fails(&t.run(key_generate_args("Root CA", "root-2026", "ecdsa-p256")));
     let calls = check_calls("existing key label", t.spy_log(), 1);
     assert!(calls.iter().all(|c| c.name != "C_GenerateKeyPair"));
 

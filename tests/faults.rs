@@ -412,10 +412,6 @@ struct Scenario {
     after_success: Option<fn(&Sandbox, &str) -> Option<String>>,
 }
 
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
 /// The calls a command makes when nothing fails.
 fn baseline(sc: &Scenario) -> Vec<String> {
     let sb = Sandbox::copy_of(sc.prepared.dir());
@@ -567,67 +563,32 @@ fn key_uri() -> String {
 /// A token with the CA key, generated with `--ca-dir ca` (so the log holds its record).
 fn with_key() -> TestToken {
     let t = TestToken::new("Root CA");
-    assert_ok(&t.run([
-        "--ca-dir",
+    assert_ok(&t.run(in_ca_dir(
         "ca",
-        "key",
-        "generate",
-        "--token",
-        "Root CA",
-        "--label",
-        KEY_LABEL,
-        "--algorithm",
-        "ecdsa-p256",
-    ]));
+        key_generate_args("Root CA", KEY_LABEL, "ecdsa-p256"),
+    )));
     t
 }
 
 /// The key, its root recorded in `ca/`, and an intermediate's CSR in `cluster/inter.csr`.
 fn with_root() -> TestToken {
     let t = with_key();
-    assert_ok(&t.run([
-        "--ca-dir",
+    assert_ok(&t.run(in_ca_dir(
         "ca",
-        "root",
-        "create",
-        "--key",
-        &key_uri(),
-        "--subject",
-        ROOT_SUBJECT,
-        "--validity",
-        "20y",
-        "--out",
-        "root.crt",
-    ]));
-    make_csr(
-        &t.path("cluster"),
-        "inter",
-        CsrAlg::P256,
-        "Cluster A Int CA",
-    );
+        root_create_args(&key_uri(), "20y", "root.crt"),
+    )));
+    t.inter_csr("Cluster A Int CA");
     t
 }
 
 fn sign_args(tag: &str) -> Vec<String> {
-    let mut a = strings(&["--ca-dir", "ca", "sign", "--key"]);
-    a.push(key_uri());
-    a.extend(strings(&[
-        "--csr",
-        "cluster/inter.csr",
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--validity",
-        "5y",
-    ]));
-    a.extend([
-        "--out".into(),
-        format!("inter-{tag}.crt"),
-        "--chain-out".into(),
-        format!("chain-{tag}.pem"),
-    ]);
-    a
+    let out = format!("inter-{tag}.crt");
+    let chain = format!("chain-{tag}.pem");
+    in_ca_dir(
+        "ca",
+        intermediate_args(&key_uri(), "cluster/inter.csr", "5y", &out)
+            .with(&["--chain-out", &chain]),
+    )
 }
 
 /// A root that issued an intermediate and revoked it (so the CRL lists something).

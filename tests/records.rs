@@ -39,36 +39,15 @@ impl Ca {
     #[track_caller]
     fn new() -> Ca {
         let t = TestToken::new("Root CA");
-        let key = parse_generated_key(&assert_ok(&t.run([
-            "--ca-dir",
-            CA,
-            "--operator",
-            "alice",
-            "key",
-            "generate",
-            "--token",
+        // Recorded in `ca/` as done by operator alice.
+        let alice =
+            |args: Vec<String>| [strings(&["--ca-dir", CA, "--operator", "alice"]), args].concat();
+        let key = parse_generated_key(&assert_ok(&t.run(alice(key_generate_args(
             &t.label,
-            "--label",
             "root-2026",
-            "--algorithm",
             "ecdsa-p384",
-        ])));
-        let out = assert_ok(&t.run([
-            "--ca-dir",
-            CA,
-            "--operator",
-            "alice",
-            "root",
-            "create",
-            "--key",
-            &key.uri,
-            "--subject",
-            ROOT_SUBJECT,
-            "--validity",
-            "10y",
-            "--out",
-            "root.crt",
-        ]));
+        )))));
+        let out = assert_ok(&t.run(alice(root_create_args(&key.uri, "10y", "root.crt"))));
         let root_serial = printed_serial(&out);
         Ca {
             t,
@@ -78,34 +57,20 @@ impl Ca {
     }
 
     /// `hsmca --ca-dir ca ARGS`.
-    fn run(&self, args: &[&str]) -> Output {
+    fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
         self.run_dir(CA, args)
     }
 
     /// `hsmca --ca-dir DIR ARGS`.
-    fn run_dir(&self, dir: &str, args: &[&str]) -> Output {
+    fn run_dir<S: AsRef<str>>(&self, dir: &str, args: &[S]) -> Output {
         let mut all = vec!["--ca-dir", dir];
-        all.extend_from_slice(args);
+        all.extend(args.iter().map(AsRef::as_ref));
         self.t.run(all)
     }
 
     /// `sign` arguments for an intermediate from `csr` to `out` (issuer: the CA directory's).
-    fn sign_args<'a>(&'a self, csr: &'a str, out: &'a str) -> Vec<&'a str> {
-        vec![
-            "sign",
-            "--key",
-            &self.uri,
-            "--csr",
-            csr,
-            "--profile",
-            "intermediate",
-            "--path-len",
-            "0",
-            "--validity",
-            "2y",
-            "--out",
-            out,
-        ]
+    fn sign_args(&self, csr: &str, out: &str) -> Vec<String> {
+        intermediate_args(&self.uri, csr, "2y", out)
     }
 
     /// Makes `csr/NAME.csr` for `CN=<cn>`; returns its path relative to the token directory.
@@ -1118,8 +1083,7 @@ fn wrong_pin_is_recorded_and_issues_nothing() {
     let csr = ca.csr("inter", "Wrong PIN CA");
     let certs_before = files_in(&t.path("ca/certs"));
     let lines_before = ca.log_lines(CA);
-    let mut args = vec!["--ca-dir", CA];
-    args.extend(ca.sign_args(&csr, "inter.crt"));
+    let args = in_ca_dir(CA, ca.sign_args(&csr, "inter.crt"));
     let err = assert_fails(&t.run_env(&wrong, &args));
     assert_mentions(&err, &["PIN"]);
     assert!(

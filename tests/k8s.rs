@@ -1014,11 +1014,13 @@ fn etcd_accepts_this_cluster_and_refuses_others() {
     drop(etcd);
 }
 
+/// `openssl s_server` for one connection with `pki`'s API server certificate, `client_auth`
+/// adding its chain and client verification; returns once it accepts, logging to `name.log`.
 fn s_server(
     c: &Ceremony,
     name: &str,
     pki: &Path,
-    root: &Path,
+    client_auth: impl FnOnce(&mut Command),
 ) -> (Running, u16, std::process::ChildStdin) {
     let port = free_port();
     let mut cmd = Command::new("timeout");
@@ -1034,11 +1036,8 @@ fn s_server(
     .arg("-cert")
     .arg(pki.join("apiserver.crt"))
     .arg("-key")
-    .arg(pki.join("apiserver.key"))
-    .arg("-cert_chain")
-    .arg(pki.join("ca.crt"))
-    .args(["-Verify", "2", "-verify_return_error", "-CAfile"])
-    .arg(root);
+    .arg(pki.join("apiserver.key"));
+    client_auth(&mut cmd);
     let mut run = spawn_logged(&mut cmd, &c.t.path(format!("{name}.log")), Stdio::piped());
     // s_server quits at end of stdin: keep it open while the test runs.
     let stdin = run.child.stdin.take().unwrap();
@@ -1099,7 +1098,12 @@ fn apiserver_and_admin_mtls_anchored_on_the_root() {
         "O = kubeadm:cluster-admins, CN = kubernetes-admin",
         "https://prod-a.example.com:6443",
     );
-    let (mut server, port, stdin) = s_server(&c, "s_server", &a_pki, &root);
+    let (mut server, port, stdin) = s_server(&c, "s_server", &a_pki, |cmd| {
+        cmd.arg("-cert_chain")
+            .arg(a_pki.join("ca.crt"))
+            .args(["-Verify", "2", "-verify_return_error", "-CAfile"])
+            .arg(&root);
+    });
     let out = s_client(port, &cert, &key, &a_pki.join("ca.crt"), &root);
     let text = format!("{}{}", stdout_of(&out), stderr_of(&out));
     assert!(out.status.success(), "s_client failed:\n{text}");
@@ -1141,35 +1145,11 @@ fn apiserver_and_admin_mtls_anchored_on_the_root() {
         "O = kubeadm:cluster-admins, CN = kubernetes-admin",
         "https://prod-a.example.com:6443",
     );
-    let port = free_port();
-    let mut cmd = Command::new("timeout");
-    cmd.args([
-        "60",
-        "openssl",
-        "s_server",
-        "-accept",
-        &format!("127.0.0.1:{port}"),
-        "-naccept",
-        "1",
-    ])
-    .arg("-cert")
-    .arg(a_pki.join("apiserver.crt"))
-    .arg("-key")
-    .arg(a_pki.join("apiserver.key"))
-    .args(["-Verify", "2", "-verify_return_error", "-CAfile"])
-    .arg(a_pki.join("ca.crt"))
-    .arg("-partial_chain");
-    let mut server = spawn_logged(&mut cmd, &c.t.path("s_server_b.log"), Stdio::piped());
-    let stdin = server.child.stdin.take().unwrap();
-    let start = Instant::now();
-    while !server.log_text().contains("ACCEPT") {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut server, port, stdin) = s_server(&c, "s_server_b", &a_pki, |cmd| {
+        cmd.args(["-Verify", "2", "-verify_return_error", "-CAfile"])
+            .arg(a_pki.join("ca.crt"))
+            .arg("-partial_chain");
+    });
     let _ = s_client(port, &b_cert, &b_key, &b.join("pki/ca.crt"), &root);
     assert!(
         server.wait_exit(Duration::from_secs(20)) || server.log_text().contains("verify error")

@@ -544,23 +544,10 @@ fn rollover_cross_signs_the_successor_root() {
     let req = t.mkdir("requests-2031");
     let (csr, _key) = make_csr(&req, "cluster-d", CsrAlg::P256, "Cluster D CA");
     let key = t.key_uri("root-2031");
-    assert_ok(&t.run([
-        "--ca-dir",
+    assert_ok(&t.run(in_ca_dir(
         "out/root-2031-ca",
-        "sign",
-        "--key",
-        &key,
-        "--csr",
-        csr.to_str().unwrap(),
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--validity",
-        "2y",
-        "--out",
-        "out/cluster-d.crt",
-    ]));
+        intermediate_args(&key, csr.to_str().unwrap(), "2y", "out/cluster-d.crt"),
+    )));
     let int = t.path("out/cluster-d.crt");
     openssl_verify(&old_root, &[&cross], &int).unwrap();
     openssl_verify(&new_root, &[], &int).unwrap();

@@ -197,8 +197,6 @@ pub fn assert_fails(out: &Output) -> String {
     stderr
 }
 
-/// Asserts `text` mentions at least one of `any_of` (case-insensitive).
-#[track_caller]
 /// Whether the first line of `stderr` that is not a `note: ` (said before the work started) is
 /// the `error: ` line.
 pub fn error_first(stderr: &str) -> bool {
@@ -208,6 +206,8 @@ pub fn error_first(stderr: &str) -> bool {
         .is_some_and(|l| l.starts_with("error: "))
 }
 
+/// Asserts `text` mentions at least one of `any_of` (case-insensitive).
+#[track_caller]
 pub fn assert_mentions(text: &str, any_of: &[&str]) {
     let lower = text.to_lowercase();
     assert!(

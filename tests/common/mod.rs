@@ -487,24 +487,11 @@ pub fn root_create_args(key_uri: &str, validity: &str, out: &str) -> Vec<String>
 /// `sign` of the intermediate most tests issue: ISSUER's key certifies CSR with `--profile
 /// intermediate --path-len 0 --permit-dns example.com --validity 5y`.
 pub fn sign_args(key_uri: &str, issuer: &str, csr: &str, out: &str) -> Vec<String> {
-    strings(&[
-        "sign",
-        "--key",
-        key_uri,
+    intermediate_args(key_uri, csr, "5y", out).with(&[
         "--issuer",
         issuer,
-        "--csr",
-        csr,
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
         "--permit-dns",
         "example.com",
-        "--validity",
-        "5y",
-        "--out",
-        out,
     ])
 }
 

@@ -1773,6 +1773,9 @@ struct Round {
     out: String,
     start_seq: u64,
     kept_before: BTreeSet<PathBuf>,
+    /// Serials recorded before the round: a signing command keeps again the copies of these
+    /// that an earlier kill lost, which are not this round's.
+    serials_before: BTreeSet<String>,
 }
 
 impl Round {
@@ -1782,14 +1785,22 @@ impl Round {
             out,
             start_seq: entries.last().map_or(0, |e| e.record.seq),
             kept_before: files_in(&sb.path("ca/certs")).into_keys().collect(),
+            serials_before: entries
+                .iter()
+                .filter_map(|e| e.record.event.issued_cert())
+                .map(|c| c.serial.clone())
+                .collect(),
         }
     }
 
-    /// The copies kept in `ca/certs/` since the round started: file name → contents.
+    /// The copies of this round's certificates kept in `ca/certs/`: file name → contents.
     fn kept(&self, sb: &Sandbox) -> BTreeMap<PathBuf, Vec<u8>> {
         files_in(&sb.path("ca/certs"))
             .into_iter()
-            .filter(|(p, _)| !self.kept_before.contains(p))
+            .filter(|(p, _)| {
+                let serial = p.to_string_lossy().trim_end_matches(".pem").to_string();
+                !self.kept_before.contains(p) && !self.serials_before.contains(&serial)
+            })
             .collect()
     }
 

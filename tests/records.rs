@@ -744,6 +744,46 @@ fn unfinished_last_line_is_an_interrupted_append() {
     assert!(!out.contains("note:"), "{out}");
 }
 
+/// A crash between a record and its kept copy loses the file (`certs/` is not fsynced); the
+/// record holds it. `log verify` names what is missing and the next signing command keeps the
+/// certificate and the CRL again, byte for byte.
+#[test]
+fn lost_kept_copies_are_kept_again_by_the_next_signing_command() {
+    let (ca, _) = tamper_setup();
+    let kept = files_in(&ca.t.path("ca/certs"));
+    let (lost_cert, lost_bytes) = kept.iter().next().unwrap();
+    let crl_bytes = fs::read(ca.t.path("ca/crls/1.crl")).unwrap();
+    fs::remove_file(ca.t.path("ca/certs").join(lost_cert)).unwrap();
+    fs::remove_file(ca.t.path("ca/crls/1.crl")).unwrap();
+
+    let out = assert_ok(&ca.run(&["log", "verify"]));
+    assert!(
+        out.contains("1 certificate and 1 CRL recorded in the log have no kept copy"),
+        "log verify should name what is missing:\n{out}"
+    );
+    assert_ok(&ca.run(&["list"]));
+    assert!(
+        !ca.t.path("ca/crls/1.crl").exists(),
+        "a reading command wrote"
+    );
+
+    let sign = ca.run(&ca.sign_args("csr/late.csr", "late.crt"));
+    assert_ok(&sign);
+    assert!(
+        stderr_of(&sign)
+            .contains("1 certificate and 1 CRL recorded in the audit log had no kept copy"),
+        "{}",
+        stderr_of(&sign)
+    );
+    assert_eq!(
+        &fs::read(ca.t.path("ca/certs").join(lost_cert)).unwrap(),
+        lost_bytes
+    );
+    assert_eq!(fs::read(ca.t.path("ca/crls/1.crl")).unwrap(), crl_bytes);
+    let out = assert_ok(&ca.run(&["log", "verify"]));
+    assert!(!out.contains("note:"), "{out}");
+}
+
 /// An unfinished line anywhere but at the end is damage, not an interrupted append.
 #[test]
 fn tamper_unfinished_line_before_the_end() {

@@ -180,13 +180,18 @@ pub struct IssuedCert {
 impl IssuedCert {
     /// The certificate's DER.
     pub fn der(&self) -> Result<Vec<u8>> {
-        B64.decode(&self.cert_der).map_err(|e| {
-            Error::invalid(
-                format!("a recorded certificate is not base64: {e}"),
-                "run 'hsmca log verify'",
-            )
-        })
+        der_of(&self.cert_der, "a recorded certificate")
     }
+}
+
+/// The DER a record holds as base64; `what` names it in the error.
+pub fn der_of(base64: &str, what: &str) -> Result<Vec<u8>> {
+    B64.decode(base64).map_err(|e| {
+        Error::invalid(
+            format!("{what} is not base64: {e}"),
+            "run 'hsmca log verify'",
+        )
+    })
 }
 
 /// Base64 of DER, as records hold it.

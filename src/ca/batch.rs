@@ -16,7 +16,7 @@
 //! output directories are fsynced once, when the batch ends, and `certs/` not at all (every
 //! file is whole and fsynced before it is linked into place, and its record is durable
 //! before that; the record holds the whole certificate, so one whose kept copy a crash lost is
-//! still listed, shown and exported from the log).
+//! still listed, shown and exported from the log, and the next signing command keeps it again).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use super::audit::{Event, sha256_hex};
+use super::audit::{Event, der_of, sha256_hex};
 use super::serial_hex;
-use super::store::{Access, CaDir, LogAppender};
+use super::store::{Access, CaDir, LogAppender, MissingKept};
 use crate::error::{Error, Result};
 use crate::output::Overwrite;
 use crate::x509::decode::load_certificate;
@@ -41,7 +41,7 @@ impl Recorder {
         let dir = match ca_dir {
             Some(p) => {
                 let mut dir = CaDir::open(p, Access::Write)?;
-                dir.check_files()?;
+                let missing = dir.check_files()?;
                 if let Ok(bytes) = std::fs::read(dir.ca_cert_path()) {
                     let ca = load_certificate(&bytes)?;
                     super::audit::verify_last_seal(
@@ -55,15 +55,35 @@ impl Recorder {
                         "note: the audit log ended in an unfinished record (a command was stopped while writing it, so it wrote nothing after it); removed, and recorded as record {seq}"
                     );
                 }
-                Some(dir)
+                Some((dir, missing))
             }
             None => None,
         };
-        Ok(Recorder {
+        let (dir, missing) = dir.map_or((None, None), |(d, m)| (Some(d), Some(m)));
+        let rec = Recorder {
             dir,
             operator,
             no_serials: Serials::new(),
-        })
+        };
+        if let Some(missing) = missing.filter(|m| !m.is_empty()) {
+            rec.restore_kept(&missing)?;
+            eprintln!(
+                "note: {} recorded in the audit log had no kept copy (a command was stopped after recording them); kept again from the log",
+                missing.describe()
+            );
+        }
+        Ok(rec)
+    }
+
+    /// Writes the kept copies a crash lost, from their records (the log is checked by now).
+    fn restore_kept(&self, missing: &MissingKept) -> Result<()> {
+        for cert in &missing.certs {
+            self.keep_cert(&load_certificate(&cert.der()?)?)?;
+        }
+        for (number, der) in &missing.crls {
+            self.keep_crl(*number, &der_of(der, "a recorded CRL")?)?;
+        }
+        Ok(())
     }
 
     /// Appends an event (fsynced before this returns); a no-op without a CA directory.
@@ -210,7 +230,7 @@ impl BatchRecorder<'_> {
     /// Keeps an issued certificate in the CA directory, after its record is on disk. The file
     /// is whole when it appears, but `certs/` is not fsynced: the record holds the whole
     /// certificate (`list`, `show` and `export` read it from there), so a kept copy that a crash
-    /// lost is no inconsistency (`CaDir::check_files`) and is not made again.
+    /// lost is no inconsistency (`CaDir::check_files`); the next signing command keeps it again.
     pub fn keep_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
         if let Some(log) = &self.log {
             let pem = super::ops::pem_certs(&[cert])?;

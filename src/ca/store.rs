@@ -173,9 +173,10 @@ impl CaDir {
         self.path.join("crls").join(format!("{number}.crl"))
     }
 
-    /// Checks the kept certificates and CRLs against the log. A log cut back to an earlier
-    /// seal still verifies on its own; the files issued after the cut give it away.
-    pub fn check_files(&self) -> Result<()> {
+    /// Checks the kept certificates and CRLs against the log, and returns what the log records
+    /// that has no kept copy. A log cut back to an earlier seal still verifies on its own; the
+    /// files issued after the cut give it away.
+    pub fn check_files(&self) -> Result<MissingKept> {
         let ledger = self.ledger();
         // One index instead of a scan of the ledger per kept file.
         let cert_hashes: std::collections::HashMap<&str, &str> = ledger
@@ -192,6 +193,8 @@ impl CaDir {
                 "do not sign anything until the log is examined: restore the log from a backup or investigate",
             )
         };
+        let mut kept_certs = std::collections::HashSet::new();
+        let mut kept_crls = std::collections::HashSet::new();
         for (sub, ext) in [("certs", "pem"), ("crls", "crl")] {
             let Ok(entries) = std::fs::read_dir(self.path.join(sub)) else {
                 continue;
@@ -228,9 +231,32 @@ impl CaDir {
                     (Some(r), Some(h)) if r == h => {}
                     _ => return Err(cut(&file, "differs from what the audit log recorded")),
                 }
+                if ext == "pem" {
+                    kept_certs.insert(normalize_serial(name));
+                } else if let Ok(n) = name.parse::<u64>() {
+                    kept_crls.insert(n);
+                }
             }
         }
-        Ok(())
+        let certs = ledger
+            .issued
+            .into_iter()
+            .map(|(_, c)| c)
+            .filter(|c| !kept_certs.contains(&c.serial))
+            .collect();
+        let crls = self
+            .entries
+            .iter()
+            .filter_map(|e| match &e.record.event {
+                Event::CrlIssued {
+                    crl_number,
+                    crl_der,
+                    ..
+                } if !kept_crls.contains(crl_number) => Some((*crl_number, crl_der.clone())),
+                _ => None,
+            })
+            .collect();
+        Ok(MissingKept { certs, crls })
     }
 
     /// The ledger derived from the log.
@@ -255,6 +281,33 @@ impl LogAppender<'_> {
     /// Where an issued certificate is kept.
     pub fn cert_path(&self, serial_hex: &str) -> PathBuf {
         self.path.join("certs").join(format!("{serial_hex}.pem"))
+    }
+}
+
+/// What the log records but the CA directory lacks: kept copies lost by a crash between a
+/// record (durable first) and its file (`certs/` is not fsynced).
+#[derive(Debug, Default)]
+pub struct MissingKept {
+    /// Issued certificates with no file in `certs/`.
+    pub certs: Vec<IssuedCert>,
+    /// CRLs with no file in `crls/`: number and DER (base64, as recorded).
+    pub crls: Vec<(u64, String)>,
+}
+
+impl MissingKept {
+    /// Nothing is missing.
+    pub fn is_empty(&self) -> bool {
+        self.certs.is_empty() && self.crls.is_empty()
+    }
+
+    /// "2 certificates and 1 CRL", for notes.
+    pub fn describe(&self) -> String {
+        let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+        match (self.certs.len(), self.crls.len()) {
+            (c, 0) => plural(c, "certificate"),
+            (0, r) => plural(r, "CRL"),
+            (c, r) => format!("{} and {}", plural(c, "certificate"), plural(r, "CRL")),
+        }
     }
 }
 

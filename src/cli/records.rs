@@ -160,7 +160,7 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
     let report = dir
         .log
         .verify(ca.tbs_certificate().subject_public_key_info())?;
-    dir.check_files()?;
+    let missing = dir.check_files()?;
     println!(
         "audit log intact: {} records, {} seals verified with {}",
         report.records,
@@ -189,6 +189,12 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
                 issued.join("\n")
             );
         }
+    }
+    if !missing.is_empty() {
+        println!(
+            "note: {} recorded in the log have no kept copy in the CA directory (a command was stopped after recording them); the next signing command keeps them again from the log ('hsmca export' writes a certificate now)",
+            missing.describe()
+        );
     }
     if let Some(length) = report.interrupted_append {
         println!(

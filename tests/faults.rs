@@ -1113,7 +1113,13 @@ const MID: usize = 5;
 /// after handing the previous certificate to the writer's channel (two slots), so while it
 /// makes (or has just made) signature k, the writer has taken certificate k - 3 and finished
 /// certificate k - 4 (written its output).
-const TOKEN_LEAD: usize = 4;
+const TOKEN_LEAD: usize = token_lead(1);
+
+/// How far the token may run ahead of the outputs with `sessions` signing: each session holds
+/// one signed certificate, the channel to the writer two per session, the writer one.
+const fn token_lead(sessions: usize) -> usize {
+    3 * sessions + 1
+}
 
 /// How many of this batch's certificates are recorded, kept in `ca/certs/` and written to the
 /// output directory after a kill, and whether the batch's seal is in the log.
@@ -1388,10 +1394,13 @@ fn with_batch() -> TestToken {
     t
 }
 
-fn batch_args(out_dir: &str) -> Vec<String> {
+/// The batch's `sign`, on `sessions` token sessions (one keeps every token call in request
+/// order, which the token's kill points and the shape check count on).
+fn batch_args(out_dir: &str, sessions: usize) -> Vec<String> {
     let mut a = strings(&["--ca-dir", "ca", "sign", "--key"]);
     a.push(key_uri());
     a.extend(strings(&["--csr-dir", "batch", "--out-dir", out_dir]));
+    a.extend(["--sessions".into(), sessions.to_string()]);
     a.extend(strings(&[
         "--profile",
         "intermediate",
@@ -1561,7 +1570,9 @@ fn fsync_kind(sandbox: &Path, file: &str, out: &str) -> String {
 fn check_batch_shape(prepared: &Path) {
     let sb = Sandbox::copy_of(prepared);
     let log = sb.path("calls.txt");
-    assert_ok(&run_command(preloaded(&sb, &log).args(batch_args("out"))));
+    assert_ok(&run_command(
+        preloaded(&sb, &log).args(batch_args("out", 1)),
+    ));
     let lines = read_log_lines(&log);
     let sandbox = sb.dir.path().canonicalize().unwrap();
     let calls: Vec<String> = lines
@@ -1771,6 +1782,8 @@ fn unparsable_files(sb: &Sandbox, dirs: &[&str]) -> Vec<String> {
 /// One batch run to kill: its output directory and the log and kept copies before it.
 struct Round {
     out: String,
+    /// Token sessions the batch signs on.
+    sessions: usize,
     start_seq: u64,
     kept_before: BTreeSet<PathBuf>,
     /// Serials recorded before the round: a signing command keeps again the copies of these
@@ -1779,10 +1792,11 @@ struct Round {
 }
 
 impl Round {
-    fn start(sb: &Sandbox, out: String) -> Round {
+    fn start(sb: &Sandbox, out: String, sessions: usize) -> Round {
         let entries = AuditLog::new(&sb.path("ca/audit.jsonl")).read().unwrap();
         Round {
             out,
+            sessions,
             start_seq: entries.last().map_or(0, |e| e.record.seq),
             kept_before: files_in(&sb.path("ca/certs")).into_keys().collect(),
             serials_before: entries
@@ -2020,9 +2034,10 @@ fn check_after_kill(
             "not outputs ≤ kept ≤ records ≤ signatures ({signatures}): {got:?}"
         ));
     }
-    if signatures > got.outputs + TOKEN_LEAD {
+    let lead = token_lead(round.sessions);
+    if signatures > got.outputs + lead {
         problems.push(format!(
-            "the token made {signatures} signatures, more than {TOKEN_LEAD} ahead of {} outputs",
+            "the token made {signatures} signatures, more than {lead} ahead of {} outputs",
             got.outputs
         ));
     }
@@ -2047,7 +2062,7 @@ fn recover(
     // The same command again: refused before the token if any output exists, nothing changed.
     if !files_in(&sb.path(&round.out)).is_empty() {
         let before = (files_in(&sb.path("ca")), files_in(&sb.path(&round.out)));
-        let out = sb.run(&batch_args(&round.out), None, None);
+        let out = sb.run(&batch_args(&round.out, round.sessions), None, None);
         let stderr = stderr_of(&out);
         if out.status.code() != Some(1)
             || !error_first(&stderr)
@@ -2165,7 +2180,8 @@ fn kill_round(
     exported: &mut BTreeSet<String>,
 ) -> Vec<String> {
     let requests = batch_requests(sb);
-    let mut problems = match run_and_kill(sb, &batch_args(&round.out), point, tag) {
+    let args = batch_args(&round.out, round.sessions);
+    let mut problems = match run_and_kill(sb, &args, point, tag) {
         Err(e) => vec![e],
         Ok(stderr) if stderr.contains("panicked") || stderr.contains("error:") => {
             vec![format!("stderr before the kill: {stderr}")]
@@ -2214,7 +2230,7 @@ fn sigkill_during_a_batch_at_20_points() {
                     let sb = Sandbox::copy_of(prepared.dir());
                     let mut exported = BTreeSet::new();
                     check_ca_dir(&sb, &mut exported, &mut Vec::new());
-                    let round = Round::start(&sb, "out".into());
+                    let round = Round::start(&sb, "out".into(), 1);
                     let found = kill_round(&sb, &round, point, "kill", &mut exported);
                     problems.lock().unwrap().extend(found);
                 }
@@ -2235,6 +2251,39 @@ fn sigkill_during_a_batch_at_20_points() {
     );
 }
 
+/// With two sessions signing, the token's calls interleave, but the writer's fsyncs keep their
+/// order: the kill points among them, each in a fresh CA, with the same checks and expectations
+/// (the token's lead bounded for two sessions).
+#[test]
+fn sigkill_during_a_two_session_batch_at_the_writers_points() {
+    let prepared = with_batch();
+    let points: Vec<KillPoint> = kill_points()
+        .into_iter()
+        .filter(|p| p.func == "fsync")
+        .collect();
+    assert!(points.len() >= 8, "{points:?}");
+    let mut problems = Vec::new();
+    for (i, point) in points.iter().enumerate() {
+        let sb = Sandbox::copy_of(prepared.dir());
+        let mut exported = BTreeSet::new();
+        check_ca_dir(&sb, &mut exported, &mut Vec::new());
+        let round = Round::start(&sb, "out".into(), 2);
+        problems.extend(kill_round(
+            &sb,
+            &round,
+            point,
+            &format!("two-{i:02}"),
+            &mut exported,
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
 /// The 20 points one after the other in one CA: each batch killed, recovered, and the next
 /// one killed again; the log and the records accumulate.
 #[test]
@@ -2247,7 +2296,7 @@ fn sigkill_at_20_points_into_one_ca() {
     check_ca_dir(&sb, &mut exported, &mut Vec::new());
     let mut problems = Vec::new();
     for (r, point) in kill_points().iter().enumerate() {
-        let round = Round::start(&sb, format!("out-{r:02}"));
+        let round = Round::start(&sb, format!("out-{r:02}"), 1);
         problems.extend(kill_round(
             &sb,
             &round,

@@ -289,6 +289,42 @@ fn every_command_makes_only_safe_calls() {
     assert_ok(&out);
     assert!(calls.iter().any(|c| c.name == "C_Sign"));
 
+    // A batch on three sessions: one login for all, every session closed.
+    for i in 1..=6 {
+        make_csr(
+            &t.path("batch"),
+            &format!("req-{i}"),
+            CsrAlg::P256,
+            &format!("Batch {i}"),
+        );
+    }
+    let batch = strings(&[
+        "--ca-dir",
+        "ca",
+        "sign",
+        "--key",
+        KEY,
+        "--csr-dir",
+        "batch",
+        "--out-dir",
+        "batch-out",
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--validity",
+        "5y",
+        "--sessions",
+        "3",
+    ]);
+    let (out, calls) = spied(&t, "sign --sessions 3", &batch, 1);
+    assert_ok(&out);
+    let opened = calls
+        .iter()
+        .filter(|c| c.name == "C_OpenSession" && c.rv() == "CKR_OK")
+        .count();
+    assert_eq!(opened, 3, "one session per signing thread");
+
     let (out, _) = spied(
         &t,
         "crl",

@@ -3,13 +3,16 @@
 //!
 //! 1. a reader reads each request again, checks it still hashes to what was checked, picks its
 //!    serial and builds its TBS (no token call);
-//! 2. the calling thread, which owns the token session, signs each TBS in request order (all
-//!    token calls stay on one thread and in the order of a one-by-one loop);
+//! 2. the calling thread, which owns the token session, signs each TBS; with
+//!    [`Batch::sessions`] above one, as many threads each sign on a sibling session of the
+//!    same login (a session belongs to one thread), taking the TBSs in request order;
 //! 3. a writer assembles each certificate and verifies its signature and encoding with the
 //!    CA's public key, records it (fsynced), keeps it and writes its outputs — in that order,
 //!    per certificate, as [`super::ops::issue_from_csr`] does.
 //!
-//! Channels of two slots join them. The first error anywhere stops the batch: what came before
+//! Channels of two slots per session join them; the writer puts the signed certificates back
+//! in request order, so records, kept copies and outputs follow it exactly as one-by-one
+//! signing does. The first error anywhere stops the batch: what came before
 //! it in request order is verified, recorded and written; the request that failed is recorded
 //! as refused where a one-by-one loop records it; nothing after it is recorded or written (the
 //! token may already have signed the next TBS, whose certificate is dropped unseen). The
@@ -18,7 +21,9 @@
 //! before that; the record holds the whole certificate, so one whose kept copy a crash lost is
 //! still listed, shown and exported from the log, and the next signing command keeps it again).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -58,6 +63,8 @@ pub struct Batch<'a> {
     pub chain_out: Option<&'a Path>,
     /// Whether existing outputs may be replaced.
     pub overwrite: Overwrite,
+    /// Token sessions signing at once (at least one; batches of more than one request).
+    pub sessions: usize,
 }
 
 /// A request whose TBS is built, on its way to the token.
@@ -108,10 +115,13 @@ pub fn sign_batch(
         rec.add_serials(issued);
         return result;
     }
-    // Two slots each absorb the jitter of a busy machine; at most three signatures are made
-    // ahead of the writer (and dropped unseen if it stops).
-    let (to_token, from_reader) = sync_channel::<Step<Prepared>>(2);
-    let (to_writer, from_token) = sync_channel::<Step<(Prepared, Vec<u8>)>>(2);
+    // Two slots per signing session absorb the jitter of a busy machine; at most three
+    // signatures per session are made ahead of the writer (and dropped unseen if it stops).
+    let slots = 2 * batch.sessions.max(1);
+    let (to_token, from_reader) = sync_channel::<(usize, Step<Prepared>)>(slots);
+    let (to_writer, from_token) = sync_channel::<Signed>(slots);
+    // Emptied when the signing ends, which closes the reader's channel and stops it.
+    let from_reader = Mutex::new(Some(from_reader));
     let (issued, result) = std::thread::scope(|scope| -> Result<_> {
         let reader = std::thread::Builder::new()
             .name("sign-reader".into())
@@ -129,7 +139,7 @@ pub fn sign_batch(
                     &key_uri,
                     &mut writer_rec,
                     &mut dirs,
-                    from_token,
+                    InOrder::new(from_token),
                     done,
                 );
                 if result.is_err() {
@@ -141,20 +151,78 @@ pub fn sign_batch(
             Ok(w) => w,
             Err(e) => {
                 // The reader stops when its channel closes; nothing was signed.
-                drop(from_reader);
+                close(&from_reader);
                 let _ = reader.join();
                 return Err(thread_error(e));
             }
         };
-        sign_in_order(signer, &stop, &from_reader, &to_writer);
+        let signers = spawn_signers(
+            scope,
+            signer,
+            batch.sessions,
+            &stop,
+            &from_reader,
+            &to_writer,
+        );
+        sign_taken(signer, &stop, &from_reader, &to_writer);
         drop(to_writer);
-        drop(from_reader);
+        for s in signers {
+            s.join().expect("a batch signing thread panicked");
+        }
+        close(&from_reader);
         let issued = reader.join().expect("the batch's reader thread panicked");
         let result = writer.join().expect("the batch's writer thread panicked");
         Ok((issued, result))
     })?;
     rec.add_serials(issued);
-    result
+    let total = batch.checked.len();
+    match result {
+        // Every path that stops early reports an error; a short count would be a bug here.
+        Ok(n) if n != total => Err(Error::invalid(
+            format!("the batch ended after {n} of {total} certificates without an error"),
+            "report a bug; the certificates listed were recorded and written",
+        )),
+        other => other,
+    }
+}
+
+/// Starts `sessions - 1` threads that sign beside the calling thread, each on a sibling
+/// session of `signer`'s. A session the token refuses leaves the batch with fewer (noted).
+fn spawn_signers<'scope, 'env: 'scope, 'm: 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    signer: &TokenSigner<'_, 'm>,
+    sessions: usize,
+    stop: &'env AtomicBool,
+    from_reader: &'env FromReader,
+    to_writer: &SyncSender<Signed>,
+) -> Vec<std::thread::ScopedJoinHandle<'scope, ()>> {
+    let mut threads = Vec::new();
+    for _ in 1..sessions {
+        let sibling = match signer.session().sibling() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!(
+                    "note: signing on {} session(s): the token refused another one ({e})",
+                    threads.len() + 1
+                );
+                break;
+            }
+        };
+        let parts = signer.parts();
+        let to_writer = to_writer.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sign-session".into())
+            .spawn_scoped(scope, move || {
+                let signer = parts.on(&sibling);
+                sign_taken(&signer, stop, from_reader, &to_writer);
+            });
+        match spawned {
+            Ok(t) => threads.push(t),
+            // The session closes with the closure; fewer threads sign the same requests.
+            Err(_) => break,
+        }
+    }
+    threads
 }
 
 /// Fsyncs the directories written into, also after an error (what was written before it is
@@ -182,21 +250,74 @@ fn thread_error(e: std::io::Error) -> Error {
     )
 }
 
-/// The calling thread: one C_Sign per prepared TBS, in request order.
-fn sign_in_order(
+/// One signing thread: takes the next prepared TBS (request order) and signs it, until the
+/// reader is done, a step fails or the writer stops the batch.
+fn sign_taken(
     signer: &TokenSigner<'_, '_>,
     stop: &AtomicBool,
-    from_reader: &Receiver<Step<Prepared>>,
-    to_writer: &SyncSender<Step<(Prepared, Vec<u8>)>>,
+    from_reader: &FromReader,
+    to_writer: &SyncSender<Signed>,
 ) {
-    for step in from_reader {
+    loop {
+        let next = match from_reader.lock().as_deref() {
+            Ok(Some(rx)) => rx.recv().ok(),
+            _ => None,
+        };
+        let Some((pos, step)) = next else {
+            return;
+        };
         if stop.load(Ordering::SeqCst) {
             return;
         }
         let step = step.and_then(|p| sign_one(signer, p));
         let last = step.is_err();
-        if to_writer.send(step).is_err() || last {
+        if to_writer.send((pos, step)).is_err() || last {
             return;
+        }
+    }
+}
+
+/// A signed TBS (or why not) on its way to the writer, with its place in request order.
+type Signed = (usize, Step<(Prepared, Vec<u8>)>);
+
+/// The prepared TBSs, shared by the signing threads; `None` once signing has ended.
+type FromReader = Mutex<Option<Receiver<(usize, Step<Prepared>)>>>;
+
+/// Drops the reader's receiver, so that its next send fails and it stops.
+fn close(from_reader: &FromReader) {
+    if let Ok(mut rx) = from_reader.lock() {
+        *rx = None;
+    }
+}
+
+/// The signed steps back in request order: several sessions finish out of order.
+struct InOrder<T> {
+    from: Receiver<(usize, T)>,
+    waiting: BTreeMap<usize, T>,
+    next: usize,
+}
+
+impl<T> InOrder<T> {
+    fn new(from: Receiver<(usize, T)>) -> Self {
+        InOrder {
+            from,
+            waiting: BTreeMap::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<T> Iterator for InOrder<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        loop {
+            if let Some(item) = self.waiting.remove(&self.next) {
+                self.next += 1;
+                return Some(item);
+            }
+            let (pos, item) = self.from.recv().ok()?;
+            self.waiting.insert(pos, item);
         }
     }
 }
@@ -208,7 +329,7 @@ fn read_and_prepare(
     public: &PublicHalf,
     taken: &Serials,
     stop: &AtomicBool,
-    to_token: SyncSender<Step<Prepared>>,
+    to_token: SyncSender<(usize, Step<Prepared>)>,
 ) -> Serials {
     let mut issued = Serials::new();
     for (index, sha) in batch.checked.iter().enumerate() {
@@ -217,7 +338,7 @@ fn read_and_prepare(
         }
         let step = prepare_one(batch, public, taken, &mut issued, index, sha);
         let last = step.is_err();
-        if to_token.send(step).is_err() || last {
+        if to_token.send((index, step)).is_err() || last {
             break;
         }
     }

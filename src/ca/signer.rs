@@ -157,6 +157,21 @@ impl<'s, 'm> TokenSigner<'s, 'm> {
         &self.key
     }
 
+    /// The session this signer signs on.
+    pub fn session(&self) -> &'s TokenSession<'m> {
+        self.session
+    }
+
+    /// This signer's key and algorithm, to sign on another session ([`SignerParts::on`]):
+    /// a session cannot be shared between threads, these can be sent to one.
+    pub fn parts(&self) -> SignerParts {
+        SignerParts {
+            key: self.key.clone(),
+            spki: self.spki.clone(),
+            algorithm: self.algorithm,
+        }
+    }
+
     /// The token mechanism for this signer's algorithm and what the token is given for
     /// `message`: the host-computed digest for ECDSA (SoftHSM2 has no CKM_ECDSA_SHA384), the
     /// message itself otherwise.
@@ -183,6 +198,26 @@ impl<'s, 'm> TokenSigner<'s, 'm> {
     /// One C_Sign as the token does it, output as the token returns it (raw r‖s for ECDSA).
     pub fn token_sign(&self, mechanism: SignMechanism, input: &[u8]) -> Result<Vec<u8>> {
         Ok(self.session.sign(&self.key, mechanism, input)?)
+    }
+}
+
+/// A [`TokenSigner`] without its session (already policy-checked), to bind to another one.
+#[derive(Debug, Clone)]
+pub struct SignerParts {
+    key: TokenKey,
+    spki: SubjectPublicKeyInfoOwned,
+    algorithm: SignatureAlgorithm,
+}
+
+impl SignerParts {
+    /// The same key and algorithm, signing on `session` (a sibling of the original's).
+    pub fn on<'s, 'm>(self, session: &'s TokenSession<'m>) -> TokenSigner<'s, 'm> {
+        TokenSigner {
+            session,
+            key: self.key,
+            spki: self.spki,
+            algorithm: self.algorithm,
+        }
     }
 }
 

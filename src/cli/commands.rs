@@ -723,6 +723,7 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
         out: &out_path,
         chain_out: a.chain_out.as_deref(),
         overwrite: ow,
+        sessions: usize::from(a.sessions),
     };
     let chain_out = a.chain_out.as_deref();
     let mut done = |_: usize, out: &Path, cert: &x509_cert::Certificate| {

@@ -285,6 +285,10 @@ struct SignArgs {
     /// Also write the chain: the new certificate, then the issuer's.
     #[arg(long, value_name = "FILE")]
     chain_out: Option<PathBuf>,
+    /// For a batch: token sessions signing at once (one login; certificates are still
+    /// recorded and written in request order).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
+    sessions: u8,
     /// Replace existing output files.
     #[arg(long)]
     force: bool,

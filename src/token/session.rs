@@ -73,6 +73,26 @@ impl<'m> TokenSession<'m> {
         &self.label
     }
 
+    /// A second read-only session on the same token, to sign on another thread. PKCS#11 logs
+    /// the application in, not a session, so it shares this session's login (no C_Login); it
+    /// is closed when dropped and never logs out.
+    pub fn sibling(&self) -> Result<TokenSession<'m>, TokenError> {
+        let session = self
+            .module
+            .ctx()
+            .open_ro_session(self.slot)
+            .map_err(TokenError::during(
+                "opening another session (C_OpenSession)",
+            ))?;
+        Ok(TokenSession {
+            module: self.module,
+            slot: self.slot,
+            session,
+            label: self.label.clone(),
+            logged_in: false,
+        })
+    }
+
     /// Logs in once with `pin`. A locked PIN is refused before trying; nothing is ever retried.
     /// Returns warnings about the PIN counter to show the operator.
     pub fn login(&mut self, pin: &Pin) -> Result<Vec<String>, TokenError> {

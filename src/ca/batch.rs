@@ -4,8 +4,9 @@
 //! 1. a reader reads each request again, checks it still hashes to what was checked, picks its
 //!    serial and builds its TBS (no token call);
 //! 2. the calling thread, which owns the token session, signs each TBS; with
-//!    [`Batch::sessions`] above one, as many threads each sign on a sibling session of the
-//!    same login (a session belongs to one thread), taking the TBSs in request order;
+//!    [`Batch::sessions`] above one, it and `sessions - 1` more threads each sign on a session
+//!    of their own under the same login (a session belongs to one thread), taking the TBSs in
+//!    request order;
 //! 3. a writer assembles each certificate and verifies its signature and encoding with the
 //!    CA's public key, records it (fsynced), keeps it and writes its outputs — in that order,
 //!    per certificate, as [`super::ops::issue_from_csr`] does.
@@ -15,7 +16,7 @@
 //! signing does. The first error anywhere stops the batch: what came before
 //! it in request order is verified, recorded and written; the request that failed is recorded
 //! as refused where a one-by-one loop records it; nothing after it is recorded or written (the
-//! token may already have signed the next TBS, whose certificate is dropped unseen). The
+//! token may already have signed the next few TBSs, whose certificates are dropped unseen). The
 //! output directories are fsynced once, when the batch ends, and `certs/` not at all (every
 //! file is whole and fsynced before it is linked into place, and its record is durable
 //! before that; the record holds the whole certificate, so one whose kept copy a crash lost is

@@ -253,8 +253,9 @@ class Bench:
               "(wall(N) − wall(1)) / (N − 1) within the same repetition: the per-certificate "
               "cost with the measured fixed startup removed. `CPU` is the process's user + "
               "system time per certificate, summed over its threads (the batch is a pipeline: "
-              "the token signs on one thread while others verify, record and write, so CPU can "
-              "exceed wall). Ratios "
+              "the token signs on two sessions, each on its own thread (`sign --sessions`, "
+              "default 2), while others verify, record and write, so CPU can exceed wall). "
+              "Ratios "
               "are to the raw median of the same algorithm. Medians of "
               f"{self.reps_done} runs (range of the per-certificate figure in parentheses).\n")
         print("| algorithm | N | --ca-dir | per cert = wall/N (µs) | × raw | marginal (µs) | "

@@ -2251,6 +2251,55 @@ fn sigkill_during_a_batch_at_20_points() {
     );
 }
 
+/// A batch on two sessions under token faults. The token refusing the second session leaves
+/// one to sign the whole batch, with a note. A device error on a signature, whichever session
+/// makes it, stops the batch with the CKR named; what came before it in request order is
+/// recorded and written, and the operator's recovery (export, sign the rest) completes it.
+#[test]
+fn faults_in_a_two_session_batch() {
+    let prepared = with_batch();
+
+    let sb = Sandbox::copy_of(prepared.dir());
+    let refused = Fault {
+        func: "C_OpenSession".into(),
+        n: 2,
+        rv: "CKR_SESSION_COUNT",
+    };
+    let out = sb.run(&batch_args("out", 2), Some(&refused), None);
+    assert_ok(&out);
+    assert!(
+        stderr_of(&out).contains("the token refused another one"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(files_in(&sb.path("out")).len(), BATCH);
+    let mut problems = Vec::new();
+    check_ca_dir(&sb, &mut BTreeSet::new(), &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+
+    let sb = Sandbox::copy_of(prepared.dir());
+    let mut exported = BTreeSet::new();
+    let round = Round::start(&sb, "out".into(), 2);
+    let requests = batch_requests(&sb);
+    let failed = Fault {
+        func: "C_Sign".into(),
+        n: sign_call(MID),
+        rv: "CKR_DEVICE_ERROR",
+    };
+    let out = sb.run(&batch_args("out", 2), Some(&failed), None);
+    assert_mentions(&assert_fails(&out), &["CKR_DEVICE_ERROR"]);
+    let (signed, _) = round.records(&sb).unwrap();
+    let written = outputs_recorded(&sb, &round, &signed, &requests, &mut problems);
+    assert!(
+        written < BATCH,
+        "{written} written after a failed signature"
+    );
+    problems.extend(unparsable_files(&sb, &["ca", "out"]));
+    check_ca_dir(&sb, &mut exported, &mut problems);
+    problems.extend(recover(&sb, &round, &requests, &mut exported));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// With two sessions signing, the token's calls interleave, but the writer's fsyncs keep their
 /// order: the kill points among them, each in a fresh CA, with the same checks and expectations
 /// (the token's lead bounded for two sessions).

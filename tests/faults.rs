@@ -1397,19 +1397,8 @@ fn with_batch() -> TestToken {
 /// The batch's `sign`, on `sessions` token sessions (one keeps every token call in request
 /// order, which the token's kill points and the shape check count on).
 fn batch_args(out_dir: &str, sessions: usize) -> Vec<String> {
-    let mut a = strings(&["--ca-dir", "ca", "sign", "--key"]);
-    a.push(key_uri());
-    a.extend(strings(&["--csr-dir", "batch", "--out-dir", out_dir]));
-    a.extend(["--sessions".into(), sessions.to_string()]);
-    a.extend(strings(&[
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--validity",
-        "5y",
-    ]));
-    a
+    in_ca_dir("ca", batch_sign_args(&key_uri(), "batch", out_dir))
+        .with(&["--sessions", &sessions.to_string()])
 }
 
 /// SIGKILL inside the one `write` of an audit record, the only place a kill can cut a record

@@ -298,25 +298,8 @@ fn every_command_makes_only_safe_calls() {
             &format!("Batch {i}"),
         );
     }
-    let batch = strings(&[
-        "--ca-dir",
-        "ca",
-        "sign",
-        "--key",
-        KEY,
-        "--csr-dir",
-        "batch",
-        "--out-dir",
-        "batch-out",
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--validity",
-        "5y",
-        "--sessions",
-        "3",
-    ]);
+    let batch =
+        in_ca_dir("ca", batch_sign_args(KEY, "batch", "batch-out")).with(&["--sessions", "3"]);
     let (out, calls) = spied(&t, "sign --sessions 3", &batch, 1);
     assert_ok(&out);
     let opened = calls

@@ -515,6 +515,26 @@ pub fn intermediate_args(key_uri: &str, csr: &str, validity: &str, out: &str) ->
     ])
 }
 
+/// `sign` of every request in CSR_DIR into OUT_DIR as intermediates (`--profile intermediate
+/// --path-len 0 --validity 5y`): a batch.
+pub fn batch_sign_args(key_uri: &str, csr_dir: &str, out_dir: &str) -> Vec<String> {
+    strings(&[
+        "sign",
+        "--key",
+        key_uri,
+        "--csr-dir",
+        csr_dir,
+        "--out-dir",
+        out_dir,
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--validity",
+        "5y",
+    ])
+}
+
 /// The hsmca binary under test.
 pub fn hsmca_bin() -> &'static str {
     env!("CARGO_BIN_EXE_hsmca")

@@ -327,12 +327,13 @@ impl AuditLog {
         Ok((entries, None))
     }
 
-    /// Checks the chain and every seal's signature with the CA's public key.
-    pub fn verify(&self, ca_key: &SubjectPublicKeyInfoOwned) -> Result<LogReport> {
+    /// Checks the chain and every seal's signature with the CA's public key; returns the
+    /// records too.
+    pub fn verify(&self, ca_key: &SubjectPublicKeyInfoOwned) -> Result<(LogReport, Vec<Entry>)> {
         let (entries, interrupted) = self.read_all()?;
         let mut report = verify_seals(&entries, ca_key)?;
         report.interrupted_append = interrupted.map(|i| i.bytes.len() as u64);
-        Ok(report)
+        Ok((report, entries))
     }
 
     /// Cuts an unfinished last record off (fsynced), under the writer's lock: the log must

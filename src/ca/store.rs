@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::audit::{AuditLog, Entry, Event, InterruptedAppend, IssuedCert, Tail, b64, sha256_hex};
+use super::audit::{
+    AuditLog, Entry, Event, InterruptedAppend, IssuedCert, LogReport, Tail, b64, sha256_hex,
+    verify_seals,
+};
 use crate::error::{Error, Result};
 use crate::x509::serial::Serials;
 
@@ -86,6 +89,14 @@ impl CaDir {
             serials,
             interrupted,
         })
+    }
+
+    /// Checks every seal of the log as read under the lock ([`AuditLog::verify`] without a
+    /// second read).
+    pub fn verify(&self, ca_key: &spki::SubjectPublicKeyInfoOwned) -> Result<LogReport> {
+        let mut report = verify_seals(&self.entries, ca_key)?;
+        report.interrupted_append = self.interrupted.as_ref().map(|i| i.bytes.len() as u64);
+        Ok(report)
     }
 
     /// If the log ends in an unfinished record (a process stopped inside its append), cuts

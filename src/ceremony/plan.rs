@@ -123,8 +123,7 @@ impl CaState {
         let (ca_cert, ca_cert_sha256) = match std::fs::read(dir.ca_cert_path()) {
             Ok(bytes) => {
                 let cert = load_certificate(&bytes)?;
-                dir.log
-                    .verify(cert.tbs_certificate().subject_public_key_info())?;
+                dir.verify(cert.tbs_certificate().subject_public_key_info())?;
                 (Some(cert), Some(sha256_hex(&bytes)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
@@ -136,7 +135,7 @@ impl CaState {
             }
         };
         Ok(CaState {
-            entries: dir.log.read()?,
+            entries: dir.entries.clone(),
             ca_cert,
             ca_cert_sha256,
         })

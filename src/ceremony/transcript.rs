@@ -343,8 +343,7 @@ pub fn verify(path: &Path, ca_cert: Option<&Path>) -> Result<Report> {
         }
     }
     let log = AuditLog::new(&ca_dir.join("audit.jsonl"));
-    let report = log.verify(ca_spki)?;
-    let entries = log.read()?;
+    let (report, entries) = log.verify(ca_spki)?;
     let mut records = 0;
     for (k, v) in &fields {
         if *k != "record" {

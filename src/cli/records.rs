@@ -157,9 +157,7 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| dir.ca_cert_path());
     let ca = load_certificate(&read_file(&ca_path)?)?;
-    let report = dir
-        .log
-        .verify(ca.tbs_certificate().subject_public_key_info())?;
+    let report = dir.verify(ca.tbs_certificate().subject_public_key_info())?;
     let missing = dir.check_files()?;
     println!(
         "audit log intact: {} records, {} seals verified with {}",

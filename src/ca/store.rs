@@ -91,8 +91,8 @@ impl CaDir {
         })
     }
 
-    /// Checks every seal of the log as read under the lock ([`AuditLog::verify`] without a
-    /// second read).
+    /// Checks every seal of the records read when the directory was opened ([`AuditLog::verify`]
+    /// without a second read; records this process appended since are not among them).
     pub fn verify(&self, ca_key: &spki::SubjectPublicKeyInfoOwned) -> Result<LogReport> {
         let mut report = verify_seals(&self.entries, ca_key)?;
         report.interrupted_append = self.interrupted.as_ref().map(|i| i.bytes.len() as u64);

@@ -119,26 +119,31 @@ impl CaState {
     }
 
     /// Reads the state of an open CA directory and checks its log against its certificate.
+    /// The log is read again: a CA directory open for writing holds only the records read
+    /// when it was opened, and a ceremony looks at it between its own steps.
     pub fn of(dir: &crate::ca::store::CaDir) -> Result<CaState> {
-        let (ca_cert, ca_cert_sha256) = match std::fs::read(dir.ca_cert_path()) {
+        match std::fs::read(dir.ca_cert_path()) {
             Ok(bytes) => {
                 let cert = load_certificate(&bytes)?;
-                dir.verify(cert.tbs_certificate().subject_public_key_info())?;
-                (Some(cert), Some(sha256_hex(&bytes)))
+                let (_, entries) = dir
+                    .log
+                    .verify(cert.tbs_certificate().subject_public_key_info())?;
+                Ok(CaState {
+                    entries,
+                    ca_cert: Some(cert),
+                    ca_cert_sha256: Some(sha256_hex(&bytes)),
+                })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
-            Err(source) => {
-                return Err(Error::Read {
-                    path: dir.ca_cert_path(),
-                    source,
-                });
-            }
-        };
-        Ok(CaState {
-            entries: dir.entries.clone(),
-            ca_cert,
-            ca_cert_sha256,
-        })
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CaState {
+                entries: dir.log.read()?,
+                ca_cert: None,
+                ca_cert_sha256: None,
+            }),
+            Err(source) => Err(Error::Read {
+                path: dir.ca_cert_path(),
+                source,
+            }),
+        }
     }
 }
 

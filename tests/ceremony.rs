@@ -19,10 +19,11 @@ const TOKEN: &str = "Example Root CA";
 const ROOT_FILE: &str = "root-ceremony.toml";
 const CLUSTER_FILE: &str = "cluster-signing.toml";
 
-/// A token labelled as the examples expect, with both example files and three cluster CSRs.
+/// A token labelled as the examples expect, with the example ceremony files and three cluster
+/// CSRs.
 fn setup() -> TestToken {
     let t = TestToken::new(TOKEN);
-    for f in [ROOT_FILE, CLUSTER_FILE] {
+    for f in [ROOT_FILE, CLUSTER_FILE, ROLLOVER_FILE] {
         fs::copy(repo_root().join("examples").join(f), t.path(f)).unwrap();
     }
     let req = t.mkdir("requests");
@@ -497,11 +498,6 @@ fn events_in(t: &TestToken, ca_dir: &str) -> Vec<serde_json::Value> {
 #[test]
 fn rollover_cross_signs_the_successor_root() {
     let t = setup();
-    fs::copy(
-        repo_root().join("examples").join(ROLLOVER_FILE),
-        t.path(ROLLOVER_FILE),
-    )
-    .unwrap();
     run_yes(&t, ROOT_FILE);
     let successor = successor_root_file(&t);
     run_yes(&t, successor);
@@ -620,11 +616,6 @@ fn openssl_sign_req(dir: &Path, csr: &Path, key: &Path, ca: Option<&Path>, ext: 
 #[test]
 fn cross_sign_plans_that_must_fail() {
     let t = setup();
-    fs::copy(
-        repo_root().join("examples").join(ROLLOVER_FILE),
-        t.path(ROLLOVER_FILE),
-    )
-    .unwrap();
     run_yes(&t, ROOT_FILE);
     let rollover = |name: &str, cert: &str, extra: &str| {
         let text = fs::read_to_string(t.path(ROLLOVER_FILE)).unwrap();

@@ -102,17 +102,14 @@ pub fn sign_batch(
         let mut issued = Serials::new();
         let step = prepare_one(batch, &public, taken, &mut issued, 0, &batch.checked[0])
             .and_then(|p| sign_one(signer, p));
-        let mut dirs = DirSyncs::new();
-        let result = write_all(
+        let result = write_synced(
             batch,
             &public,
             &key_uri,
             &mut writer_rec,
-            &mut dirs,
             std::iter::once(step),
             done,
         );
-        let result = synced(result, dirs);
         rec.add_serials(issued);
         return result;
     }
@@ -133,20 +130,18 @@ pub fn sign_batch(
         let writer = std::thread::Builder::new()
             .name("sign-writer".into())
             .spawn_scoped(scope, || {
-                let mut dirs = DirSyncs::new();
-                let result = write_all(
+                let result = write_synced(
                     batch,
                     &public,
                     &key_uri,
                     &mut writer_rec,
-                    &mut dirs,
                     InOrder::new(from_token),
                     done,
                 );
                 if result.is_err() {
                     stop.store(true, Ordering::SeqCst);
                 }
-                synced(result, dirs)
+                result
             });
         let writer = match writer {
             Ok(w) => w,
@@ -226,9 +221,18 @@ fn spawn_signers<'scope, 'env: 'scope, 'm: 'scope>(
     threads
 }
 
-/// Fsyncs the directories written into, also after an error (what was written before it is
-/// made durable too); the first error wins.
-fn synced(result: Result<usize>, dirs: DirSyncs) -> Result<usize> {
+/// [`write_all`], then an fsync of the directories written into, also after an error (what
+/// was written before it is made durable too); the first error wins.
+fn write_synced(
+    batch: &Batch<'_>,
+    public: &PublicHalf,
+    key_uri: &str,
+    rec: &mut BatchRecorder<'_>,
+    from_token: impl IntoIterator<Item = Step<(Prepared, Vec<u8>)>>,
+    done: &mut (dyn FnMut(usize, &Path, &Certificate) + Send),
+) -> Result<usize> {
+    let mut dirs = DirSyncs::new();
+    let result = write_all(batch, public, key_uri, rec, &mut dirs, from_token, done);
     let synced = dirs.sync().map_err(Error::from);
     result.and_then(|n| synced.map(|()| n))
 }

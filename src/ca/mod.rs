@@ -158,16 +158,8 @@ pub fn sign_csr(
     validity: ValidityPeriod,
     taken: &Serials,
 ) -> Result<Certificate> {
-    let csr = checked.csr();
-    let req = CertRequest {
-        profile,
-        subject: subject.unwrap_or_else(|| csr.subject().clone()),
-        public_key: csr.spki().clone(),
-        validity,
-        issuer: Some(issuer),
-        serial: random_serial_excluding(taken)?,
-    };
-    let prepared = prepare(&req, signer)?;
+    let serial = random_serial_excluding(taken)?;
+    let prepared = prepare_csr(signer, issuer, checked, profile, subject, validity, serial)?;
     lint_before_signing(&prepared, signer.public_key(), Some(issuer))?;
     let cert = prepared.sign(signer)?;
     refuse_findings(&cert, Some(issuer), "after signing")?;

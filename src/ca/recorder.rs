@@ -96,15 +96,7 @@ impl Recorder {
 
     /// Records a refused request and hands the refusal back.
     pub fn refuse(&mut self, command: &str, input: Option<&[u8]>, err: Error) -> Error {
-        let event = Event::RequestRefused {
-            command: command.to_string(),
-            input_sha256: input.map(sha256_hex),
-            reason: err.to_string(),
-        };
-        if let Err(log_err) = self.append(event) {
-            eprintln!("warning: could not record the refusal: {log_err}");
-        }
-        err
+        record_refusal(|event| self.append(event), command, input, err)
     }
 
     /// Seals the log with the CA key: the end of every signing command. Its error says that
@@ -216,15 +208,7 @@ impl BatchRecorder<'_> {
 
     /// Records a refused request and hands the refusal back.
     pub fn refuse(&mut self, command: &str, input: Option<&[u8]>, err: Error) -> Error {
-        let event = Event::RequestRefused {
-            command: command.to_string(),
-            input_sha256: input.map(sha256_hex),
-            reason: err.to_string(),
-        };
-        if let Err(log_err) = self.append(event) {
-            eprintln!("warning: could not record the refusal: {log_err}");
-        }
-        err
+        record_refusal(|event| self.append(event), command, input, err)
     }
 
     /// Keeps an issued certificate in the CA directory, after its record is on disk. The file
@@ -243,4 +227,23 @@ impl BatchRecorder<'_> {
         }
         Ok(())
     }
+}
+
+/// Appends the refusal of a request through `append` (a failure to record it is only warned
+/// about: the refusal itself is the error to report) and hands the refusal back.
+fn record_refusal(
+    append: impl FnOnce(Event) -> Result<()>,
+    command: &str,
+    input: Option<&[u8]>,
+    err: Error,
+) -> Error {
+    let event = Event::RequestRefused {
+        command: command.to_string(),
+        input_sha256: input.map(sha256_hex),
+        reason: err.to_string(),
+    };
+    if let Err(log_err) = append(event) {
+        eprintln!("warning: could not record the refusal: {log_err}");
+    }
+    err
 }

@@ -7,6 +7,10 @@
 //! - `HSMCA_FAULT_STICKY=1`: every call of that function from the N-th on fails.
 //! - `HSMCA_FAULT_LOG=FILE`: appends one line per call, `C_Sign` or `C_Sign FAULT
 //!   CKR_DEVICE_ERROR`, so a test can list the calls a command makes.
+//! - `HSMCA_FAULT_TRACE=FILE`: appends one whole line per PKCS#11 call, written when it
+//!   returns, with its thread, its return value and what it was about (sessions, objects,
+//!   attribute types, found handles; never a PIN or an attribute value), so that a test can
+//!   audit a command that calls from several threads at once exactly (`trace.rs`).
 //! - `HSMCA_FAULT_STOP_FN=C_Sign` `HSMCA_FAULT_STOP_N=3` `HSMCA_FAULT_STOP_AT=after`: the process
 //!   stops itself (SIGSTOP, the whole process) just before (`before`, the default) or just after
 //!   (`after`) the 3rd call of C_Sign reaches the real module, logging `C_Sign STOP before`
@@ -55,6 +59,8 @@ macro_rules! for_each_function {
                 pub(super) unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
                     let (count, inject) = on_call(Func::$name as usize);
                     if let Some(rv) = inject {
+                        // SAFETY: the caller's arguments, as the function's contract has them.
+                        unsafe { trace::call(Func::$name, rv, &[$(trace::Word::word(&$arg)),*]) };
                         return rv;
                     }
                     let rv = match REAL.get().and_then(|r| r.list.$name) {
@@ -63,6 +69,8 @@ macro_rules! for_each_function {
                         Some(f) => unsafe { f($($arg),*) },
                         None => CKR_FUNCTION_NOT_SUPPORTED,
                     };
+                    // SAFETY: the caller's arguments after the real call: its outputs written.
+                    unsafe { trace::call(Func::$name, rv, &[$(trace::Word::word(&$arg)),*]) };
                     after_call(Func::$name as usize, count);
                     rv
                 }
@@ -80,6 +88,8 @@ macro_rules! for_each_function {
 }
 
 include!("functions.rs");
+
+mod trace;
 
 /// The real module: its library stays loaded for the life of the process.
 struct Real {
@@ -143,6 +153,28 @@ const CODES: &[(&str, CK_RV)] = &[
     ("CKR_TOKEN_NOT_PRESENT", CKR_TOKEN_NOT_PRESENT),
     ("CKR_USER_NOT_LOGGED_IN", CKR_USER_NOT_LOGGED_IN),
     ("CKR_OBJECT_HANDLE_INVALID", CKR_OBJECT_HANDLE_INVALID),
+    // Named in traces only (they are the token's own answers, never injected by the tests).
+    ("CKR_ARGUMENTS_BAD", CKR_ARGUMENTS_BAD),
+    ("CKR_ATTRIBUTE_SENSITIVE", CKR_ATTRIBUTE_SENSITIVE),
+    ("CKR_ATTRIBUTE_TYPE_INVALID", CKR_ATTRIBUTE_TYPE_INVALID),
+    ("CKR_ATTRIBUTE_VALUE_INVALID", CKR_ATTRIBUTE_VALUE_INVALID),
+    ("CKR_BUFFER_TOO_SMALL", CKR_BUFFER_TOO_SMALL),
+    (
+        "CKR_CRYPTOKI_ALREADY_INITIALIZED",
+        CKR_CRYPTOKI_ALREADY_INITIALIZED,
+    ),
+    ("CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED),
+    ("CKR_FUNCTION_NOT_SUPPORTED", CKR_FUNCTION_NOT_SUPPORTED),
+    ("CKR_KEY_SIZE_RANGE", CKR_KEY_SIZE_RANGE),
+    ("CKR_MECHANISM_INVALID", CKR_MECHANISM_INVALID),
+    (
+        "CKR_OPERATION_NOT_INITIALIZED",
+        CKR_OPERATION_NOT_INITIALIZED,
+    ),
+    ("CKR_SIGNATURE_INVALID", CKR_SIGNATURE_INVALID),
+    ("CKR_SLOT_ID_INVALID", CKR_SLOT_ID_INVALID),
+    ("CKR_TEMPLATE_INCONSISTENT", CKR_TEMPLATE_INCONSISTENT),
+    ("CKR_USER_ALREADY_LOGGED_IN", CKR_USER_ALREADY_LOGGED_IN),
 ];
 
 fn parse_rv(text: &str) -> Result<CK_RV, String> {

@@ -93,7 +93,7 @@ fn truncated_issuer_pem_is_rejected() {
 fn wrong_pin_logs_in_exactly_once() {
     let (t, key) = setup(TestToken::new("Root CA").with_spy());
     let before = t.snapshot();
-    t.clear_spy_log();
+    t.clear_call_logs();
     let wrong = "wrong-pin-5150";
     let out = t.run_env(
         &[("HSMCA_PIN", Some(wrong))],
@@ -120,7 +120,7 @@ fn wrong_pin_from_pin_file() {
     let (t, key) = setup(TestToken::new("Root CA").with_spy());
     fs::write(t.path("pin.txt"), "not-the-pin").unwrap();
     let before = t.snapshot();
-    t.clear_spy_log();
+    t.clear_call_logs();
     let out = t.run_env(
         &[("HSMCA_PIN", None)],
         [
@@ -191,7 +191,7 @@ fn uri_naming_no_key() {
 #[test]
 fn uri_with_pin_value_is_refused() {
     let (t, key) = setup(TestToken::new("Root CA").with_spy());
-    t.clear_spy_log();
+    t.clear_call_logs();
     for uri in [
         format!("{}?pin-value={USER_PIN}", t.key_uri("root-2026")),
         format!("{};pin-value={USER_PIN}", t.key_uri("root-2026")),
@@ -242,7 +242,7 @@ fn existing_outputs_are_not_touched() {
     let (t, key) = setup(TestToken::new("Root CA").with_spy());
     let keep = b"existing file: must stay as it is\n";
     fs::write(t.path("taken.crt"), keep).unwrap();
-    t.clear_spy_log();
+    t.clear_call_logs();
 
     // root create --out existing
     let stderr = fails_cleanly(&t, &root_create_args(&key.uri, "20y", "taken.crt"));
@@ -275,7 +275,7 @@ fn existing_outputs_are_not_touched() {
         0,
         "an existing output must be refused before any token call"
     );
-    t.clear_spy_log();
+    t.clear_call_logs();
     let list = assert_ok(&t.run(["key", "list", "--token", "Root CA"]));
     assert!(
         !list.contains("another-key"),

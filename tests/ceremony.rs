@@ -420,10 +420,10 @@ fn a_transcript_with_one_changed_byte_fails_verify() {
 #[test]
 fn one_pin_and_one_login_for_the_whole_run() {
     let t = setup().with_spy();
-    t.clear_spy_log();
+    t.clear_call_logs();
     run_yes(&t, ROOT_FILE);
     assert_eq!(t.login_calls(), 1, "one C_Login for the whole ceremony");
-    t.clear_spy_log();
+    t.clear_call_logs();
     assert_ok(&t.run(["ceremony", "plan", CLUSTER_FILE]));
     assert_eq!(t.login_calls(), 0, "plan never logs in");
 }

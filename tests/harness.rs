@@ -154,12 +154,12 @@ fn pkilint_findings_are_parsed() {
 }
 
 #[test]
-fn spy_counts_logins() {
+fn trace_and_spy_count_logins() {
     let t = TestToken::new("Spy Token").with_spy();
     let out = run_command(
         Command::new("pkcs11-tool")
             .arg("--module")
-            .arg(spy_module())
+            .arg(faultmod())
             .args([
                 "--token-label",
                 "Spy Token",
@@ -169,12 +169,22 @@ fn spy_counts_logins() {
             ])
             .arg("--list-objects")
             .env("SOFTHSM2_CONF", &t.conf)
+            .env("HSMCA_FAULT_REAL", spy_module())
+            .env("HSMCA_FAULT_TRACE", t.trace_log())
             .env("PKCS11SPY", &t.module)
             .env("PKCS11SPY_OUTPUT", t.spy_log()),
     );
     assert!(!out.status.success());
+    // Both saw it (login_calls checks that they agree), the trace with its return value.
     assert_eq!(t.login_calls(), 1);
-    t.clear_spy_log();
+    let trace = fs::read_to_string(t.trace_log()).unwrap();
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.contains(" C_Login CKR_PIN_INCORRECT ") && !l.contains("wrong-pin")),
+        "{trace}"
+    );
+    t.clear_call_logs();
     assert_eq!(t.login_calls(), 0);
 }
 

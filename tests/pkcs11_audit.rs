@@ -1,13 +1,20 @@
-//! Every PKCS#11 call hsmca makes, read from OpenSC's pkcs11-spy placed between hsmca and
-//! SoftHSM2, for every command that touches a token and for its failures: one C_Login per
-//! command that logs in (even with a wrong PIN: hardware tokens lock after a few tries), none
-//! for a command refused before the token; never a read of a private key's secret attributes;
-//! never C_WrapKey, C_CopyObject, C_SetAttributeValue, C_DestroyObject (nor token or PIN
-//! administration); every session closed and the module finalized on every exit path.
+//! Every PKCS#11 call hsmca makes, for every command that touches a token and for its
+//! failures: one C_Login per command that logs in (even with a wrong PIN: hardware tokens lock
+//! after a few tries), none for a command refused before the token; never a read of a private
+//! key's secret attributes; never C_WrapKey, C_CopyObject, C_SetAttributeValue,
+//! C_DestroyObject (nor token or PIN administration); every session closed, each used by one
+//! thread only, and the module finalized last, on every exit path.
+//!
+//! The calls are read from the fault module's trace (`faultmod/src/trace.rs`: one whole line
+//! per call, written when it returns, with its thread), which stays exact when several
+//! sessions sign at once. OpenSC's pkcs11-spy sits behind it as a second witness: the calls it
+//! saw must be the same ones, and no line it wrote may name a secret attribute. (The spy's own
+//! log is not parsed call by call: with several threads its lines interleave, and a return
+//! value cannot be told apart from another thread's.)
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
@@ -38,91 +45,126 @@ const FORBIDDEN_CALLS: [&str; 8] = [
     "C_GetOperationState",
 ];
 
-/// One call in the spy's log.
+/// One call in the trace: `SEQ tid=TID C_Name CKR_RV key=value...`.
 #[derive(Debug)]
 struct Call {
     seq: usize,
+    tid: String,
     name: String,
-    /// Every line the spy wrote for it.
-    lines: Vec<String>,
+    rv: String,
+    fields: BTreeMap<String, String>,
 }
 
 impl Call {
-    /// The CKR_ name it returned ("" if the spy wrote none).
-    fn rv(&self) -> &str {
-        self.lines
-            .iter()
-            .find_map(|l| l.strip_prefix("Returned:"))
-            .and_then(|r| r.split_whitespace().nth(1))
-            .unwrap_or("")
+    /// The value of a `key=value` field.
+    fn field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
     }
 
-    /// `[in] NAME = VALUE` or `[out] NAME = VALUE`.
-    fn field(&self, name: &str) -> Option<&str> {
-        self.lines.iter().find_map(|l| {
-            let l = l
-                .strip_prefix("[in] ")
-                .or_else(|| l.strip_prefix("[out] "))?;
-            l.strip_prefix(name)?.trim_start().strip_prefix("= ")
-        })
+    /// A comma-separated field as a list (attribute types, found handles).
+    fn list(&self, key: &str) -> Vec<&str> {
+        self.field(key)
+            .map(|v| v.split(',').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
     }
 
-    /// The attribute types of the input template (`[in] pTemplate[n]:` and its lines).
-    fn template_in(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut inside = false;
-        for l in &self.lines {
-            if l.starts_with("[in] pTemplate") {
-                inside = true;
-            } else if inside && l.starts_with("    CKA_") {
-                out.push(l.split_whitespace().next().unwrap_or_default().to_string());
-            } else if inside && !l.starts_with("    ") {
-                inside = false;
-            }
-        }
-        out
+    fn ok(&self) -> bool {
+        self.rv == "CKR_OK"
     }
 }
 
-/// Parses a pkcs11-spy log: `N: C_Name` starts a call, the lines after it are its details.
-fn read_spy_log(path: &Path) -> Vec<Call> {
-    let text = String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
-    let mut calls: Vec<Call> = Vec::new();
-    for line in text.lines() {
-        let start = line.split_once(": ").and_then(|(n, f)| {
-            let f = f.trim_end();
-            (!n.is_empty()
-                && n.chars().all(|c| c.is_ascii_digit())
-                && f.starts_with("C_")
-                && !f.contains(' '))
-            .then(|| (n.parse::<usize>().unwrap(), f.to_string()))
-        });
-        match start {
-            Some((seq, name)) => calls.push(Call {
-                seq,
+/// Parses the fault module's trace; a line that does not parse fails the test.
+fn read_trace(path: &Path) -> Vec<Call> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let calls: Vec<Call> = text
+        .lines()
+        .map(|line| {
+            let mut words = line.split(' ');
+            let mut next = || words.next().unwrap_or_default().to_string();
+            let (seq, tid, name, rv) = (next(), next(), next(), next());
+            let fields = line
+                .split(' ')
+                .skip(4)
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Call {
+                seq: seq
+                    .parse()
+                    .unwrap_or_else(|_| panic!("trace line {line:?}")),
+                tid: tid
+                    .strip_prefix("tid=")
+                    .unwrap_or_else(|| panic!("trace line {line:?}"))
+                    .to_string(),
                 name,
-                lines: Vec::new(),
-            }),
-            None => {
-                if let Some(c) = calls.last_mut() {
-                    c.lines.push(line.to_string());
-                }
+                rv,
+                fields,
             }
+        })
+        .collect();
+    // One line per call, numbered in the order written: nothing lost or doubled.
+    let seqs: Vec<usize> = calls.iter().map(|c| c.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=calls.len()).collect::<Vec<_>>(),
+        "trace {} is not whole",
+        path.display()
+    );
+    calls
+}
+
+/// The calls pkcs11-spy saw, by name and count (its `N: C_Name` lines are whole even when
+/// threads interleave); and whether any of its lines names a secret attribute.
+fn spy_saw(path: &Path) -> (BTreeMap<String, usize>, Vec<String>) {
+    let text = String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
+    let mut names = BTreeMap::new();
+    let mut secret = Vec::new();
+    for line in text.lines() {
+        if let Some((n, f)) = line.split_once(": ")
+            && !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_digit())
+            && f.trim_end().starts_with("C_")
+            && !f.trim_end().contains(' ')
+        {
+            *names.entry(f.trim_end().to_string()).or_insert(0) += 1;
+        }
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if SECRET_ATTRIBUTES.contains(&first) {
+            secret.push(line.to_string());
         }
     }
-    calls
+    (names, secret)
 }
 
 /// Checks one command's calls against every rule; `logins` is how many C_Login it must make.
 #[track_caller]
-fn check_calls(what: &str, log: &Path, logins: usize) -> Vec<Call> {
-    let calls = read_spy_log(log);
+fn check_calls(what: &str, t: &TestToken, logins: usize) -> Vec<Call> {
+    let trace = t.trace_log();
+    let calls = read_trace(&trace);
     let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
-    let context = format!("{what}: calls {names:?} (spy log {})", log.display());
-    let login_calls = calls
-        .iter()
-        .filter(|c| c.name == "C_Login" || c.name == "C_LoginUser")
-        .count();
+    let context = format!("{what}: calls {names:?} (trace {})", trace.display());
+
+    // The spy, behind the fault module, saw the same calls (C_GetFunctionList aside: the
+    // fault module answers it itself).
+    let (spied, secret_lines) = spy_saw(t.spy_log());
+    let mut traced: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &calls {
+        *traced.entry(c.name.clone()).or_insert(0) += 1;
+    }
+    let spied: BTreeMap<String, usize> = spied
+        .into_iter()
+        .filter(|(n, _)| n != "C_GetFunctionList")
+        .collect();
+    assert_eq!(
+        traced, spied,
+        "the trace and pkcs11-spy saw different calls; {context}"
+    );
+    assert!(
+        secret_lines.is_empty(),
+        "pkcs11-spy logged secret attributes {secret_lines:?}; {context}"
+    );
+
+    let login_calls = calls.iter().filter(|c| c.name == "C_Login").count();
     assert_eq!(login_calls, logins, "C_Login count; {context}");
 
     for c in &calls {
@@ -134,33 +176,26 @@ fn check_calls(what: &str, log: &Path, logins: usize) -> Vec<Call> {
         );
     }
 
-    // Private key handles: generated ones, and those found by a CKO_PRIVATE_KEY search.
+    // Private key handles: generated ones, and those found by a CKO_PRIVATE_KEY search (per
+    // session: several sessions search at once).
     let mut private: BTreeSet<String> = BTreeSet::new();
-    let mut searching_private = false;
+    let mut searching_private: BTreeMap<String, bool> = BTreeMap::new();
     for c in &calls {
+        let session = c.field("session").unwrap_or("?").to_string();
         match c.name.as_str() {
-            "C_GenerateKeyPair" => private.extend(c.field("hPrivateKey").map(str::to_string)),
+            "C_GenerateKeyPair" => private.extend(c.field("private").map(str::to_string)),
             "C_FindObjectsInit" => {
-                searching_private = c.lines.iter().any(|l| {
-                    l.trim_start().starts_with("CKA_CLASS") && l.contains("CKO_PRIVATE_KEY")
-                })
+                searching_private.insert(session, c.field("class") == Some("CKO_PRIVATE_KEY"));
             }
-            "C_FindObjects" if searching_private => {
-                for l in &c.lines {
-                    if let Some(h) = l
-                        .strip_prefix("Object ")
-                        .and_then(|r| r.strip_suffix(" matches"))
-                    {
-                        private.insert(h.to_string());
-                    }
-                }
+            "C_FindObjects" if searching_private.get(&session) == Some(&true) => {
+                private.extend(c.list("found").into_iter().map(str::to_string));
             }
             "C_GetAttributeValue" => {
-                let object = c.field("hObject").unwrap_or("?");
-                let secret: Vec<String> = c
-                    .template_in()
+                let object = c.field("object").unwrap_or("?");
+                let secret: Vec<&str> = c
+                    .list("attrs")
                     .into_iter()
-                    .filter(|a| SECRET_ATTRIBUTES.contains(&a.as_str()))
+                    .filter(|a| SECRET_ATTRIBUTES.contains(a))
                     .collect();
                 // Stricter than needed: no object's secret attributes are ever asked for; a
                 // private key's would be the leak.
@@ -175,19 +210,37 @@ fn check_calls(what: &str, log: &Path, logins: usize) -> Vec<Call> {
         }
     }
 
-    let opened = calls
+    // Every session opened is closed, and each is used by one thread only once opened (a
+    // signing thread's session is opened by the thread that starts it, then handed over).
+    let opened: BTreeSet<&str> = calls
         .iter()
-        .filter(|c| c.name == "C_OpenSession" && c.rv() == "CKR_OK")
-        .count();
-    let closed = calls
+        .filter(|c| c.name == "C_OpenSession" && c.ok())
+        .filter_map(|c| c.field("session"))
+        .collect();
+    let closed: BTreeSet<&str> = calls
         .iter()
-        .filter(|c| c.name == "C_CloseSession" && c.rv() == "CKR_OK")
-        .count();
-    let close_all = calls.iter().any(|c| c.name == "C_CloseAllSessions");
+        .filter(|c| c.name == "C_CloseSession" && c.ok())
+        .filter_map(|c| c.field("session"))
+        .collect();
+    let close_all = calls
+        .iter()
+        .any(|c| c.name == "C_CloseAllSessions" && c.ok());
     assert!(
         close_all || opened == closed,
-        "{opened} sessions opened, {closed} closed; {context}"
+        "sessions opened {opened:?}, closed {closed:?}; {context}"
     );
+    for s in &opened {
+        let threads: BTreeSet<&str> = calls
+            .iter()
+            .filter(|c| c.name != "C_OpenSession" && c.field("session") == Some(s))
+            .map(|c| c.tid.as_str())
+            .collect();
+        assert_eq!(
+            threads.len(),
+            1,
+            "session {s} used by threads {threads:?}; {context}"
+        );
+    }
     if calls.iter().any(|c| c.name == "C_Initialize") {
         assert_eq!(
             names.last().copied(),
@@ -205,9 +258,9 @@ fn spied<S: AsRef<OsStr>>(
     args: &[S],
     logins: usize,
 ) -> (Output, Vec<Call>) {
-    t.clear_spy_log();
+    t.clear_call_logs();
     let out = t.run(args);
-    let calls = check_calls(what, t.spy_log(), logins);
+    let calls = check_calls(what, t, logins);
     (out, calls)
 }
 
@@ -246,15 +299,12 @@ fn every_command_makes_only_safe_calls() {
     assert!(calls.iter().any(|c| c.name == "C_GenerateKeyPair"));
     // The parser sees templates: the policy attributes are read (never the secret ones).
     assert!(
-        calls.iter().any(|c| c.name == "C_GetAttributeValue"
-            && c.template_in().iter().any(|a| a == "CKA_SENSITIVE")),
-        "no CKA_SENSITIVE read seen: the spy log parser is broken"
-    );
-    assert!(
         calls
             .iter()
-            .any(|c| c.name == "C_OpenSession" && c.rv() == "CKR_OK")
+            .any(|c| c.name == "C_GetAttributeValue" && c.list("attrs").contains(&"CKA_SENSITIVE")),
+        "no CKA_SENSITIVE read seen: the trace parser is broken"
     );
+    assert!(calls.iter().any(|c| c.name == "C_OpenSession" && c.ok()));
 
     // An RSA key too: its private object has the most secret attributes to not read.
     let (out, _) = spied(
@@ -304,7 +354,7 @@ fn every_command_makes_only_safe_calls() {
     assert_ok(&out);
     let opened = calls
         .iter()
-        .filter(|c| c.name == "C_OpenSession" && c.rv() == "CKR_OK")
+        .filter(|c| c.name == "C_OpenSession" && c.ok())
         .count();
     assert_eq!(opened, 3, "one session per signing thread");
 
@@ -338,15 +388,15 @@ fn failures_log_in_at_most_once_and_clean_up() {
     };
 
     // A wrong PIN: tried once, then the session closes and the module finalizes.
-    t.clear_spy_log();
+    t.clear_call_logs();
     let out = t.run_env(&[("HSMCA_PIN", Some("wrong-pin-0000"))], sign("a.crt"));
     assert_fails(&out);
-    let calls = check_calls("wrong PIN", t.spy_log(), 1);
+    let calls = check_calls("wrong PIN", &t, 1);
     let login = calls.iter().find(|c| c.name == "C_Login").unwrap();
-    assert_eq!(login.rv(), "CKR_PIN_INCORRECT");
+    assert_eq!(login.rv, "CKR_PIN_INCORRECT");
 
     // A URI naming no key: logged in once, nothing signed.
-    t.clear_spy_log();
+    t.clear_call_logs();
     let mut args = sign("b.crt");
     let k = args.iter().position(|a| a == KEY).unwrap();
     args[k] = "pkcs11:token=Root%20CA;object=no-such-key".into();
@@ -356,26 +406,26 @@ fn failures_log_in_at_most_once_and_clean_up() {
         &stderr,
         &["warning: the token reports failed user PIN attempts"],
     );
-    let calls = check_calls("missing key", t.spy_log(), 1);
+    let calls = check_calls("missing key", &t, 1);
     assert!(calls.iter().all(|c| c.name != "C_Sign"));
 
     // A label that exists: refused on the token, after the one login, nothing generated.
-    t.clear_spy_log();
+    t.clear_call_logs();
     fails(&t.run(key_generate_args("Root CA", "root-2026", "ecdsa-p256")));
-    let calls = check_calls("existing key label", t.spy_log(), 1);
+    let calls = check_calls("existing key label", &t, 1);
     assert!(calls.iter().all(|c| c.name != "C_GenerateKeyPair"));
 
     // An existing output: refused before the token is touched at all.
     fs::write(t.path("exists.crt"), "taken").unwrap();
-    t.clear_spy_log();
+    t.clear_call_logs();
     fails(&t.run(sign("exists.crt")));
-    let calls = check_calls("existing output", t.spy_log(), 0);
+    let calls = check_calls("existing output", &t, 0);
     assert!(calls.is_empty(), "no PKCS#11 call expected: {calls:?}");
 
     // A token label that is not there: no session, no login, still finalized.
-    t.clear_spy_log();
+    t.clear_call_logs();
     let mut args = sign("c.crt");
     args[k] = "pkcs11:token=No%20Such%20Token;object=root-2026".into();
     fails(&t.run(&args));
-    check_calls("unknown token", t.spy_log(), 0);
+    check_calls("unknown token", &t, 0);
 }

@@ -18,6 +18,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// User PIN of every test token (test-only value).
@@ -63,6 +64,59 @@ pub fn softhsm_module() -> PathBuf {
     ])
     .or_else(|| from_dpkg("libsofthsm2", "libsofthsm2.so"))
     .expect("libsofthsm2.so not found: run scripts/test.sh, it installs softhsm2")
+}
+
+/// The fault module: `HSMCA_TEST_FAULTMOD`, else built from `faultmod/` into `target/faultmod`
+/// (its own target directory, so building it never waits for the lock of the build running
+/// the tests).
+pub fn faultmod() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(p) = std::env::var_os("HSMCA_TEST_FAULTMOD") {
+            return PathBuf::from(p);
+        }
+        let target = repo_root().join("target/faultmod");
+        assert_ok(&run_command(
+            Command::new(option_env!("CARGO").unwrap_or("cargo"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "hsmca-faultmod",
+                    "--manifest-path",
+                ])
+                .arg(repo_root().join("Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target),
+        ));
+        let so = target.join("debug/libhsmca_faultmod.so");
+        assert!(so.is_file(), "{} was not built", so.display());
+        so
+    })
+}
+
+/// The process state letter in /proc/PID/stat (`T` when stopped).
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// Waits until `child` has stopped itself (the fault module's SIGSTOP at its stop point);
+/// panics with `what` if it ends first or has not stopped within a minute.
+#[track_caller]
+pub fn wait_until_stopped(child: &mut std::process::Child, what: &str) {
+    let start = Instant::now();
+    while process_state(child.id()) != Some('T') {
+        // try_wait does not report a stopped child (no WUNTRACED): only an ended one.
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what}: it ended ({status}) before its stop point");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: it did not reach its stop point within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Path of OpenSC's pkcs11-spy module (logs every PKCS#11 call, PINs included: tests only).
@@ -237,6 +291,27 @@ pub struct TestToken {
     spy_log: Option<PathBuf>,
 }
 
+/// The environment variables of the fault module and the spy, removed from every command
+/// unless a test sets them.
+pub const CALL_LOG_VARS: [&str; 16] = [
+    "HSMCA_FAULT_REAL",
+    "HSMCA_FAULT_FN",
+    "HSMCA_FAULT_N",
+    "HSMCA_FAULT_RV",
+    "HSMCA_FAULT_STICKY",
+    "HSMCA_FAULT_LOG",
+    "HSMCA_FAULT_TRACE",
+    "HSMCA_FAULT_STOP_FN",
+    "HSMCA_FAULT_STOP_N",
+    "HSMCA_FAULT_STOP_AT",
+    "HSMCA_FAULT_TEAR",
+    "HSMCA_FAULT_TEAR_N",
+    "LD_PRELOAD",
+    "PKCS11SPY",
+    "PKCS11SPY_OUTPUT",
+    "RUST_BACKTRACE",
+];
+
 /// What `hsmca key generate` printed.
 #[derive(Debug, Clone)]
 pub struct GeneratedKey {
@@ -280,8 +355,10 @@ impl TestToken {
         }
     }
 
-    /// The same token, with `hsmca` loading OpenSC's pkcs11-spy in front of SoftHSM2 and the
-    /// spy logging every call to [`TestToken::spy_log`].
+    /// The same token, with `hsmca` loading the fault module (no fault: it traces every call,
+    /// one whole line per call with its thread, to [`TestToken::trace_log`]) in front of
+    /// OpenSC's pkcs11-spy (which logs every call to [`TestToken::spy_log`], a second witness
+    /// whose lines interleave when several threads call) in front of SoftHSM2.
     pub fn with_spy(mut self) -> Self {
         self.spy_log = Some(self.dir.path().join("pkcs11-spy.log"));
         self
@@ -311,14 +388,28 @@ impl TestToken {
             .expect("token made without with_spy()")
     }
 
-    /// Deletes the spy log so the next command starts a fresh one.
-    pub fn clear_spy_log(&self) {
-        let _ = fs::remove_file(self.spy_log());
+    /// The fault module's trace (panics if the token was not made `with_spy`).
+    pub fn trace_log(&self) -> PathBuf {
+        self.spy_log().with_file_name("pkcs11-trace.log")
     }
 
-    /// Number of C_Login (and C_LoginUser) calls in the spy log (0 if there is no log).
+    /// Deletes the spy log and the trace so the next command starts fresh ones.
+    pub fn clear_call_logs(&self) {
+        let _ = fs::remove_file(self.spy_log());
+        let _ = fs::remove_file(self.trace_log());
+    }
+
+    /// Number of C_Login calls, counted in the trace and checked against the spy's log.
+    #[track_caller]
     pub fn login_calls(&self) -> usize {
-        count_logins(self.spy_log())
+        let traced = count_traced(&self.trace_log(), "C_Login");
+        assert_eq!(
+            traced,
+            count_logins(self.spy_log()),
+            "the trace and the spy disagree on C_Login ({})",
+            self.trace_log().display()
+        );
+        traced
     }
 
     /// `hsmca` with SOFTHSM2_CONF, HSMCA_MODULE, HSMCA_PIN set and cwd = `dir()`.
@@ -335,13 +426,15 @@ impl TestToken {
             .env("SOFTHSM2_CONF", &self.conf)
             .env("HSMCA_PIN", USER_PIN)
             .env_remove("HSMCA_CA_DIR")
-            .env_remove("HSMCA_OPERATOR")
-            .env_remove("PKCS11SPY")
-            .env_remove("PKCS11SPY_OUTPUT")
-            .env_remove("RUST_BACKTRACE");
+            .env_remove("HSMCA_OPERATOR");
+        for v in CALL_LOG_VARS {
+            cmd.env_remove(v);
+        }
         match &self.spy_log {
             Some(log) => {
-                cmd.env("HSMCA_MODULE", spy_module())
+                cmd.env("HSMCA_MODULE", faultmod())
+                    .env("HSMCA_FAULT_REAL", spy_module())
+                    .env("HSMCA_FAULT_TRACE", self.trace_log())
                     .env("PKCS11SPY", &self.module)
                     .env("PKCS11SPY_OUTPUT", log);
             }
@@ -574,6 +667,15 @@ pub fn pct_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Counts the calls of `function` in a fault module trace (0 if there is none).
+pub fn count_traced(trace: &Path, function: &str) -> usize {
+    fs::read_to_string(trace)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split(' ').nth(2) == Some(function))
+        .count()
 }
 
 /// Counts `C_Login` / `C_LoginUser` calls in a pkcs11-spy log (0 if the log does not exist).

@@ -11,7 +11,10 @@
 //!    CA's public key, records it (fsynced), keeps it and writes its outputs — in that order,
 //!    per certificate, as [`super::ops::issue_from_csr`] does.
 //!
-//! Channels of two slots per session join them; the writer puts the signed certificates back
+//! Channels of two slots per session join them, and a window bounds how far the token may run
+//! ahead of the writer: at most [`lead`] signatures beyond the last certificate written, at
+//! every interleaving (a signing thread takes a permit before it takes a TBS; the writer
+//! returns one per certificate written). The writer puts the signed certificates back
 //! in request order, so records, kept copies and outputs follow it exactly as one-by-one
 //! signing does. The first error anywhere stops the batch: what came before
 //! it in request order is verified, recorded and written; the request that failed is recorded
@@ -24,9 +27,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Condvar, Mutex};
 
 use x509_cert::Certificate;
 use x509_cert::name::Name;
@@ -113,9 +116,10 @@ pub fn sign_batch(
         rec.add_serials(issued);
         return result;
     }
-    // Two slots per signing session absorb the jitter of a busy machine; at most three
-    // signatures per session are made ahead of the writer (and dropped unseen if it stops).
+    // Two slots per signing session absorb the jitter of a busy machine; the window keeps the
+    // signatures made ahead of the writer (dropped unseen if it stops) to `lead(sessions)`.
     let slots = 2 * batch.sessions.max(1);
+    let window = Window::new(lead(batch.sessions));
     let (to_token, from_reader) = sync_channel::<(usize, Step<Prepared>)>(slots);
     let (to_writer, from_token) = sync_channel::<Signed>(slots);
     // Emptied when the signing ends, which closes the reader's channel and stops it.
@@ -136,31 +140,34 @@ pub fn sign_batch(
                     &key_uri,
                     &mut writer_rec,
                     InOrder::new(from_token),
-                    done,
+                    &mut |i, out, cert| {
+                        done(i, out, cert);
+                        window.leave();
+                    },
                 );
                 if result.is_err() {
                     stop.store(true, Ordering::SeqCst);
                 }
+                window.close();
                 result
             });
         let writer = match writer {
             Ok(w) => w,
             Err(e) => {
                 // The reader stops when its channel closes; nothing was signed.
+                window.close();
                 close(&from_reader);
                 let _ = reader.join();
                 return Err(thread_error(e));
             }
         };
-        let signers = spawn_signers(
-            scope,
-            signer,
-            batch.sessions,
-            &stop,
-            &from_reader,
-            &to_writer,
-        );
-        sign_taken(signer, &stop, &from_reader, &to_writer);
+        let shared = Shared {
+            stop: &stop,
+            window: &window,
+            from_reader: &from_reader,
+        };
+        let signers = spawn_signers(scope, signer, batch.sessions, shared, &to_writer);
+        sign_taken(signer, shared, &to_writer);
         drop(to_writer);
         for s in signers {
             s.join().expect("a batch signing thread panicked");
@@ -188,8 +195,7 @@ fn spawn_signers<'scope, 'env: 'scope, 'm: 'scope>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     signer: &TokenSigner<'_, 'm>,
     sessions: usize,
-    stop: &'env AtomicBool,
-    from_reader: &'env FromReader,
+    shared: Shared<'env>,
     to_writer: &SyncSender<Signed>,
 ) -> Vec<std::thread::ScopedJoinHandle<'scope, ()>> {
     let mut threads = Vec::new();
@@ -210,7 +216,7 @@ fn spawn_signers<'scope, 'env: 'scope, 'm: 'scope>(
             .name("sign-session".into())
             .spawn_scoped(scope, move || {
                 let signer = parts.on(&sibling);
-                sign_taken(&signer, stop, from_reader, &to_writer);
+                sign_taken(&signer, shared, &to_writer);
             });
         match spawned {
             Ok(t) => threads.push(t),
@@ -255,15 +261,29 @@ fn thread_error(e: std::io::Error) -> Error {
     )
 }
 
-/// One signing thread: takes the next prepared TBS (request order) and signs it, until the
-/// reader is done, a step fails or the writer stops the batch.
-fn sign_taken(
-    signer: &TokenSigner<'_, '_>,
-    stop: &AtomicBool,
-    from_reader: &FromReader,
-    to_writer: &SyncSender<Signed>,
-) {
+/// What the signing threads share: the writer's stop flag, the window and the reader's
+/// channel.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    stop: &'a AtomicBool,
+    window: &'a Window,
+    from_reader: &'a FromReader,
+}
+
+/// One signing thread: takes a permit of the window, then the next prepared TBS (request
+/// order), and signs it; until the reader is done, a step fails or the writer stops the batch.
+/// Permits come before TBSs, so the TBS the writer waits for is always held by a thread with
+/// a permit: the window cannot stall the batch.
+fn sign_taken(signer: &TokenSigner<'_, '_>, shared: Shared<'_>, to_writer: &SyncSender<Signed>) {
+    let Shared {
+        stop,
+        window,
+        from_reader,
+    } = shared;
     loop {
+        if !window.enter() {
+            return;
+        }
         let next = match from_reader.lock().as_deref() {
             Ok(Some(rx)) => rx.recv().ok(),
             _ => None,
@@ -278,6 +298,67 @@ fn sign_taken(
         let last = step.is_err();
         if to_writer.send((pos, step)).is_err() || last {
             return;
+        }
+    }
+}
+
+/// How many signatures the token may make beyond the last certificate written, with
+/// `sessions` signing: one in each session's hands and two in the channel per session, and
+/// one the writer is working on.
+pub const fn lead(sessions: usize) -> usize {
+    3 * sessions + 1
+}
+
+/// Permits to sign, [`lead`] of them: a signing thread takes one before each TBS, the writer
+/// gives one back per certificate written. Closed when the writer ends, which wakes every
+/// thread waiting for a permit.
+struct Window {
+    /// Permits taken and not given back, and whether the window is closed.
+    state: Mutex<(usize, bool)>,
+    room: Condvar,
+    size: usize,
+}
+
+impl Window {
+    fn new(size: usize) -> Self {
+        Window {
+            state: Mutex::new((0, false)),
+            room: Condvar::new(),
+            size,
+        }
+    }
+
+    /// Waits for a permit; false once the window is closed (the batch is ending).
+    fn enter(&self) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        while state.0 >= self.size && !state.1 {
+            state = match self.room.wait(state) {
+                Ok(s) => s,
+                Err(_) => return false,
+            };
+        }
+        if state.1 {
+            return false;
+        }
+        state.0 += 1;
+        true
+    }
+
+    /// One certificate written: its permit comes back.
+    fn leave(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.0 = state.0.saturating_sub(1);
+            self.room.notify_one();
+        }
+    }
+
+    /// No more permits: the waiting threads return.
+    fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.1 = true;
+            self.room.notify_all();
         }
     }
 }

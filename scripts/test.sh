@@ -1,12 +1,42 @@
 #!/usr/bin/env bash
 # THE test command (CI runs it through .ci/run): installs what the tests need, then checks
 # formatting, lints, builds every target and runs every test. Exits non-zero on any failure.
+# At the end it prints how long each step and the whole run took on this machine (CI has 90
+# minutes on 2 cores), then the test counts as its last line.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
-step() { printf '\n==> %s\n' "$*"; }
+STARTED=$SECONDS
+TIMES=()
+step_name=""
+step_start=$SECONDS
+step() {
+    [ -n "$step_name" ] && TIMES+=("$(printf '%6ss  %s' $((SECONDS - step_start)) "$step_name")")
+    step_name="$*"
+    step_start=$SECONDS
+    printf '\n==> %s\n' "$*"
+}
+
+SUMMARY="$(mktemp)"
+finish() {
+    local rc=$?
+    [ -n "$step_name" ] && TIMES+=("$(printf '%6ss  %s' $((SECONDS - step_start)) "$step_name")")
+    printf '\n==> wall time on %s cores\n' "$(nproc)"
+    printf '%s\n' "${TIMES[@]}"
+    printf '%6ss  in all (exit %s)\n' $((SECONDS - STARTED)) "$rc"
+    # The runner's counts stay the last line ("N passed, N failed"), for whoever reads it.
+    local counts
+    counts="$(sed -n 's/.*Summary \[.*\] *[0-9]* tests\{0,1\} run: //p' "$SUMMARY" | tail -1 |
+        sed 's/ ([^)]*)//g')"
+    if [ -n "$counts" ]; then
+        case "$counts" in *failed*) ;; *) counts="${counts/ passed/ passed, 0 failed}" ;; esac
+        printf 'tests: %s\n' "$counts"
+    fi
+    rm -f "$SUMMARY"
+}
+trap finish EXIT
 
 step "install dependencies"
 bash scripts/install-deps.sh
@@ -25,14 +55,13 @@ step "cargo build --all-targets"
 cargo build --all-targets
 
 if cargo nextest --version >/dev/null 2>&1; then
-    # nextest runs each test in its own process; it does not run doctests, so those go first
-    # (nextest's summary stays the last word).
+    # nextest runs each test in its own process; it does not run doctests, so those go first.
     if [ -f src/lib.rs ]; then
         step "cargo test --doc"
         cargo test --doc
     fi
     step "cargo nextest run"
-    cargo nextest run --no-fail-fast
+    cargo nextest run --no-fail-fast 2>&1 | tee "$SUMMARY"
 else
     step "cargo test"
     cargo test --no-fail-fast

@@ -498,12 +498,35 @@ fn spawn_logged(cmd: &mut Command, log: &Path, stdin: Stdio) -> Running {
     }
 }
 
+/// A loopback port for a server this test starts, reserved for the life of the test process:
+/// taken from 20000–29999, below Linux's ephemeral range (32768–60999), so no outgoing
+/// connection of another test can be given it, and claimed with an exclusive lock on
+/// `/tmp/hsmca-test-ports/PORT.lock`, so no other test (each runs in its own process) or
+/// second call here takes it before the server binds it. (A port from binding port 0 and
+/// closing the socket is free only until someone else's connection or server takes it.)
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::Mutex;
+    static HELD: Mutex<Vec<fs::File>> = Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("hsmca-test-ports");
+    fs::create_dir_all(&dir).unwrap();
+    let start = std::process::id() as usize;
+    for i in 0..10_000 {
+        let port = 20_000 + ((start + i * 7) % 10_000) as u16;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{port}.lock")))
+            .unwrap();
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            HELD.lock().unwrap().push(lock);
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000-29999");
 }
 
 /// etcd with kubeadm's flags: server and peer certificates from etcd-ca, client certificates

@@ -9,7 +9,9 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIden
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 
-use super::profile::{BoundProfile, CaExtras, IssuerRef, Profile};
+use super::constraints::check_sans_permitted;
+use super::name::{check_subject, common_names};
+use super::profile::{BoundProfile, CaExtras, IssuerRef, Profile, San};
 use super::signer::{BuilderKey, CaSigner};
 use super::validity::ValidityPeriod;
 use super::verify::verify_certificate;
@@ -171,13 +173,20 @@ fn prepare_inner(
                         "sign an intermediate CA with the root, and the leaf with the intermediate",
                     ));
                 }
-                Profile::Leaf { .. } => {}
+                Profile::Leaf { sans, .. } => check_leaf_names(issuer, &req.subject, sans)?,
+            }
+            if &req.public_key == issuing_key {
+                return Err(Error::invalid(
+                    "the request carries the issuing CA's own public key: a certificate for it would let that key stand for another subject",
+                    "refuse this request: whoever made it does not hold a key of their own (a CA's key is never shared)",
+                ));
             }
             req.validity
                 .check_within(issuer.tbs_certificate().validity())?;
         }
         (Some(_), None) => unreachable!("issuer facts are computed for every issuer"),
     }
+    check_subject(&req.subject)?;
     if req.subject.is_empty() && !matches!(req.profile, Profile::Leaf { .. }) {
         return Err(Error::invalid(
             "a CA certificate needs a subject name",
@@ -218,6 +227,35 @@ fn prepare_inner(
         tbs,
         issuer_subject_der,
     })
+}
+
+/// A leaf's names against its issuer's name constraints, as verifiers apply them: every SAN;
+/// and, when it has no DNS SAN, a CN that looks like a host name (OpenSSL and GnuTLS check
+/// such a CN as a DNS name; Go does not, so the stricter rule is the one to meet).
+fn check_leaf_names(issuer: &Certificate, subject: &Name, sans: &[San]) -> Result<()> {
+    check_sans_permitted(issuer, sans)?;
+    if !sans.iter().any(|s| matches!(s, San::Dns(_))) {
+        let hosts: Vec<San> = common_names(subject)
+            .into_iter()
+            .filter(|cn| looks_like_host(cn))
+            .map(San::Dns)
+            .collect();
+        check_sans_permitted(issuer, &hosts)?;
+    }
+    Ok(())
+}
+
+/// Whether a CN reads as a DNS name: dotted labels of letters, digits, '-', '_' (and a
+/// leading '*' label), as OpenSSL decides before checking a CN against name constraints.
+fn looks_like_host(cn: &str) -> bool {
+    let labels: Vec<&str> = cn.split('.').collect();
+    labels.len() > 1
+        && labels.iter().enumerate().all(|(i, l)| {
+            (i == 0 && *l == "*")
+                || (!l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        })
 }
 
 fn build_err(e: x509_cert::builder::Error) -> Error {
@@ -299,5 +337,134 @@ impl PreparedCert {
             return Err(post("its issuer differs from the issuer's subject bytes"));
         }
         Ok(cert)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x509::algorithm::KeyAlgorithm;
+    use crate::x509::name::parse_name;
+    use crate::x509::profile::{IpNet, LeafUsage, PermittedSubtrees};
+    use crate::x509::serial::random_serial;
+    use crate::x509::soft_key::SoftKey;
+    use crate::x509::validity::Lifetime;
+
+    fn now_for(years: u32) -> ValidityPeriod {
+        ValidityPeriod::starting(time::OffsetDateTime::now_utc(), Lifetime::Years(years)).unwrap()
+    }
+
+    fn request<'a>(
+        profile: Profile,
+        subject: Name,
+        key: &SoftKey,
+        issuer: Option<&'a Certificate>,
+        years: u32,
+    ) -> CertRequest<'a> {
+        CertRequest {
+            profile,
+            subject,
+            public_key: key.public_key().clone(),
+            validity: now_for(years),
+            issuer,
+            serial: random_serial().unwrap(),
+        }
+    }
+
+    /// A root, and under it an intermediate permitted DNS:example.com and IP:10.0.0.0/8.
+    fn constrained() -> (SoftKey, Certificate) {
+        let root_key = SoftKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let root_req = request(
+            Profile::Root { path_len: None },
+            parse_name("CN=Policy Root,C=KR").unwrap(),
+            &root_key,
+            None,
+            10,
+        );
+        let root = prepare(&root_req, &root_key)
+            .unwrap()
+            .sign(&root_key)
+            .unwrap();
+        let key = SoftKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let constraints = PermittedSubtrees {
+            dns: vec!["example.com".into()],
+            ip: vec!["10.0.0.0/8".parse::<IpNet>().unwrap()],
+        };
+        let req = request(
+            Profile::Intermediate {
+                path_len: Some(0),
+                constraints: Some(constraints),
+            },
+            parse_name("CN=Constrained CA").unwrap(),
+            &key,
+            Some(&root),
+            5,
+        );
+        let cert = prepare(&req, &root_key).unwrap().sign(&root_key).unwrap();
+        (key, cert)
+    }
+
+    fn leaf(issuer: &Certificate, signer: &SoftKey, cn: &str, sans: Vec<San>) -> Result<()> {
+        let key = SoftKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let usage = if sans.is_empty() {
+            LeafUsage::Client
+        } else {
+            LeafUsage::Server
+        };
+        let req = request(
+            Profile::Leaf { usage, sans },
+            parse_name(&format!("CN={cn}")).unwrap(),
+            &key,
+            Some(issuer),
+            1,
+        );
+        prepare(&req, signer).map(|_| ())
+    }
+
+    #[test]
+    fn leaves_outside_the_issuers_constraints_are_refused_in_every_form() {
+        let (key, ca) = constrained();
+        let dns = |d: &str| San::Dns(d.into());
+        let ip = |a: &str| San::Ip(a.parse().unwrap());
+        leaf(
+            &ca,
+            &key,
+            "www",
+            vec![dns("www.example.com"), ip("10.1.2.3")],
+        )
+        .unwrap();
+        leaf(&ca, &key, "alice", vec![]).unwrap();
+        for (cn, sans, names) in [
+            ("www", vec![dns("www.evil.com")], "DNS:www.evil.com"),
+            (
+                "www",
+                vec![dns("www.example.com"), ip("11.0.0.1")],
+                "IP:11.0.0.1",
+            ),
+            ("www", vec![ip("2001:db8::1")], "IP:2001:db8::1"),
+            // No DNS SAN: a CN that reads as a host name is held to the DNS constraints.
+            ("www.evil.com", vec![], "DNS:www.evil.com"),
+            ("www.evil.com", vec![ip("10.0.0.1")], "DNS:www.evil.com"),
+        ] {
+            let e = leaf(&ca, &key, cn, sans.clone()).unwrap_err().to_string();
+            assert!(e.contains(names), "{cn} {sans:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_request_for_the_issuers_own_key_is_refused() {
+        let (key, ca) = constrained();
+        let req = request(
+            Profile::Leaf {
+                usage: LeafUsage::Server,
+                sans: vec![San::Dns("www.example.com".into())],
+            },
+            parse_name("CN=www.example.com").unwrap(),
+            &key,
+            Some(&ca),
+            1,
+        );
+        let e = prepare(&req, &key).err().unwrap().to_string();
+        assert!(e.contains("issuing CA's own public key"), "{e}");
     }
 }

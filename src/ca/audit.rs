@@ -78,6 +78,17 @@ pub enum Event {
         /// The cross-signed certificate, DER base64.
         source_der: String,
     },
+    /// A certificate request for a CA key was made and signed by it (`hsmca csr`).
+    RequestCreated {
+        /// The key's URI.
+        key_uri: String,
+        /// Subject, RFC 4514.
+        subject: String,
+        /// SHA-256 of the DER request.
+        csr_sha256: String,
+        /// The request, DER base64.
+        csr_der: String,
+    },
     /// A request was refused before signing.
     RequestRefused {
         /// The command.

@@ -126,6 +126,7 @@ impl CheckedCsr {
     pub fn check(csr: Csr) -> Result<CheckedCsr> {
         csr.verify_self_signature()?;
         csr.public_key()?;
+        crate::x509::weak_rsa::check_certifiable(csr.spki())?;
         Ok(CheckedCsr { csr })
     }
 

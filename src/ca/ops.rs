@@ -22,8 +22,10 @@ use crate::error::{Error, Result};
 use crate::output::{Overwrite, write_atomic};
 use crate::token::{Module, Pin, PinSource, Pkcs11Uri, TokenError, TokenSelector, TokenSession};
 use crate::x509::crl::{Revocation, issue_crl};
+use crate::x509::csr::Csr;
 use crate::x509::decode::to_pem;
 use crate::x509::profile::Profile;
+use crate::x509::request::ca_request;
 use crate::x509::validity::{Lifetime, ValidityPeriod, fmt, parse_time};
 
 /// Writes certificates as one PEM file, atomically.
@@ -93,6 +95,33 @@ pub fn issue_root(
     }
     write_pem_certs(out, &[&cert], ow)?;
     Ok(cert)
+}
+
+/// Makes a request for a CA certificate for the key behind `signer` (checked and verified in
+/// [`ca_request`]), records it, and writes it to `out` (PEM).
+pub fn issue_request(
+    signer: &TokenSigner<'_, '_>,
+    rec: &mut Recorder,
+    subject: Name,
+    path_len: Option<u8>,
+    out: &Path,
+    ow: Overwrite,
+) -> Result<Csr> {
+    let csr = ca_request(subject, path_len, signer)?;
+    // Record first, file second, as for certificates.
+    rec.append(Event::RequestCreated {
+        key_uri: signer.key().uri.to_string(),
+        subject: csr.subject().to_string(),
+        csr_sha256: sha256_hex(csr.der()),
+        csr_der: b64(csr.der()),
+    })?;
+    write_atomic(
+        out,
+        to_pem("CERTIFICATE REQUEST", csr.der())?.as_bytes(),
+        0o644,
+        ow,
+    )?;
+    Ok(csr)
 }
 
 /// Where a certificate signed from a CSR goes.

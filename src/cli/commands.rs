@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCmd::List(a)) => key_list(g, a),
         Command::Root(RootCmd::Create(a)) => root_create(g, a),
         Command::Sign(a) => sign(g, *a),
+        Command::Csr(a) => csr(g, a),
         Command::Inspect { file } => {
             print!("{}", crate::x509::inspect::describe(&read_file(&file)?)?);
             Ok(())
@@ -302,6 +303,28 @@ fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
         a.out.display()
     );
     println!("serial: {}", serial_hex(&cert));
+    Ok(())
+}
+
+fn csr(g: &GlobalArgs, a: super::CsrArgs) -> Result<()> {
+    let uri = parse_key_uri(&a.key.key)?;
+    let subject = parse_name(&a.subject)?;
+    let ow = overwrite(a.force);
+    check_free(&a.out, ow)?;
+    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
+    let csr = ops::with_ca_key(
+        g.module.as_deref(),
+        &uri,
+        &pin_source(g, Some(&uri)),
+        choice(&a.key),
+        &mut rec,
+        |signer, rec| ops::issue_request(signer, rec, subject, a.path_len, &a.out, ow),
+    )?;
+    println!(
+        "wrote {} (certificate request for {}, signature verified)",
+        a.out.display(),
+        csr.subject()
+    );
     Ok(())
 }
 

@@ -49,6 +49,9 @@ enum Command {
     Root(RootCmd),
     /// Sign a CSR with a CA key on the token.
     Sign(Box<SignArgs>),
+    /// Make a certificate request (PKCS#10) for a CA key on the token, signed by it: for a CA
+    /// elsewhere to certify (an intermediate kept on a token, a root to be cross-signed).
+    Csr(CsrArgs),
     /// Show a certificate, chain, CSR, CRL or public key in readable form.
     Inspect {
         /// The file (PEM or DER).
@@ -233,6 +236,24 @@ struct RootCreateArgs {
     #[arg(long, value_name = "N")]
     path_len: Option<u8>,
     /// Where to write the certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct CsrArgs {
+    #[command(flatten)]
+    key: SigningKeyArgs,
+    /// Subject, RFC 4514: "CN=Cluster A CA,O=Example".
+    #[arg(long, value_name = "DN")]
+    subject: String,
+    /// basicConstraints pathLenConstraint to ask for.
+    #[arg(long, value_name = "N")]
+    path_len: Option<u8>,
+    /// Where to write the request (PEM).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Replace an existing output file.

@@ -178,6 +178,16 @@ pub enum X509Error {
         bits: u32,
     },
 
+    /// An RSA key that decodes but must not be certified ([`super::weak_rsa`]).
+    #[error(
+        "the RSA key cannot be certified: {why}; the key's owner must generate a new key pair \
+         (2048 to 4096 bits, public exponent 65537) with a sound library"
+    )]
+    BrokenRsaKey {
+        /// What is wrong with it.
+        why: String,
+    },
+
     /// An RSA key longer than 8192 bits.
     #[error(
         "the RSA key has a {bits}-bit modulus, larger than the 8192 bits this tool accepts \

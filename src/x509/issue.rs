@@ -175,6 +175,7 @@ fn prepare_inner(
                 }
                 Profile::Leaf { sans, .. } => check_leaf_names(issuer, &req.subject, sans)?,
             }
+            super::weak_rsa::check_certifiable(&req.public_key)?;
             if &req.public_key == issuing_key {
                 return Err(Error::invalid(
                     "the request carries the issuing CA's own public key: a certificate for it would let that key stand for another subject",

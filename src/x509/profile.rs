@@ -117,6 +117,52 @@ pub struct PermittedSubtrees {
     pub ip: Vec<IpNet>,
 }
 
+impl PermittedSubtrees {
+    /// Refuses subtrees that permit names the CA's owner cannot own: a DNS subtree that is a
+    /// public suffix or top-level domain (the Public Suffix List: `com`, `co.uk`, `github.io`;
+    /// single labels it does not list, such as `kubernetes` or a node name, stay allowed), and
+    /// an IP range that covers every address (`0.0.0.0/0`, `::/0`, or an IPv6 range holding
+    /// all of `::ffff:0:0/96`, every IPv4 address in mapped form).
+    pub fn check(&self) -> Result<()> {
+        for d in &self.dns {
+            let name = d.trim_start_matches('.');
+            if name.is_empty() || is_public_suffix(name) {
+                return Err(Error::invalid(
+                    format!(
+                        "the name constraint DNS:{d} is a public suffix: it would let this CA certify names under it that belong to anyone"
+                    ),
+                    "constrain the CA to a domain its owner holds (e.g. cluster-a.example.com), never a top-level domain or public suffix",
+                ));
+            }
+        }
+        let mapped = IpNet {
+            addr: IpAddr::V6(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0)),
+            prefix: 96,
+        };
+        for net in &self.ip {
+            let what = match net.addr {
+                IpAddr::V4(_) if net.prefix == 0 => "every IPv4 address",
+                IpAddr::V6(_) if net.prefix == 0 => "every IPv6 address",
+                IpAddr::V6(_) if net.prefix <= 96 && net.contains(mapped.addr) => {
+                    "every IPv4 address (in IPv4-mapped IPv6 form)"
+                }
+                _ => continue,
+            };
+            return Err(Error::invalid(
+                format!("the name constraint IP:{net} covers {what}: it constrains nothing"),
+                "permit only the ranges the CA's clusters use (e.g. 10.32.0.0/16)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` is listed in the Public Suffix List as a suffix (a TLD, `co.uk`, ...).
+fn is_public_suffix(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    psl::suffix(lower.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == lower.as_bytes())
+}
+
 /// An IP network such as 10.32.0.0/16, with no host bits set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpNet {
@@ -377,9 +423,33 @@ impl BoundProfile {
                         maximum: None,
                     });
                 }
+                // A CA constrained in one form only is excluded from the other entirely (the
+                // CA/Browser Forum's technically constrained CA): otherwise every IP address,
+                // or every DNS name, would stay permitted.
+                c.check()?;
+                let mut excluded = Vec::new();
+                if c.ip.is_empty() {
+                    for everything in ["0.0.0.0/0", "::/0"] {
+                        let net: IpNet = everything.parse()?;
+                        excluded.push(GeneralSubtree {
+                            base: GeneralName::IpAddress(
+                                OctetString::new(net.constraint_octets()).map_err(enc)?,
+                            ),
+                            minimum: 0,
+                            maximum: None,
+                        });
+                    }
+                }
+                if c.dns.is_empty() {
+                    excluded.push(GeneralSubtree {
+                        base: GeneralName::DnsName(Ia5String::new("").map_err(enc)?),
+                        minimum: 0,
+                        maximum: None,
+                    });
+                }
                 let nc = NameConstraints {
                     permitted_subtrees: Some(permitted),
-                    excluded_subtrees: None,
+                    excluded_subtrees: (!excluded.is_empty()).then_some(excluded),
                 };
                 push(true, (true, &nc).to_extension(&subject, &[])).map_err(enc)?;
             }
@@ -605,5 +675,42 @@ mod tests {
         assert!(check_dns_name("bad_label.com", false).is_err());
         assert!(check_dns_name("-a.com", false).is_err());
         assert!(check_dns_name("node-0", false).is_ok());
+    }
+
+    #[test]
+    fn constraints_that_constrain_nothing_are_refused() {
+        let dns = |d: &[&str]| PermittedSubtrees {
+            dns: d.iter().map(|s| s.to_string()).collect(),
+            ip: vec![],
+        };
+        let ip = |n: &str| PermittedSubtrees {
+            dns: vec![],
+            ip: vec![n.parse().unwrap()],
+        };
+        for ok in [
+            "cluster-a.example.com",
+            "example.com",
+            "kubernetes",
+            "node-0",
+            "svc.cluster.local",
+        ] {
+            dns(&[ok]).check().unwrap();
+        }
+        for (bad, why) in [
+            (dns(&["com"]), "DNS:com is a public suffix"),
+            (dns(&["example.com", "net"]), "DNS:net"),
+            (dns(&["co.uk"]), "DNS:co.uk"),
+            (dns(&["github.io"]), "DNS:github.io"),
+            (dns(&["KR"]), "DNS:KR"),
+            (ip("0.0.0.0/0"), "every IPv4 address"),
+            (ip("::/0"), "every IPv6 address"),
+            (ip("::ffff:0:0/96"), "IPv4-mapped"),
+            (ip("::/80"), "IPv4-mapped"),
+        ] {
+            let e = bad.check().unwrap_err().to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+        ip("10.0.0.0/8").check().unwrap();
+        ip("fd00::/8").check().unwrap();
     }
 }

@@ -1,0 +1,298 @@
+//! RSA public keys a CA must not certify although they decode: a public exponent other than
+//! 65537, a modulus with a small prime factor or that is itself prime, a modulus that Fermat's
+//! method factors in a few rounds (primes too close together), and the ROCA fingerprint of
+//! Infineon's weak key generation (CVE-2017-15361). Each costs at most a few milliseconds.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use crypto_bigint::{BoxedUint, Resize};
+use der::Decode;
+use rsa::pkcs1::RsaPublicKeyRef;
+use spki::SubjectPublicKeyInfoOwned;
+
+use super::error::X509Error;
+
+/// Refuses a key about to be certified (a request's, another CA's) when it is an RSA key with
+/// a [`weakness`]; other keys pass (their checks are [`super::algorithm::PublicKeyInfo`]'s).
+/// Not run on the CA's own token key, which the token generated and every command loads.
+pub fn check_certifiable(spki: &SubjectPublicKeyInfoOwned) -> Result<(), X509Error> {
+    if spki.algorithm.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
+        return Ok(());
+    }
+    let Some(bytes) = spki.subject_public_key.as_bytes() else {
+        return Ok(()); // PublicKeyInfo refuses it, naming the cause
+    };
+    let Ok(key) = RsaPublicKeyRef::from_der(bytes) else {
+        return Ok(()); // likewise
+    };
+    // A batch checks each request before the token is touched and again as its certificate
+    // is prepared: the second time, a key that passed is looked up, not tested (tens of ms
+    // for RSA-4096).
+    use sha2::Digest;
+    static PASSED: Mutex<BTreeSet<[u8; 32]>> = Mutex::new(BTreeSet::new());
+    let id: [u8; 32] = sha2::Sha256::digest(bytes).into();
+    if PASSED.lock().is_ok_and(|p| p.contains(&id)) {
+        return Ok(());
+    }
+    match weakness(key.modulus.as_bytes(), key.public_exponent.as_bytes()) {
+        Some(why) => Err(X509Error::BrokenRsaKey { why }),
+        None => {
+            if let Ok(mut passed) = PASSED.lock() {
+                passed.insert(id);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Odd primes below this bound are tried as factors of the modulus.
+const SMALL_PRIME_BOUND: u32 = 10_000;
+/// Rounds of Fermat's method: primes whose difference is below about
+/// 2·(2·ROUNDS)^(1/2)·n^(1/4) are found.
+const FERMAT_ROUNDS: u32 = 100;
+
+/// Why an RSA key is refused, or `None`. `modulus` and `exponent` are big-endian, without
+/// leading zeros; the modulus is odd and 2048..=8192 bits (checked before).
+pub fn weakness(modulus: &[u8], exponent: &[u8]) -> Option<String> {
+    if exponent != [0x01, 0x00, 0x01] {
+        return Some(format!(
+            "its public exponent is {}, not 65537",
+            describe_exponent(exponent)
+        ));
+    }
+    if let Some(p) = small_primes().find(|p| rem(modulus, *p) == 0) {
+        return Some(format!("its modulus is divisible by {p}"));
+    }
+    if roca_fingerprint(modulus) {
+        return Some(
+            "its modulus has the ROCA fingerprint (CVE-2017-15361: Infineon's key generation, factorable)"
+                .into(),
+        );
+    }
+    let n = BoxedUint::from_be_slice_vartime(modulus);
+    if probably_prime(&n) {
+        return Some("its modulus is a prime number (no factorisation keeps it secret)".into());
+    }
+    if let Some(round) = fermat_factorable(&n) {
+        return Some(format!(
+            "its two primes are so close that Fermat's method factors the modulus in {round} round(s)"
+        ));
+    }
+    None
+}
+
+fn describe_exponent(e: &[u8]) -> String {
+    if e.len() <= 8 {
+        let mut v = [0u8; 8];
+        v[8 - e.len()..].copy_from_slice(e);
+        u64::from_be_bytes(v).to_string()
+    } else {
+        format!("a {}-byte number", e.len())
+    }
+}
+
+/// The odd primes below [`SMALL_PRIME_BOUND`] (a sieve: 10,000 bytes, microseconds).
+fn small_primes() -> impl Iterator<Item = u32> {
+    let n = SMALL_PRIME_BOUND as usize;
+    let mut composite = vec![false; n];
+    let mut i = 2;
+    while i * i < n {
+        if !composite[i] {
+            let mut j = i * i;
+            while j < n {
+                composite[j] = true;
+                j += i;
+            }
+        }
+        i += 1;
+    }
+    (3..n).filter(move |k| !composite[*k]).map(|k| k as u32)
+}
+
+/// `n mod p` for a big-endian `n`.
+fn rem(n: &[u8], p: u32) -> u32 {
+    let p = u64::from(p);
+    n.iter().fold(0u64, |r, b| (r * 256 + u64::from(*b)) % p) as u32
+}
+
+/// The ROCA test (Nemec et al., CCS 2017): a modulus from the vulnerable library is, modulo
+/// each of these small primes, a power of 65537.
+fn roca_fingerprint(n: &[u8]) -> bool {
+    const PRIMES: [u32; 38] = [
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89,
+        97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+    ];
+    PRIMES.iter().all(|&p| {
+        let target = rem(n, p);
+        let g = 65537 % p;
+        let mut x = 1u32;
+        // The subgroup generated by 65537 mod p has at most p - 1 elements.
+        for _ in 0..p {
+            if x == target {
+                return true;
+            }
+            x = x * g % p;
+        }
+        false
+    })
+}
+
+/// Whether `n` passes Fermat's test to base 2 (2^(n-1) ≡ 1 mod n): every prime does, an RSA
+/// modulus practically never (one modular exponentiation, unlike a full primality test).
+fn probably_prime(n: &BoxedUint) -> bool {
+    let Some(odd) = Option::from(crypto_bigint::Odd::new(n.clone())) else {
+        return false;
+    };
+    let params = crypto_bigint::modular::BoxedMontyParams::new_vartime(odd);
+    let two = BoxedUint::from(2u32).resize(n.bits_precision());
+    let one = BoxedUint::one_with_precision(n.bits_precision());
+    let exponent = n.wrapping_sub(&one);
+    let r = crypto_bigint::modular::BoxedMontyForm::new(two, &params)
+        .pow(&exponent)
+        .retrieve();
+    r.cmp_vartime(&one).is_eq()
+}
+
+/// Whether `x` can be a square, by its residues: rules out all but about 1 in 100 non-squares
+/// with no big-integer work beyond three small remainders.
+fn may_be_square(x: &BoxedUint) -> bool {
+    let residue = |m: u32| {
+        let words = x.to_be_bytes();
+        rem(&words, m)
+    };
+    let squares = |m: u32| -> Vec<bool> {
+        let mut table = vec![false; m as usize];
+        for k in 0..m {
+            table[(k * k % m) as usize] = true;
+        }
+        table
+    };
+    [64u32, 63, 65, 11]
+        .iter()
+        .all(|&m| squares(m)[residue(m) as usize])
+}
+
+/// The round in which Fermat's method finds `n = a² - b²`, if it does within
+/// [`FERMAT_ROUNDS`]: a starts at ⌈√n⌉, b² = a² - n grows by 2a + 1 each round, and only a b²
+/// that passes the residue filter is square-rooted.
+fn fermat_factorable(n: &BoxedUint) -> Option<u32> {
+    // Room for a² and the increments without wrapping.
+    let precision = (n.bits_precision() + 128).next_multiple_of(64);
+    let n = n.clone().resize(precision);
+    let one = BoxedUint::one_with_precision(precision);
+    let mut a = n.floor_sqrt_vartime();
+    if a.wrapping_square().cmp_vartime(&n).is_lt() {
+        a = a.wrapping_add(&one);
+    }
+    let mut b2 = a.wrapping_square().wrapping_sub(&n);
+    for round in 1..=FERMAT_ROUNDS {
+        if may_be_square(&b2) {
+            let b = b2.floor_sqrt_vartime();
+            if b.wrapping_square().cmp_vartime(&b2).is_eq() {
+                return Some(round);
+            }
+        }
+        // (a + 1)² - n = b² + 2a + 1
+        b2 = b2.wrapping_add(&a).wrapping_add(&a).wrapping_add(&one);
+        a = a.wrapping_add(&one);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn be(n: &BoxedUint) -> Vec<u8> {
+        let bytes = n.to_be_bytes();
+        let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+        bytes[first..].to_vec()
+    }
+
+    /// A random prime of `bits` bits (top two bits set): the next prime after random bytes.
+    fn prime(bits: u32) -> BoxedUint {
+        let mut bytes = vec![0u8; bits as usize / 8];
+        getrandom::fill(&mut bytes).unwrap();
+        bytes[0] |= 0xc0;
+        *bytes.last_mut().unwrap() |= 1;
+        next_prime(BoxedUint::from_be_slice_vartime(&bytes).resize(bits + 64))
+    }
+
+    fn next_prime(mut n: BoxedUint) -> BoxedUint {
+        let two = BoxedUint::from(2u32).resize(n.bits_precision());
+        while !crypto_primes::is_prime(crypto_primes::Flavor::Any, &n) {
+            n = n.wrapping_add(&two);
+        }
+        n
+    }
+
+    /// `weakness` does not look at the size (checked before it), so small primes keep the
+    /// test fast in a debug build.
+    #[test]
+    fn refuses_each_weakness_and_names_it() {
+        const E: &[u8] = &[1, 0, 1];
+        let p = prime(512);
+        let q = prime(512);
+        let n = p.clone().resize(1152).wrapping_mul(&q.resize(1152));
+        assert_eq!(weakness(&be(&n), E), None);
+        assert!(weakness(&be(&n), &[3]).unwrap().contains("exponent is 3"));
+        assert!(
+            weakness(&be(&n), &[1, 0, 0, 0, 1])
+                .unwrap()
+                .contains("4294967297")
+        );
+
+        let big = prime(1024);
+        let three_p = big
+            .resize(1152)
+            .wrapping_mul(&BoxedUint::from(3u32).resize(1152));
+        assert!(
+            weakness(&be(&three_p), E)
+                .unwrap()
+                .contains("divisible by 3")
+        );
+
+        let q = prime(1024);
+        assert!(weakness(&be(&q), E).unwrap().contains("prime number"));
+        assert!(!probably_prime(&n) && probably_prime(&q));
+
+        // Fermat-close: q is the next prime after p.
+        let two = BoxedUint::from(2u32).resize(p.bits_precision());
+        let next = next_prime(p.wrapping_add(&two));
+        let close = p.clone().resize(1152).wrapping_mul(&next.resize(1152));
+        assert!(weakness(&be(&close), E).unwrap().contains("Fermat"));
+    }
+
+    #[test]
+    fn roca_fingerprint_matches_powers_of_65537() {
+        // 65537^k mod every test prime is in the subgroup: any power of 65537 carries it.
+        let mut n = vec![1u8];
+        for _ in 0..3 {
+            n = mul_small(&n, 65537);
+        }
+        assert!(roca_fingerprint(&n));
+        assert!(weakness(&n, &[1, 0, 1]).unwrap().contains("ROCA"));
+        // A modulus of two random primes lacks it (the chance it has it by luck is ~2^-100).
+        let m = prime(512)
+            .resize(1152)
+            .wrapping_mul(&prime(512).resize(1152));
+        assert!(!roca_fingerprint(&be(&m)));
+    }
+
+    fn mul_small(n: &[u8], k: u32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n.len() + 4);
+        let mut carry = 0u64;
+        for b in n.iter().rev() {
+            let v = u64::from(*b) * u64::from(k) + carry;
+            out.push((v & 0xff) as u8);
+            carry = v >> 8;
+        }
+        while carry > 0 {
+            out.push((carry & 0xff) as u8);
+            carry >>= 8;
+        }
+        out.reverse();
+        out
+    }
+}

@@ -1,0 +1,291 @@
+//! The issuance policy, against SoftHSM2, as an attacker and a careless operator would meet
+//! it: every refusal names its cause, writes nothing and is recorded as `request_refused`;
+//! what is issued passes openssl (-x509_strict), certtool and pkilint.
+//!
+//! The constrained intermediate here keeps its key on the token: `hsmca csr` makes its
+//! request, the root certifies it, and then it signs leaves itself.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+const ROOT: &str = "pkcs11:token=Root%20CA;object=root-2026";
+const INTER: &str = "pkcs11:token=Root%20CA;object=inter-2026";
+
+/// A root (`root.crt`, recorded in `ca/`) and an intermediate on the same token
+/// (`inter.crt`, recorded in `inter-ca/`) permitted DNS:example.com and IP:10.0.0.0/8.
+fn token_intermediate() -> TestToken {
+    let t = TestToken::new("Root CA");
+    assert_ok(&t.run(in_ca_dir(
+        "ca",
+        key_generate_args("Root CA", "root-2026", "ecdsa-p384"),
+    )));
+    assert_ok(&t.run(in_ca_dir("ca", root_create_args(ROOT, "10y", "root.crt"))));
+    t.generate_key("inter-2026", "ecdsa-p256");
+    let out = assert_ok(&t.run([
+        "--ca-dir",
+        "inter-ca",
+        "csr",
+        "--key",
+        INTER,
+        "--subject",
+        "CN=Token Intermediate CA,O=Example,C=KR",
+        "--path-len",
+        "0",
+        "--out",
+        "inter.csr",
+    ]));
+    assert_mentions(&out, &["signature verified"]);
+    assert_eq!(
+        records(&t, "inter-ca", "request_created"),
+        1,
+        "the CSR's signature by the CA key is recorded"
+    );
+    assert_ok(&t.run(in_ca_dir(
+        "ca",
+        intermediate_args(ROOT, "inter.csr", "5y", "inter.crt").with(&[
+            "--permit-dns",
+            "example.com",
+            "--permit-ip",
+            "10.0.0.0/8",
+        ]),
+    )));
+    assert_eq!(cert_spki_sha256(&t.path("inter.crt")), {
+        let csr_pub = run_command(std::process::Command::new("openssl").args([
+            "req",
+            "-in",
+            t.path("inter.csr").to_str().unwrap(),
+            "-noout",
+            "-pubkey",
+        ]));
+        fs::write(t.path("inter.pub"), stdout_of(&csr_pub)).unwrap();
+        pubkey_sha256(&t.path("inter.pub"))
+    });
+    t
+}
+
+/// How many records of `event` the log of CA directory `dir` holds.
+fn records(t: &TestToken, dir: &str, event: &str) -> usize {
+    fs::read_to_string(t.path(dir).join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!("\"event\":\"{event}\"")))
+        .count()
+}
+
+/// `sign` of a server leaf by the token intermediate, recorded in `inter-ca/`.
+fn leaf_args(csr: &str, out: &str, names: &[&str]) -> Vec<String> {
+    let mut args = strings(&[
+        "--ca-dir",
+        "inter-ca",
+        "sign",
+        "--key",
+        INTER,
+        "--issuer",
+        "inter.crt",
+        "--csr",
+        csr,
+        "--profile",
+        "server",
+        "--validity",
+        "90d",
+        "--out",
+        out,
+    ]);
+    args.extend(names.iter().map(|s| s.to_string()));
+    args
+}
+
+/// The command fails naming `cause`, writes `out` nowhere, changes no file but the log, and
+/// the log gains one `request_refused`.
+#[track_caller]
+fn refused(t: &TestToken, args: &[String], out: &str, cause: &[&str]) {
+    let before = records(t, "inter-ca", "request_refused");
+    let files = t.snapshot();
+    let stderr = assert_fails(&t.run(args));
+    assert_mentions(&stderr, cause);
+    assert!(!t.path(out).exists(), "{out} was written: {stderr}");
+    let after = t.snapshot();
+    for (p, bytes) in &after {
+        if !p.starts_with("inter-ca") {
+            assert_eq!(files.get(p), Some(bytes), "{} changed", p.display());
+        }
+    }
+    assert_eq!(
+        records(t, "inter-ca", "request_refused"),
+        before + 1,
+        "the refusal is not recorded: {stderr}"
+    );
+}
+
+#[test]
+fn leaves_outside_the_token_intermediates_constraints_are_refused() {
+    let t = token_intermediate();
+    let csr = |name: &str, cn: &str| {
+        make_csr(&t.path("req"), name, CsrAlg::P256, cn);
+        format!("req/{name}.csr")
+    };
+    let www = csr("www", "www.example.com");
+    for (names, cause) in [
+        (&["--dns", "www.evil.com"][..], "DNS:www.evil.com"),
+        (
+            &["--dns", "www.example.com", "--ip", "11.0.0.1"][..],
+            "IP:11.0.0.1",
+        ),
+        (
+            &["--dns", "www.example.com", "--ip", "2001:db8::1"][..],
+            "IP:2001:db8::1",
+        ),
+    ] {
+        refused(
+            &t,
+            &leaf_args(&www, "evil.crt", names),
+            "evil.crt",
+            &[cause],
+        );
+    }
+    // A CN that reads as a host name, on a leaf with no DNS SAN.
+    let evil_cn = csr("cn", "www.evil.com");
+    refused(
+        &t,
+        &leaf_args(&evil_cn, "evil.crt", &["--ip", "10.0.0.1"]),
+        "evil.crt",
+        &["DNS:www.evil.com"],
+    );
+
+    // What is permitted is issued, and every verifier accepts the chain.
+    assert_ok(&t.run(leaf_args(
+        &www,
+        "www.crt",
+        &["--dns", "www.example.com", "--ip", "10.1.2.3"],
+    )));
+    let (root, inter, leaf) = (t.path("root.crt"), t.path("inter.crt"), t.path("www.crt"));
+    openssl_verify(&root, &[&inter], &leaf).expect("openssl verify -x509_strict");
+    concat_files(&t.path("full.pem"), &[&leaf, &inter, &root]);
+    certtool_verify_chain(&t.path("full.pem")).expect("certtool --verify-chain");
+    for cert in [&inter, &leaf] {
+        assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], cert), &[]);
+    }
+    assert_no_findings_at_or_above_warning(&pkilint_chain(&inter, &leaf), &[]);
+    assert_ok(&t.run(["--ca-dir", "inter-ca", "log", "verify", "--root", "inter.crt"]));
+}
+
+#[test]
+fn a_request_for_the_issuers_own_key_is_refused() {
+    let t = token_intermediate();
+    // The intermediate's own CSR, presented back to it as a leaf request.
+    refused(
+        &t,
+        &leaf_args("inter.csr", "own.crt", &["--dns", "www.example.com"]),
+        "own.crt",
+        &["issuing CA's own public key"],
+    );
+}
+
+#[test]
+fn constraints_that_permit_everyone_are_refused() {
+    let t = TestToken::new("Root CA");
+    t.root_ca("ecdsa-p256");
+    t.inter_csr("Cluster A Int CA");
+    for (flags, cause) in [
+        (&["--permit-dns", "com"][..], "DNS:com is a public suffix"),
+        (
+            &["--permit-dns", "example.com", "--permit-dns", "co.uk"][..],
+            "DNS:co.uk",
+        ),
+        (&["--permit-ip", "0.0.0.0/0"][..], "every IPv4 address"),
+        (&["--permit-ip", "::/0"][..], "every IPv6 address"),
+        (&["--permit-ip", "::ffff:0:0/96"][..], "IPv4-mapped"),
+    ] {
+        let args = sign_args(ROOT, "root.crt", "cluster/inter.csr", "inter.crt");
+        // sign_args permits example.com; the flags under test come after it.
+        let stderr = assert_fails(&t.run(args.with(flags)));
+        assert_mentions(&stderr, &[cause]);
+        assert!(!t.path("inter.crt").exists());
+    }
+}
+
+#[test]
+fn a_ca_constrained_in_one_form_excludes_the_other() {
+    let t = TestToken::new("Root CA");
+    t.root_ca("ecdsa-p256");
+    t.inter_csr("Cluster A Int CA");
+    assert_ok(&t.run(sign_args(
+        ROOT,
+        "root.crt",
+        "cluster/inter.csr",
+        "dns-only.crt",
+    )));
+    let text = openssl_x509(&t.path("dns-only.crt"), &["-text"]);
+    assert_mentions(&text, &["Excluded:"]);
+    assert!(
+        text.contains("IP:0.0.0.0/0.0.0.0") && text.contains("IP:0:0:0:0:0:0:0:0/0:0:0:0:0:0:0:0"),
+        "{text}"
+    );
+    assert_ok(&t.run(
+        intermediate_args(ROOT, "cluster/inter.csr", "5y", "ip-only.crt").with(&[
+            "--issuer",
+            "root.crt",
+            "--permit-ip",
+            "10.0.0.0/8",
+        ]),
+    ));
+    let text = openssl_x509(&t.path("ip-only.crt"), &["-text"]);
+    assert!(
+        text.contains("Excluded:") && text.contains("DNS:"),
+        "{text}"
+    );
+    for cert in ["dns-only.crt", "ip-only.crt"] {
+        let cert = t.path(cert);
+        openssl_verify(&t.path("root.crt"), &[], &cert).unwrap();
+        assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &cert), &[]);
+        assert_no_findings_at_or_above_warning(&pkilint_chain(&t.path("root.crt"), &cert), &[]);
+    }
+}
+
+#[test]
+fn hostile_subjects_and_weak_keys_are_refused() {
+    let t = TestToken::new("Root CA");
+    assert_ok(&t.run(in_ca_dir(
+        "ca",
+        key_generate_args("Root CA", "root-2026", "ecdsa-p256"),
+    )));
+    assert_ok(&t.run(in_ca_dir("ca", root_create_args(ROOT, "10y", "root.crt"))));
+    let sign = |csr: &str| {
+        in_ca_dir("ca", intermediate_args(ROOT, csr, "5y", "out.crt"))
+            .with(&["--permit-dns", "example.com"])
+    };
+    let refused_here = |csr: &str, cause: &[&str]| {
+        let before = records(&t, "ca", "request_refused");
+        let stderr = assert_fails(&t.run(sign(csr)));
+        assert_mentions(&stderr, cause);
+        assert!(!t.path("out.crt").exists());
+        assert_eq!(records(&t, "ca", "request_refused"), before + 1, "{stderr}");
+    };
+    // openssl writes what the attacker asks for (-utf8 takes the bytes as they are).
+    let openssl_csr = |name: &str, subj: &str, newkey: &[&str]| {
+        let csr = format!("req/{name}.csr");
+        fs::create_dir_all(t.path("req")).unwrap();
+        let mut args = vec!["req", "-new", "-nodes", "-utf8", "-subj", subj];
+        args.extend_from_slice(newkey);
+        args.extend_from_slice(&["-keyout", "req/key.pem", "-out", &csr]);
+        assert_ok(&run_in(t.dir(), "openssl", &args));
+        csr
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    let bidi = openssl_csr("bidi", "/CN=moc.\u{202e}evil Cluster CA", &ec);
+    refused_here(&bidi, &["U+202E"]);
+    let email = openssl_csr("email", "/CN=Cluster CA/emailAddress=a@example.com", &ec);
+    refused_here(&email, &["not one hsmca certifies"]);
+
+    // RSA with e = 3: a key openssl makes on request, and a CA must refuse.
+    let e3 = openssl_csr(
+        "e3",
+        "/CN=Exponent Three CA",
+        &["-newkey", "rsa:2048", "-pkeyopt", "rsa_keygen_pubexp:3"],
+    );
+    refused_here(&e3, &["public exponent is 3"]);
+    assert_ok(&t.run(["--ca-dir", "ca", "log", "verify"]));
+}

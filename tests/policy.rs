@@ -169,7 +169,14 @@ fn leaves_outside_the_token_intermediates_constraints_are_refused() {
         assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], cert), &[]);
     }
     assert_no_findings_at_or_above_warning(&pkilint_chain(&inter, &leaf), &[]);
-    assert_ok(&t.run(["--ca-dir", "inter-ca", "log", "verify", "--root", "inter.crt"]));
+    assert_ok(&t.run([
+        "--ca-dir",
+        "inter-ca",
+        "log",
+        "verify",
+        "--root",
+        "inter.crt",
+    ]));
 }
 
 #[test]

@@ -234,7 +234,7 @@ mod tests {
         const E: &[u8] = &[1, 0, 1];
         let p = prime(512);
         let q = prime(512);
-        let n = p.clone().resize(1152).wrapping_mul(&q.resize(1152));
+        let n = p.clone().resize(1152).wrapping_mul(q.resize(1152));
         assert_eq!(weakness(&be(&n), E), None);
         assert!(weakness(&be(&n), &[3]).unwrap().contains("exponent is 3"));
         assert!(
@@ -246,7 +246,7 @@ mod tests {
         let big = prime(1024);
         let three_p = big
             .resize(1152)
-            .wrapping_mul(&BoxedUint::from(3u32).resize(1152));
+            .wrapping_mul(BoxedUint::from(3u32).resize(1152));
         assert!(
             weakness(&be(&three_p), E)
                 .unwrap()
@@ -260,7 +260,7 @@ mod tests {
         // Fermat-close: q is the next prime after p.
         let two = BoxedUint::from(2u32).resize(p.bits_precision());
         let next = next_prime(p.wrapping_add(&two));
-        let close = p.clone().resize(1152).wrapping_mul(&next.resize(1152));
+        let close = p.clone().resize(1152).wrapping_mul(next.resize(1152));
         assert!(weakness(&be(&close), E).unwrap().contains("Fermat"));
     }
 
@@ -276,7 +276,7 @@ mod tests {
         // A modulus of two random primes lacks it (the chance it has it by luck is ~2^-100).
         let m = prime(512)
             .resize(1152)
-            .wrapping_mul(&prime(512).resize(1152));
+            .wrapping_mul(prime(512).resize(1152));
         assert!(!roca_fingerprint(&be(&m)));
     }
 

@@ -296,3 +296,90 @@ fn hostile_subjects_and_weak_keys_are_refused() {
     refused_here(&e3, &["public exponent is 3"]);
     assert_ok(&t.run(["--ca-dir", "ca", "log", "verify"]));
 }
+
+/// Requests and certificates as other tools write them: certtool's request with its text dump
+/// before the block, an issuer certificate from `openssl x509 -text`, a request with CRLF line
+/// ends, and DER.
+#[test]
+fn other_tools_files_are_read() {
+    let t = TestToken::new("Root CA");
+    t.root_ca("ecdsa-p256");
+    fs::create_dir_all(t.path("req")).unwrap();
+    assert_ok(&run_in(
+        t.dir(),
+        "certtool",
+        &[
+            "--generate-privkey",
+            "--key-type=ecdsa",
+            "--curve=secp256r1",
+            "--outfile",
+            "req/ct.key",
+        ],
+    ));
+    fs::write(
+        t.path("req/ct.tmpl"),
+        "cn = \"Cluster G CA\"\norganization = \"Example\"\n",
+    )
+    .unwrap();
+    assert_ok(&run_in(
+        t.dir(),
+        "certtool",
+        &[
+            "--generate-request",
+            "--load-privkey",
+            "req/ct.key",
+            "--template",
+            "req/ct.tmpl",
+            "--outfile",
+            "req/ct.csr",
+        ],
+    ));
+    let text = fs::read_to_string(t.path("req/ct.csr")).unwrap();
+    assert!(
+        !text.starts_with("-----BEGIN"),
+        "certtool wrote no text dump:\n{text}"
+    );
+
+    // The issuer as `openssl x509 -text` prints it: the dump, then the block.
+    let dump = run_command(std::process::Command::new("openssl").args([
+        "x509",
+        "-in",
+        t.path("root.crt").to_str().unwrap(),
+        "-text",
+    ]));
+    fs::write(t.path("root-text.crt"), stdout_of(&dump)).unwrap();
+    let issuer = |args: Vec<String>| args.with(&["--issuer", "root-text.crt"]);
+    assert_ok(
+        &t.run(issuer(
+            intermediate_args(ROOT, "req/ct.csr", "5y", "ct.crt")
+                .with(&["--permit-dns", "example.com"]),
+        )),
+    );
+    let subject = openssl_x509(&t.path("ct.crt"), &["-subject", "-nameopt", "RFC2253"]);
+    assert_eq!(subject.trim(), "subject=CN=Cluster G CA,O=Example");
+    openssl_verify(&t.path("root.crt"), &[], &t.path("ct.crt")).unwrap();
+
+    // CRLF line ends, and DER.
+    t.inter_csr("Cluster H CA");
+    let pem = fs::read_to_string(t.path("cluster/inter.csr")).unwrap();
+    fs::write(t.path("req/crlf.csr"), pem.replace('\n', "\r\n")).unwrap();
+    assert_ok(&run_in(
+        t.dir(),
+        "openssl",
+        &[
+            "req",
+            "-in",
+            "cluster/inter.csr",
+            "-outform",
+            "DER",
+            "-out",
+            "req/der.csr",
+        ],
+    ));
+    for (csr, out) in [("req/crlf.csr", "crlf.crt"), ("req/der.csr", "der.crt")] {
+        assert_ok(&t.run(issuer(
+            intermediate_args(ROOT, csr, "5y", out).with(&["--permit-dns", "example.com"]),
+        )));
+        openssl_verify(&t.path("root.crt"), &[], &t.path(out)).unwrap();
+    }
+}

@@ -1,9 +1,12 @@
 //! Strict reading of PEM and DER inputs (certificates, and the shared PEM/DER plumbing that
 //! CSRs and inspection use), and PEM writing.
 //!
-//! Strict means: empty input, truncated PEM, wrong labels, text outside PEM blocks and DER
-//! with trailing bytes are all refused with a message saying what to fix, because a CA that
-//! guesses what a damaged file meant can sign the wrong thing.
+//! Strict means: empty input, truncated PEM, wrong labels, stray boundary lines, binary bytes
+//! outside PEM blocks and DER with trailing bytes are all refused with a message saying what
+//! to fix, because a CA that guesses what a damaged file meant can sign the wrong thing.
+//! Explanatory text around the blocks is read past, as RFC 7468 §5.2 asks: certtool writes a
+//! request's text dump before its block, `openssl x509 -text` a certificate's. CRLF line ends
+//! and DER are read too.
 
 use der::pem::{self, LineEnding};
 use der::{Decode, Encode, ErrorKind};
@@ -141,9 +144,12 @@ pub(crate) fn read_input<'a>(bytes: &'a [u8], what: &'static str) -> Result<Inpu
     let Some(first) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Err(X509Error::EmptyInput { what });
     };
-    // PEM is ASCII text; DER of anything we read has length bytes >= 0x80, so text that
-    // holds a BEGIN line is PEM even when it starts with '0' (0x30, the SEQUENCE tag).
-    if bytes[first..].starts_with(BEGIN) || (bytes.is_ascii() && find(bytes, BEGIN).is_some()) {
+    // PEM is text; DER of anything we read has length bytes >= 0x80, which are not UTF-8 on
+    // their own, so text that holds a BEGIN line is PEM even when it starts with '0' (0x30,
+    // the SEQUENCE tag).
+    if bytes[first..].starts_with(BEGIN)
+        || (std::str::from_utf8(bytes).is_ok() && find(bytes, BEGIN).is_some())
+    {
         return parse_pem_blocks(bytes, what).map(Input::Pem);
     }
     // Binary (or unrecognisable) input: the DER decoder says what is wrong with it.
@@ -187,7 +193,19 @@ fn parse_pem_blocks(bytes: &[u8], what: &'static str) -> Result<Vec<PemBlock>, X
         let rest = &bytes[pos..];
         let line = line_of(bytes, pos);
         if !rest.starts_with(BEGIN) {
-            return Err(X509Error::TextOutsidePem { what, line });
+            // Explanatory text: a whole line of text with no boundary in it.
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
+            let text = std::str::from_utf8(&rest[..end])
+                .ok()
+                .filter(|t| !t.chars().any(|c| c.is_control() && !c.is_whitespace()));
+            if text.is_none() || has_boundary(&rest[..end]) {
+                return Err(X509Error::TextOutsidePem { what, line });
+            }
+            pos += end;
+            continue;
         }
         let begin_label = boundary_label(&rest[BEGIN.len()..])
             .ok_or_else(|| malformed(format!("the BEGIN line at line {line} is incomplete")))?;
@@ -228,6 +246,12 @@ fn parse_pem_blocks(bytes: &[u8], what: &'static str) -> Result<Vec<PemBlock>, X
         pos += block_len;
     }
     Ok(blocks)
+}
+
+/// Whether a line of text outside the blocks holds a BEGIN or END boundary (one not at the
+/// start of its line, or an END with no BEGIN): a damaged file, never explanatory text.
+fn has_boundary(line: &[u8]) -> bool {
+    find(line, BEGIN).is_some() || find(line, END).is_some()
 }
 
 /// The label of a boundary line, given the bytes after "-----BEGIN " or "-----END ": the
@@ -378,18 +402,32 @@ mod tests {
     }
 
     #[test]
-    fn text_outside_blocks_is_refused() {
-        let (a, _) = cert_pem("a.example");
+    fn text_outside_blocks_is_read_past_but_not_boundaries_or_binary() {
+        let (a, der_a) = cert_pem("a.example");
         let (b, _) = cert_pem("b.example");
         for text in [
-            format!("{a}garbage\n{b}"),
-            format!("{a}{b}trailing"),
-            format!("subject=CN=x\n{a}"),
-            format!("0 starts like DER\n{a}"),
+            format!("Certificate:\n    Data:\n        Subject: CN=서울\n{a}"),
+            format!("{a}note between\n{b}"),
+            format!("0 starts like DER\n{a}trailing words"),
+            format!("subject=CN=x\r\n{}", a.replace('\n', "\r\n")),
+        ] {
+            let certs = load_certificates(text.as_bytes()).unwrap();
+            assert_eq!(certs[0].to_der().unwrap(), der_a, "{text}");
+        }
+        for text in [
+            format!("text -----END CERTIFICATE-----\n{a}"),
+            format!("{a}see -----BEGIN CERTIFICATE----- below\n"),
+            format!("bell \u{7} in text\n{a}"),
         ] {
             let err = load_certificates(text.as_bytes()).unwrap_err();
-            assert!(matches!(err, X509Error::TextOutsidePem { .. }), "{err:?}");
+            assert!(
+                matches!(err, X509Error::TextOutsidePem { .. }),
+                "{text}: {err:?}"
+            );
         }
+        let mut binary = vec![0xffu8, 0xfe, b'\n'];
+        binary.extend_from_slice(a.as_bytes());
+        assert!(load_certificates(&binary).is_err());
     }
 
     #[test]

@@ -45,11 +45,12 @@ pub enum X509Error {
         line: usize,
     },
 
-    /// Text other than whitespace sits before, between or after PEM blocks.
+    /// Binary bytes, control characters or a stray BEGIN/END boundary outside PEM blocks
+    /// (explanatory text is allowed there).
     #[error(
-        "the {what} file has text other than whitespace at line {line}, outside any PEM block: \
-         the file was concatenated with something else or edited; remove everything that is \
-         not a -----BEGIN/-----END block"
+        "the {what} file has binary data or a stray -----BEGIN/-----END boundary at line {line}, \
+         outside any PEM block: the file was concatenated with something else or damaged; keep \
+         the blocks and plain text only"
     )]
     TextOutsidePem {
         /// What the input should have held.

@@ -73,10 +73,71 @@ impl Error {
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Reads a whole input file, naming it in the error.
+/// The most an input file may hold: certificates, cluster and ceremony files, transcripts
+/// are a few KiB; anything larger is not what the command expects.
+pub const MAX_INPUT: u64 = 1 << 20;
+/// The most a certificate signing request may hold.
+pub const MAX_CSR: u64 = 64 << 10;
+
+/// Reads a whole input file of at most [`MAX_INPUT`] bytes, naming it in the error.
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Read {
+    read_limited(path, MAX_INPUT)
+}
+
+/// Reads a whole input file of at most `max` bytes. Only a regular file is read: a FIFO,
+/// device or directory is refused without blocking (it is opened non-blocking and checked
+/// before any read), and so is a file larger than `max`.
+pub fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let io = |source| Error::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(
+            rustix::fs::OFlags::NONBLOCK.bits() as i32 | rustix::fs::OFlags::NOCTTY.bits() as i32,
+        )
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    let ft = meta.file_type();
+    let kind = if ft.is_dir() {
+        Some("a directory")
+    } else if ft.is_fifo() {
+        Some("a FIFO")
+    } else if ft.is_char_device() || ft.is_block_device() {
+        Some("a device")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        return Err(Error::invalid(
+            format!("{} is {kind}, not a file", path.display()),
+            "give the path of a regular file",
+        ));
+    }
+    if meta.len() > max {
+        return Err(Error::invalid(
+            format!(
+                "{} holds {} bytes, more than the {max} such an input may hold",
+                path.display(),
+                meta.len()
+            ),
+            "check that this is the right file",
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // take: a file that grows while it is read is still bounded.
+    file.take(max + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(Error::invalid(
+            format!("{} grew past {max} bytes while it was read", path.display()),
+            "make sure nothing writes the file during the command",
+        ));
+    }
+    Ok(bytes)
 }

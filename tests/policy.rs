@@ -383,3 +383,32 @@ fn other_tools_files_are_read() {
         openssl_verify(&t.path("root.crt"), &[], &t.path(out)).unwrap();
     }
 }
+
+/// A request that is not a regular file, or too large, is refused at once: reading a FIFO or
+/// /dev/zero would block or never end.
+#[test]
+fn requests_that_are_not_small_regular_files_are_refused_without_blocking() {
+    let t = TestToken::new("Root CA");
+    t.root_ca("ecdsa-p256");
+    fs::create_dir_all(t.path("req")).unwrap();
+    assert_ok(&run_in(t.dir(), "mkfifo", &["req/fifo.csr"]));
+    t.inter_csr("Cluster A Int CA");
+    let mut big = fs::read_to_string(t.path("cluster/inter.csr")).unwrap();
+    while big.len() <= 64 * 1024 {
+        big.push_str("explanatory text line, padding the request past its limit\n");
+    }
+    fs::write(t.path("req/big.csr"), big).unwrap();
+    for (csr, cause) in [
+        ("req/fifo.csr", "is a FIFO"),
+        ("/dev/zero", "is a device"),
+        ("req", "is a directory"),
+        ("req/big.csr", "more than the 65536"),
+    ] {
+        let started = std::time::Instant::now();
+        let args = sign_args(ROOT, "root.crt", csr, "out.crt");
+        let stderr = assert_fails(&t.run(&args));
+        assert_mentions(&stderr, &[cause]);
+        assert!(!t.path("out.crt").exists());
+        eprintln!("{csr}: refused in {:?}", started.elapsed());
+    }
+}

@@ -38,7 +38,7 @@ use super::audit::{Event, b64, sha256_hex};
 use super::recorder::{BatchRecorder, Recorder};
 use super::signer::TokenSigner;
 use super::{CheckedCsr, issued_record, prepare_csr, profile_name};
-use crate::error::{Error, Result, read_file};
+use crate::error::{Error, MAX_CSR, Result, read_limited};
 use crate::output::{DirSyncs, Overwrite};
 use crate::x509::csr::Csr;
 use crate::x509::issue::PreparedCert;
@@ -441,7 +441,8 @@ fn prepare_one(
 ) -> Step<Prepared> {
     let plain = |err| Box::new(Failure { refused: None, err });
     let path = (batch.request)(index);
-    let csr = Csr::parse(&read_file(&path).map_err(plain)?).map_err(|e| plain(Error::from(e)))?;
+    let csr = Csr::parse(&read_limited(&path, MAX_CSR).map_err(plain)?)
+        .map_err(|e| plain(Error::from(e)))?;
     let csr = CheckedCsr::recheck(csr, sha).map_err(|e| plain(about(&path, e)))?;
     let refused = |err| {
         Box::new(Failure {

@@ -21,7 +21,7 @@ use crate::ca::recorder::Recorder;
 use crate::ca::signer::{SignatureChoice, TokenSigner, key_spec};
 use crate::ca::store::{Access, CaDir};
 use crate::ca::{CheckedCsr, generate_key, issued_record, serial_hex};
-use crate::error::{Error, Result, read_file};
+use crate::error::{Error, MAX_CSR, Result, read_file, read_limited};
 use crate::output::Overwrite;
 use crate::token::{Module, PinSource, TokenSelector, TokenSession};
 use crate::x509::csr::Csr;
@@ -295,7 +295,7 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
                         let planned_sha = item.csr_sha256.ok_or_else(|| {
                             Error::invalid("a request lost its hash", "report a bug")
                         })?;
-                        let csr = Csr::parse(&read_file(&file.resolve(&req_cfg.csr))?)?;
+                        let csr = Csr::parse(&read_limited(&file.resolve(&req_cfg.csr), MAX_CSR)?)?;
                         let checked = CheckedCsr::recheck(csr, &planned_sha)?;
                         let csr = checked.csr();
                         let req = CertRequest {

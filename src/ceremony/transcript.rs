@@ -34,10 +34,13 @@ pub fn own_binary_sha256() -> Result<String> {
     let path = PathBuf::from("/proc/self/exe");
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(_) => read_file(&std::env::current_exe().map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?)?,
+        Err(_) => {
+            let exe = std::env::current_exe().map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            std::fs::read(&exe).map_err(|source| Error::Read { path: exe, source })?
+        }
     };
     Ok(sha256_hex(&bytes))
 }

@@ -16,7 +16,7 @@ use crate::ca::ops::{self};
 use crate::ca::recorder::Recorder;
 use crate::ca::serial_hex;
 use crate::ca::signer::{SignatureChoice, TokenSigner, key_spec};
-use crate::error::{Error, Result, read_file};
+use crate::error::{Error, MAX_CSR, Result, read_file, read_limited};
 use crate::output::{Overwrite, check_free, write_atomic};
 use crate::token::{Module, PinSource, Pkcs11Uri, TokenError, TokenSelector, TokenSession};
 use crate::x509::algorithm::KeyAlgorithm;
@@ -542,7 +542,7 @@ fn check_requests(
     for (k, hash) in hashes.iter_mut().enumerate() {
         let i = first + k;
         let path = requests.path(i);
-        let bytes = match read_file(&path) {
+        let bytes = match read_limited(&path, MAX_CSR) {
             Ok(b) => b,
             Err(e) => return (notes, Some((i, None, e))),
         };

@@ -13,7 +13,7 @@ use crate::ca::CheckedCsr;
 use crate::ca::ops::{self, CertOutputs};
 use crate::ca::recorder::Recorder;
 use crate::ca::signer::TokenSigner;
-use crate::error::{Error, Result, read_file};
+use crate::error::{Error, MAX_CSR, Result, read_limited};
 use crate::output::{Overwrite, check_free};
 use crate::x509::csr::Csr;
 use crate::x509::name::{display_name, parse_name};
@@ -95,7 +95,7 @@ pub fn plan(
     let mut keys = Vec::new();
     for role in CaRole::ALL {
         let path = role.csr_path(&req_dir);
-        let bytes = read_file(&path)?;
+        let bytes = read_limited(&path, MAX_CSR)?;
         let checked = check_request(role, &cluster.name, &bytes)
             .map_err(|e| rec.refuse("k8s sign", Some(&bytes), about(&path, e)))?;
         let spki = checked.csr().spki().clone();
@@ -142,7 +142,7 @@ pub fn sign_cluster(
     create_dir(&pki.join("etcd"))?;
     let mut out = Vec::new();
     for r in &plan.requests {
-        let csr = Csr::parse(&read_file(&r.path)?)?;
+        let csr = Csr::parse(&read_limited(&r.path, MAX_CSR)?)?;
         let checked = CheckedCsr::recheck(csr, &r.sha256).map_err(|e| about(&r.path, e))?;
         let cert_path = r.role.cert_path(&pki);
         let chain_path = r.role.chain_path(&pki);

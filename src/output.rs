@@ -1,5 +1,10 @@
 //! Atomic, no-clobber output files: temp file in the same directory, fsync, link into place
 //! without replacing, fsync the directory. A crash leaves either no file or the whole file.
+//!
+//! An output never lands in a CA directory, `--force` or not: a CA directory opened by this
+//! process is protected ([`protect`]), and every output path is resolved (symlinked
+//! directories followed) and refused if it falls inside one. The CA layer writes its own files
+//! there through [`write_ca_file`] only.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -14,6 +19,14 @@ pub enum OutputError {
     Exists {
         /// The output path.
         path: PathBuf,
+    },
+    /// The output resolves into a CA directory.
+    #[error("{} is inside the CA directory {}: outputs are never written there", path.display(), ca_dir.display())]
+    InsideCaDir {
+        /// The output path.
+        path: PathBuf,
+        /// The CA directory it resolves into.
+        ca_dir: PathBuf,
     },
     /// The OS refused a step of the write.
     #[error("cannot write {}: {step}: {source}", path.display())]
@@ -35,6 +48,10 @@ impl OutputError {
                 "choose another output path, move the old file away, or pass --force to replace it"
                     .into()
             }
+            OutputError::InsideCaDir { .. } => {
+                "write the output elsewhere; the CA directory keeps its own copies (hsmca export writes one out)"
+                    .into()
+            }
             OutputError::Io { .. } => {
                 "check that the directory exists, is writable and has free space; nothing was written there"
                     .into()
@@ -52,8 +69,58 @@ pub enum Overwrite {
     Replace,
 }
 
-/// Fails when `path` exists and may not be replaced; run before any token call.
+/// The CA directories of this process, canonical.
+static PROTECTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Protects a CA directory (which exists) from every output of this process.
+pub fn protect(ca_dir: &Path) -> std::io::Result<()> {
+    let canonical = fs::canonicalize(ca_dir)?;
+    if let Ok(mut p) = PROTECTED.lock()
+        && !p.contains(&canonical)
+    {
+        p.push(canonical);
+    }
+    Ok(())
+}
+
+/// Where `path` would be written: its directory resolved (symlinks followed), then its name;
+/// an existing final component that is a symlink is resolved too.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && let Ok(target) = fs::canonicalize(path)
+    {
+        return Some(target);
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(fs::canonicalize(dir).ok()?.join(path.file_name()?))
+}
+
+/// Refuses an output that resolves into a protected CA directory.
+fn check_outside_ca_dirs(path: &Path) -> Result<(), OutputError> {
+    let Ok(protected) = PROTECTED.lock() else {
+        return Ok(());
+    };
+    if protected.is_empty() {
+        return Ok(());
+    }
+    if let Some(at) = resolved(path)
+        && let Some(ca_dir) = protected.iter().find(|d| at.starts_with(d))
+    {
+        return Err(OutputError::InsideCaDir {
+            path: path.to_path_buf(),
+            ca_dir: ca_dir.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Fails when `path` exists and may not be replaced, or lies in a CA directory; run before any
+/// token call.
 pub fn check_free(path: &Path, overwrite: Overwrite) -> Result<(), OutputError> {
+    check_outside_ca_dirs(path)?;
     if overwrite == Overwrite::Refuse && fs::symlink_metadata(path).is_ok() {
         return Err(OutputError::Exists {
             path: path.to_path_buf(),
@@ -134,11 +201,42 @@ pub fn write_atomic_unsynced_dir(
     mode: u32,
     overwrite: Overwrite,
 ) -> Result<PathBuf, OutputError> {
+    check_free(path, overwrite)?;
+    write_unchecked(path, contents, mode, overwrite)
+}
+
+/// Fails when a file of the CA directory itself exists ([`write_ca_file`] never replaces one).
+pub fn check_ca_file_free(path: &Path) -> Result<(), OutputError> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Err(OutputError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// A file of the CA directory itself (its certificate, kept copies, CRLs), written atomically
+/// and never replacing one; `sync` says whether the directory is fsynced too.
+pub fn write_ca_file(path: &Path, contents: &[u8], sync: bool) -> Result<(), OutputError> {
+    check_ca_file_free(path)?;
+    let dir = write_unchecked(path, contents, 0o644, Overwrite::Refuse)?;
+    if sync {
+        sync_dir(&dir, path)?;
+    }
+    Ok(())
+}
+
+/// The write of [`write_atomic_unsynced_dir`] once the path is checked.
+fn write_unchecked(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    overwrite: Overwrite,
+) -> Result<PathBuf, OutputError> {
     let io = |step: &'static str| {
         let path = path.to_path_buf();
         move |source| OutputError::Io { path, step, source }
     };
-    check_free(path, overwrite)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

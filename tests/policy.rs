@@ -412,3 +412,50 @@ fn requests_that_are_not_small_regular_files_are_refused_without_blocking() {
         eprintln!("{csr}: refused in {:?}", started.elapsed());
     }
 }
+
+/// No output lands in the CA directory, --force or not, by its path or through a symlinked
+/// directory; refused before the token is touched, the CA directory unchanged.
+#[test]
+fn outputs_never_land_in_the_ca_directory() {
+    let t = TestToken::new("Root CA");
+    assert_ok(&t.run(in_ca_dir(
+        "ca",
+        key_generate_args("Root CA", "root-2026", "ecdsa-p256"),
+    )));
+    assert_ok(&t.run(in_ca_dir("ca", root_create_args(ROOT, "10y", "root.crt"))));
+    t.inter_csr("Cluster A Int CA");
+    std::os::unix::fs::symlink("ca", t.path("innocent")).unwrap();
+    let before = files_in(&t.path("ca"));
+    for out in [
+        "ca/ca.crt",
+        "ca/certs/new.crt",
+        "innocent/x.crt",
+        "./ca/../ca/y.crt",
+    ] {
+        let sign = in_ca_dir(
+            "ca",
+            intermediate_args(ROOT, "cluster/inter.csr", "5y", out),
+        )
+        .with(&["--permit-dns", "example.com", "--force"]);
+        let stderr = assert_fails(&t.run(&sign));
+        assert_mentions(&stderr, &["inside the CA directory"]);
+    }
+    let crl = strings(&[
+        "--ca-dir",
+        "ca",
+        "crl",
+        "--key",
+        ROOT,
+        "--next-update",
+        "30d",
+        "--out",
+        "ca/crls/99.crl",
+    ]);
+    assert_mentions(&assert_fails(&t.run(&crl)), &["inside the CA directory"]);
+    let export = strings(&[
+        "--ca-dir", "ca", "export", "--serial", "01", "--out", "ca/x.pem",
+    ]);
+    let _ = t.run(&export);
+    assert_eq!(before, files_in(&t.path("ca")), "the CA directory changed");
+    assert_ok(&t.run(["--ca-dir", "ca", "log", "verify"]));
+}

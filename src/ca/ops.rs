@@ -91,7 +91,7 @@ pub fn issue_root(
     })?;
     rec.keep_cert(&cert)?;
     if let Some(dir) = rec.dir() {
-        write_pem_certs(&dir.ca_cert_path(), &[&cert], Overwrite::Refuse)?;
+        crate::output::write_ca_file(&dir.ca_cert_path(), pem_certs(&[&cert])?.as_bytes(), true)?;
     }
     write_pem_certs(out, &[&cert], ow)?;
     Ok(cert)

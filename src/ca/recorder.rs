@@ -7,7 +7,6 @@ use super::audit::{Event, der_of, sha256_hex};
 use super::serial_hex;
 use super::store::{Access, CaDir, LogAppender, MissingKept};
 use crate::error::{Error, Result};
-use crate::output::Overwrite;
 use crate::x509::decode::load_certificate;
 use crate::x509::serial::Serials;
 use crate::x509::signer::CaSigner;
@@ -123,11 +122,8 @@ impl Recorder {
     /// Keeps an issued certificate in the CA directory, after its record is on disk.
     pub fn keep_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
         if let Some(dir) = &self.dir {
-            super::ops::write_pem_certs(
-                &dir.cert_path(&serial_hex(cert)),
-                &[cert],
-                Overwrite::Refuse,
-            )?;
+            let pem = super::ops::pem_certs(&[cert])?;
+            crate::output::write_ca_file(&dir.cert_path(&serial_hex(cert)), pem.as_bytes(), true)?;
         }
         Ok(())
     }
@@ -136,12 +132,7 @@ impl Recorder {
     pub fn keep_crl(&self, number: u64, der: &[u8]) -> Result<()> {
         if let Some(dir) = &self.dir {
             let pem = crate::x509::decode::to_pem("X509 CRL", der)?;
-            crate::output::write_atomic(
-                &dir.crl_path(number),
-                pem.as_bytes(),
-                0o644,
-                Overwrite::Refuse,
-            )?;
+            crate::output::write_ca_file(&dir.crl_path(number), pem.as_bytes(), true)?;
         }
         Ok(())
     }
@@ -218,12 +209,7 @@ impl BatchRecorder<'_> {
     pub fn keep_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
         if let Some(log) = &self.log {
             let pem = super::ops::pem_certs(&[cert])?;
-            crate::output::write_atomic_unsynced_dir(
-                &log.cert_path(&serial_hex(cert)),
-                pem.as_bytes(),
-                0o644,
-                Overwrite::Refuse,
-            )?;
+            crate::output::write_ca_file(&log.cert_path(&serial_hex(cert)), pem.as_bytes(), false)?;
         }
         Ok(())
     }

@@ -57,6 +57,8 @@ impl CaDir {
                 "pass --ca-dir (or HSMCA_CA_DIR) naming the directory the signing commands wrote",
             ));
         }
+        // No output of this process may land in here, --force or not.
+        crate::output::protect(path).map_err(io("resolving the CA directory"))?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)

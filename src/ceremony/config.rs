@@ -717,6 +717,31 @@ impl CeremonyFile {
                 ));
             }
         }
+        let ca_dir = normalise(&self.ceremony.ca_dir);
+        let outputs_all = std::iter::once((self.ceremony.transcript.clone(), 0)).chain(
+            self.steps.iter().flat_map(|s| {
+                step_outputs(&s.step)
+                    .into_iter()
+                    .map(move |o| (o, s.number))
+            }),
+        );
+        for (out, step) in outputs_all {
+            if normalise(&out).starts_with(&ca_dir) {
+                let what = if step == 0 {
+                    "the transcript".to_string()
+                } else {
+                    format!("step {step}")
+                };
+                return Err(Error::invalid(
+                    format!(
+                        "{what} writes {} inside the CA directory {}",
+                        out.display(),
+                        self.ceremony.ca_dir.display()
+                    ),
+                    "write outputs outside the CA directory; it keeps its own copies",
+                ));
+            }
+        }
         let mut outputs: Vec<(PathBuf, usize)> = vec![(normalise(&self.ceremony.transcript), 0)];
         let mut roots = 0;
         for s in &self.steps {

@@ -269,7 +269,11 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
                     })?;
                     rec.keep_cert(&cert)?;
                     if let Some(dir) = rec.dir() {
-                        write_pem_certs(&dir.ca_cert_path(), &[&cert], Overwrite::Refuse)?;
+                        crate::output::write_ca_file(
+                            &dir.ca_cert_path(),
+                            ops::pem_certs(&[&cert])?.as_bytes(),
+                            true,
+                        )?;
                     }
                     let out = file.resolve(&r.out);
                     make_parent(&out)?;

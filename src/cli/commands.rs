@@ -31,6 +31,14 @@ use crate::x509::validity::{Lifetime, ValidityPeriod, parse_time};
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
+    // Outputs are checked before the CA directory is opened (a refused command changes
+    // nothing there), so it is protected from them first.
+    if let Some(dir) = g.ca_dir.as_deref().filter(|d| d.is_dir()) {
+        crate::output::protect(dir).map_err(|source| Error::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
     match cli.command {
         Command::Token(TokenCmd::List) => token_list(g),
         Command::Key(KeyCmd::Generate(a)) => key_generate(g, a),
@@ -288,7 +296,7 @@ fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
     if let Some(dir) = rec.dir() {
         // The CA directory's certificate is never replaced, --force or not.
-        check_free(&dir.ca_cert_path(), Overwrite::Refuse)?;
+        crate::output::check_ca_file_free(&dir.ca_cert_path())?;
     }
     let cert = ops::with_ca_key(
         g.module.as_deref(),
@@ -777,7 +785,6 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
 fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
     let uri = parse_key_uri(&a.key.key)?;
     let ow = overwrite(a.force);
-    check_free(&a.out, ow)?;
     let lifetime: Lifetime = a.next_update.parse()?;
     if g.ca_dir.is_none() {
         return Err(Error::invalid(
@@ -785,6 +792,7 @@ fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
             "pass --ca-dir (or HSMCA_CA_DIR)",
         ));
     }
+    check_free(&a.out, ow)?;
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let crl = ops::with_ca_key(
         g.module.as_deref(),

@@ -459,3 +459,57 @@ fn outputs_never_land_in_the_ca_directory() {
     assert_eq!(before, files_in(&t.path("ca")), "the CA directory changed");
     assert_ok(&t.run(["--ca-dir", "ca", "log", "verify"]));
 }
+
+/// `sign ... | head -1`: the batch goes on when standard output closes, every certificate is
+/// recorded, written and sealed, and the command ends with a one-line error, not a panic.
+#[test]
+fn a_closed_standard_output_ends_a_batch_cleanly() {
+    use std::process::Stdio;
+    let t = TestToken::new("Root CA");
+    assert_ok(&t.run(in_ca_dir(
+        "ca",
+        key_generate_args("Root CA", "root-2026", "ecdsa-p256"),
+    )));
+    assert_ok(&t.run(in_ca_dir("ca", root_create_args(ROOT, "10y", "root.crt"))));
+    for i in 0..12 {
+        make_csr(
+            &t.path("batch"),
+            &format!("req-{i:02}"),
+            CsrAlg::P256,
+            &format!("Batch {i} CA"),
+        );
+    }
+    // A pipe whose reader is gone before the command starts: every write to standard output
+    // fails (EPIPE), as after `head -1` has read its line and exited.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = t
+        .hsmca()
+        .args(in_ca_dir("ca", batch_sign_args(ROOT, "batch", "out")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+        1,
+        "{stderr}"
+    );
+    assert_mentions(&stderr, &["standard output"]);
+    assert_eq!(
+        files_in(&t.path("out")).len(),
+        12,
+        "every certificate written"
+    );
+    let verify = assert_ok(&t.run(["--ca-dir", "ca", "log", "verify"]));
+    assert!(
+        !verify.contains("note:"),
+        "the log is not sealed:\n{verify}"
+    );
+}

@@ -311,7 +311,19 @@ pub fn with_ca_key<T>(
     let key = session.open_key(uri)?;
     let key_uri = key.uri.to_string();
     let signer = TokenSigner::new(&session, key, choice)?;
-    let out = work(&signer, rec)?;
-    rec.seal(&signer, &key_uri)?;
-    Ok(out)
+    match work(&signer, rec) {
+        Ok(out) => {
+            rec.seal(&signer, &key_uri)?;
+            Ok(out)
+        }
+        // What was recorded before the error (a batch stopped by a full disk or a closed
+        // output, a refusal) is sealed too; the error is still the one to report, and a seal
+        // that fails as well (a token that stopped answering) is left to the next command.
+        Err(e) => {
+            if rec.changed() {
+                let _ = rec.seal(&signer, &key_uri);
+            }
+            Err(e)
+        }
+    }
 }

@@ -114,6 +114,11 @@ impl Recorder {
         Ok(())
     }
 
+    /// Whether this command appended to the log.
+    pub fn changed(&self) -> bool {
+        self.dir.as_ref().is_some_and(CaDir::changed)
+    }
+
     /// Serials this CA already issued (none without a CA directory).
     pub fn taken_serials(&self) -> &Serials {
         self.dir.as_ref().map_or(&self.no_serials, CaDir::serials)

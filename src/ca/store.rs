@@ -21,6 +21,8 @@ pub struct CaDir {
     /// Its records, as read under the lock (records this process appends are not kept).
     pub entries: Vec<Entry>,
     tail: Tail,
+    /// The last record's sequence number when the directory was opened.
+    opened_at: u64,
     serials: Serials,
     interrupted: Option<InterruptedAppend>,
 }
@@ -87,6 +89,7 @@ impl CaDir {
             _lock: lock,
             log,
             entries,
+            opened_at: tail.seq,
             tail,
             serials,
             interrupted,
@@ -140,6 +143,11 @@ impl CaDir {
         operator: Option<&str>,
     ) -> Result<()> {
         self.log.seal(&mut self.tail, signer, key_uri, operator)
+    }
+
+    /// Whether this process appended to the log (a seal included).
+    pub fn changed(&self) -> bool {
+        self.tail.seq != self.opened_at
     }
 
     /// The serials issued so far (read-only) beside what appending needs, for a batch that

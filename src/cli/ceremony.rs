@@ -46,16 +46,16 @@ struct Terminal {
 
 impl Console for Terminal {
     fn say(&mut self, text: &str) {
-        print!("{text}");
+        say_raw!("{text}");
         let _ = std::io::stdout().flush();
     }
 
     fn confirm(&mut self, phrase: &str) -> Result<bool> {
         if self.yes {
-            println!("  confirmed by --yes: {phrase}");
+            say!("  confirmed by --yes: {phrase}");
             return Ok(true);
         }
-        print!("  Type \"{phrase}\" to perform this step (anything else stops the ceremony): ");
+        say_raw!("  Type \"{phrase}\" to perform this step (anything else stops the ceremony): ");
         let _ = std::io::stdout().flush();
         let mut line = String::new();
         let n = std::io::stdin()
@@ -63,10 +63,10 @@ impl Console for Terminal {
             .read_line(&mut line)
             .unwrap_or_default();
         if n == 0 {
-            println!("(no input)");
+            say!("(no input)");
         } else if !std::io::stdin().is_terminal() {
             // Typed input echoes its own newline; piped input does not.
-            println!("{}", line.trim_end());
+            say!("{}", line.trim_end());
         }
         Ok(line.trim() == phrase)
     }
@@ -91,14 +91,14 @@ pub fn run(g: &GlobalArgs, cmd: CeremonyCmd) -> Result<()> {
     match cmd {
         CeremonyCmd::Plan { file } => {
             let plan = run::plan_only(&file, &opts)?;
-            print!("{}", plan.render());
+            say_raw!("{}", plan.render());
             Ok(())
         }
         CeremonyCmd::Run { file, yes } => {
             match run::run(&file, &opts, &mut Terminal { yes })? {
-                Outcome::Completed(t) => println!("ceremony complete: {}", t.display()),
+                Outcome::Completed(t) => say!("ceremony complete: {}", t.display()),
                 Outcome::AlreadyComplete(t) => {
-                    println!("ceremony already complete: {}", t.display())
+                    say!("ceremony already complete: {}", t.display())
                 }
             }
             Ok(())
@@ -108,17 +108,19 @@ pub fn run(g: &GlobalArgs, cmd: CeremonyCmd) -> Result<()> {
             ca_cert,
         } => {
             let r = transcript::verify(&path, ca_cert.as_deref())?;
-            println!("transcript: {} (OK)", path.display());
-            println!("ceremony: {}", r.ceremony);
-            println!("plan digest: {}", r.plan_digest_short);
-            println!(
+            say!("transcript: {} (OK)", path.display());
+            say!("ceremony: {}", r.ceremony);
+            say!("plan digest: {}", r.plan_digest_short);
+            say!(
                 "signature: verified with the CA certificate SHA-256 {}",
                 r.ca_fingerprint
             );
-            println!("files: {} listed, every hash matches", r.files);
-            println!(
+            say!("files: {} listed, every hash matches", r.files);
+            say!(
                 "audit log: intact ({} records, {} seals); the {} records the transcript names are unchanged",
-                r.log_records, r.log_seals, r.records
+                r.log_records,
+                r.log_seals,
+                r.records
             );
             Ok(())
         }

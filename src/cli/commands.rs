@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sign(a) => sign(g, *a),
         Command::Csr(a) => csr(g, a),
         Command::Inspect { file } => {
-            print!("{}", crate::x509::inspect::describe(&read_file(&file)?)?);
+            say_raw!("{}", crate::x509::inspect::describe(&read_file(&file)?)?);
             Ok(())
         }
         Command::List { json } => super::records::list(g, json),
@@ -106,23 +106,23 @@ fn selector(t: &TokenArgs) -> TokenSelector {
 fn token_list(g: &GlobalArgs) -> Result<()> {
     let module = load_module(g, None)?;
     let tokens = module.tokens()?;
-    println!("module: {}", module.path().display());
+    say!("module: {}", module.path().display());
     if tokens.is_empty() {
-        println!("no tokens present");
+        say!("no tokens present");
     }
     for t in tokens {
         if t.flags.contains(&"initialized") {
-            println!("token: {}", t.label);
+            say!("token: {}", t.label);
         } else {
-            println!("token: (not initialised: an empty slot)");
+            say!("token: (not initialised: an empty slot)");
         }
-        println!("  slot-id: {}", t.slot_id);
-        println!("  serial: {}", t.serial);
-        println!("  manufacturer: {}", t.manufacturer);
-        println!("  model: {}", t.model);
-        println!("  flags: {}", t.flags.join(" "));
+        say!("  slot-id: {}", t.slot_id);
+        say!("  serial: {}", t.serial);
+        say!("  manufacturer: {}", t.manufacturer);
+        say!("  model: {}", t.model);
+        say!("  flags: {}", t.flags.join(" "));
         let algs: Vec<String> = t.can_generate.iter().map(|s| s.name()).collect();
-        println!("  algorithms: {}", algs.join(" "));
+        say!("  algorithms: {}", algs.join(" "));
     }
     Ok(())
 }
@@ -192,14 +192,14 @@ fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
     if rec.dir().is_some_and(|d| !d.ca_cert_path().exists()) {
         rec.seal(&signer, &uri)?;
     }
-    println!(
+    say!(
         "generated {} key \"{}\" on token \"{}\" (sensitive, not extractable, test signature verified)",
         alg,
         a.label,
         session.label()
     );
-    println!("uri: {uri}");
-    println!("spki-sha256: {}", hex::encode(generated.spki_sha256));
+    say!("uri: {uri}");
+    say!("spki-sha256: {}", hex::encode(generated.spki_sha256));
     Ok(())
 }
 
@@ -209,7 +209,7 @@ fn key_list(g: &GlobalArgs, a: TokenArgs) -> Result<()> {
     ops::login(&mut session, &pin_source(g, None), &mut Recorder::none())?;
     let keys = session.list_keys()?;
     if keys.is_empty() {
-        println!("no private keys on token \"{}\"", session.label());
+        say!("no private keys on token \"{}\"", session.label());
     }
     for k in keys {
         let uri = Pkcs11Uri {
@@ -219,22 +219,22 @@ fn key_list(g: &GlobalArgs, a: TokenArgs) -> Result<()> {
             object_type: Some("private".into()),
             ..Pkcs11Uri::default()
         };
-        println!("key: {}", k.label);
-        println!("  uri: {uri}");
-        println!("  id: {}", hex::encode(&k.id));
+        say!("key: {}", k.label);
+        say!("  uri: {uri}");
+        say!("  id: {}", hex::encode(&k.id));
         let alg = k
             .public
             .as_ref()
             .and_then(|p| p.spec())
             .map(|s| s.name())
             .unwrap_or_else(|| "unknown (no matching public key)".into());
-        println!("  algorithm: {alg}");
+        say!("  algorithm: {alg}");
         let spki = k
             .public
             .as_ref()
             .and_then(|p| crate::ca::signer::spki_from_material(p).ok());
         if let Some(digest) = spki.map(|s| crate::x509::algorithm::spki_sha256(&s)) {
-            println!("  spki-sha256: {}", hex::encode(digest));
+            say!("  spki-sha256: {}", hex::encode(digest));
         }
         let attrs: Vec<String> = k
             .attributes
@@ -242,11 +242,11 @@ fn key_list(g: &GlobalArgs, a: TokenArgs) -> Result<()> {
             .iter()
             .map(|(n, v)| format!("{}={v}", n.trim_start_matches("CKA_").to_ascii_lowercase()))
             .collect();
-        println!("  attributes: {}", attrs.join(" "));
+        say!("  attributes: {}", attrs.join(" "));
         match k.attributes.first_violation() {
-            None => println!("  ca-key-policy: ok"),
+            None => say!("  ca-key-policy: ok"),
             Some((n, want, got)) => {
-                println!("  ca-key-policy: FAILS ({n} is {got}, must be {want})")
+                say!("  ca-key-policy: FAILS ({n} is {got}, must be {want})")
             }
         }
     }
@@ -306,11 +306,11 @@ fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
         &mut rec,
         |signer, rec| ops::issue_root(signer, rec, subject, period, a.path_len, &a.out, ow),
     )?;
-    println!(
+    say!(
         "wrote {} (self-signed root, signature verified)",
         a.out.display()
     );
-    println!("serial: {}", serial_hex(&cert));
+    say!("serial: {}", serial_hex(&cert));
     Ok(())
 }
 
@@ -328,7 +328,7 @@ fn csr(g: &GlobalArgs, a: super::CsrArgs) -> Result<()> {
         &mut rec,
         |signer, rec| ops::issue_request(signer, rec, subject, a.path_len, &a.out, ow),
     )?;
-    println!(
+    say!(
         "wrote {} (certificate request for {}, signature verified)",
         a.out.display(),
         csr.subject()
@@ -759,13 +759,13 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     let chain_out = a.chain_out.as_deref();
     let mut done = |_: usize, out: &Path, cert: &x509_cert::Certificate| {
         if single {
-            println!("wrote {} (signature and chain verified)", out.display());
+            say!("wrote {} (signature and chain verified)", out.display());
             if let Some(chain) = chain_out {
-                println!("wrote {}", chain.display());
+                say!("wrote {}", chain.display());
             }
-            println!("serial: {}", serial_hex(cert));
+            say!("serial: {}", serial_hex(cert));
         } else {
-            println!("{}  {}", serial_hex(cert), out.display());
+            say!("{}  {}", serial_hex(cert), out.display());
         }
     };
     let issued = ops::with_ca_key(
@@ -777,7 +777,7 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
         |signer, rec| crate::ca::batch::sign_batch(signer, rec, &batch, &mut done),
     )?;
     if !single {
-        println!("signed {issued} certificates (each signature and chain verified)");
+        say!("signed {issued} certificates (each signature and chain verified)");
     }
     Ok(())
 }
@@ -807,7 +807,7 @@ fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
         .revoked_certificates
         .as_ref()
         .map_or(0, Vec::len);
-    println!(
+    say!(
         "wrote {} ({listed} revoked, signature verified)",
         a.out.display()
     );
@@ -825,7 +825,7 @@ fn bench_raw(g: &GlobalArgs, key: &super::SigningKeyArgs, count: usize) -> Resul
         |signer, _| crate::ca::bench::raw_sign(signer, count),
     )?;
     let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
-    println!(
+    say!(
         "raw C_Sign x{}: median {:.1} us, p10 {:.1} us, p90 {:.1} us, mean {:.1} us",
         stats.count,
         us(stats.median),

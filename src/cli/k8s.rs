@@ -191,13 +191,13 @@ fn request_cmd(a: RequestArgs) -> Result<()> {
     let alg = algorithm(&a.algorithm)?;
     let r = request::make_requests(&a.cluster, &a.out, alg, overwrite(a.force))?;
     for k in &r.keys {
-        println!("wrote {} (private key, mode 0600)", k.display());
+        say!("wrote {} (private key, mode 0600)", k.display());
     }
-    println!("wrote {}", r.sa_pub.display());
+    say!("wrote {}", r.sa_pub.display());
     for c in &r.csrs {
-        println!("wrote {}", c.display());
+        say!("wrote {}", c.display());
     }
-    println!(
+    say!(
         "take only {} to the root ceremony; the keys stay here",
         crate::k8s::requests_dir(&a.out).display()
     );
@@ -306,7 +306,7 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
     )?;
     let pki = pki_dir(&a.requests);
     for (role, cert) in &signed {
-        println!(
+        say!(
             "wrote {} and {} ({}, serial {})",
             role.cert_path(&pki).display(),
             role.chain_path(&pki).display(),
@@ -315,7 +315,7 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
         );
     }
     match &constraints {
-        Some(c) => println!(
+        Some(c) => say!(
             "name constraints: DNS {}; IP {}",
             c.dns.join(", "),
             c.ip.iter()
@@ -323,7 +323,7 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        None => println!("name constraints: none (--no-name-constraints)"),
+        None => say!("name constraints: none (--no-name-constraints)"),
     }
     Ok(())
 }
@@ -344,9 +344,9 @@ fn issue_cmd(a: IssueArgs) -> Result<()> {
     let choice = validity_choice(&a.validity, Lifetime::Years(1))?;
     let written = presets::issue(&specs, &cluster, &a.pki, alg, choice, overwrite(a.force))?;
     for p in &written {
-        println!("wrote {}", p.display());
+        say!("wrote {}", p.display());
     }
-    println!(
+    say!(
         "issued {} certificates ({} preset, cluster {})",
         specs.len(),
         a.preset,

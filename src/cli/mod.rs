@@ -1,5 +1,21 @@
 //! The command line: parses arguments and calls the library. No PKCS#11 or X.509 logic here.
 
+/// `println!` that never panics: a closed or failing standard output (`hsmca sign ... | head
+/// -1`) is remembered and the command goes on, so that what it signs is still recorded,
+/// written and sealed; [`main`] then reports it as the command's error.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` that never panics, as [`say!`].
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        $crate::cli::say(format_args!($($arg)*))
+    };
+}
+
 mod ceremony;
 mod commands;
 mod k8s;
@@ -316,9 +332,31 @@ struct SignArgs {
 }
 
 /// Runs the command line and returns the process exit code.
+/// Set once a write to standard output failed.
+static STDOUT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to standard output; a failure is remembered, not raised (see [`say!`]).
+pub(crate) fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out.write_fmt(args).and_then(|()| out.flush()).is_err() {
+        STDOUT_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match commands::run(cli) {
+    let result = commands::run(cli).and_then(|()| {
+        if STDOUT_FAILED.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(crate::error::Error::invalid(
+                "standard output was closed or failed before the command's report was written",
+                "the work itself is done and recorded (hsmca list and log verify show it); read the report from a file or a pipe that reads to the end",
+            ))
+        } else {
+            Ok(())
+        }
+    });
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let (cause, hint) = e.cause_and_hint();

@@ -61,17 +61,24 @@ pub fn list(g: &GlobalArgs, json: bool) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(items));
+        say!("{}", serde_json::Value::Array(items));
         return Ok(());
     }
-    println!(
+    say!(
         "{:<40}  {:<13}  {:<7}  {:<20}  SUBJECT",
-        "SERIAL", "PROFILE", "STATUS", "NOT AFTER"
+        "SERIAL",
+        "PROFILE",
+        "STATUS",
+        "NOT AFTER"
     );
     for (_, c, status) in rows {
-        println!(
+        say!(
             "{:<40}  {:<13}  {:<7}  {:<20}  {}",
-            c.serial, c.profile, status, c.not_after, c.subject
+            c.serial,
+            c.profile,
+            status,
+            c.not_after,
+            c.subject
         );
     }
     Ok(())
@@ -92,31 +99,31 @@ pub fn show(g: &GlobalArgs, serial: &str) -> Result<()> {
         if cert.serial != want {
             continue;
         }
-        println!(
+        say!(
             "record: {} ({} by {})",
             e.record.seq,
             e.record.time,
             e.record.operator.as_deref().unwrap_or("unknown")
         );
-        println!("serial: {}", cert.serial);
-        println!("subject: {}", cert.subject);
-        println!("issuer: {}", cert.issuer);
-        println!("profile: {}", cert.profile);
-        println!("validity: {} .. {}", cert.not_before, cert.not_after);
-        println!("signed with: {}", cert.key_uri);
+        say!("serial: {}", cert.serial);
+        say!("subject: {}", cert.subject);
+        say!("issuer: {}", cert.issuer);
+        say!("profile: {}", cert.profile);
+        say!("validity: {} .. {}", cert.not_before, cert.not_after);
+        say!("signed with: {}", cert.key_uri);
         match ledger.revoked.get(&cert.serial) {
-            Some(r) => println!("status: revoked ({}, {})", r.reason, r.date),
-            None => println!("status: not revoked"),
+            Some(r) => say!("status: revoked ({}, {})", r.reason, r.date),
+            None => say!("status: not revoked"),
         }
-        println!("certificate sha256: {}", cert.cert_sha256);
-        print!("{}", to_pem("CERTIFICATE", &cert.der()?)?);
+        say!("certificate sha256: {}", cert.cert_sha256);
+        say_raw!("{}", to_pem("CERTIFICATE", &cert.der()?)?);
         if let Some(csr) = csr {
             let der = base64::engine::general_purpose::STANDARD
                 .decode(csr)
                 .map_err(|_| {
                     Error::invalid("the recorded CSR is not base64", "run 'hsmca log verify'")
                 })?;
-            print!("{}", to_pem("CERTIFICATE REQUEST", &der)?);
+            say_raw!("{}", to_pem("CERTIFICATE REQUEST", &der)?);
         }
         return Ok(());
     }
@@ -131,7 +138,7 @@ pub fn export(g: &GlobalArgs, serial: &str, out: &Path, force: bool) -> Result<(
     let cert = ledger.find(&want).ok_or_else(|| not_found(&want))?;
     let parsed = load_certificate(&cert.der()?)?;
     write_pem_certs(out, &[&parsed], overwrite(force))?;
-    println!("wrote {}", out.display());
+    say!("wrote {}", out.display());
     Ok(())
 }
 
@@ -146,7 +153,7 @@ pub fn revoke(g: &GlobalArgs, serial: &str, reason: &str, date: Option<&str>) ->
         ));
     }
     let serial = ops::revoke(&mut rec, serial, reason, date)?;
-    println!("revoked {serial} ({reason}); issue a CRL to publish it");
+    say!("revoked {serial} ({reason}); issue a CRL to publish it");
     Ok(())
 }
 
@@ -159,14 +166,14 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
     let ca = load_certificate(&read_file(&ca_path)?)?;
     let report = dir.verify(ca.tbs_certificate().subject_public_key_info())?;
     let missing = dir.check_files()?;
-    println!(
+    say!(
         "audit log intact: {} records, {} seals verified with {}",
         report.records,
         report.seals,
         ca_path.display()
     );
     if report.unsealed_tail > 0 {
-        println!(
+        say!(
             "note: the last {} record(s) come after the last seal (a command that stopped before sealing, or refusals); the next signing command seals them",
             report.unsealed_tail
         );
@@ -182,20 +189,20 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
             .map(|cert| format!("  {}  {}", cert.serial, cert.subject))
             .collect();
         if !issued.is_empty() {
-            println!(
+            say!(
                 "note: certificates issued after the last seal (if their command stopped before its end, check that their output files exist; 'hsmca export --serial SERIAL --out FILE' writes one from the log):\n{}",
                 issued.join("\n")
             );
         }
     }
     if !missing.is_empty() {
-        println!(
+        say!(
             "note: {} recorded in the log have no kept copy in the CA directory (a command was stopped after recording them); the next signing command keeps them again from the log ('hsmca export' writes a certificate now)",
             missing.describe()
         );
     }
     if let Some(length) = report.interrupted_append {
-        println!(
+        say!(
             "note: the log ends in an unfinished record of {length} bytes: a command was stopped while appending it, so it wrote nothing after it; the next signing command removes those bytes and records what it removed"
         );
     }

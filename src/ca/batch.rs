@@ -42,6 +42,7 @@ use crate::error::{Error, MAX_CSR, Result, read_limited};
 use crate::output::{DirSyncs, Overwrite};
 use crate::x509::csr::Csr;
 use crate::x509::issue::PreparedCert;
+use crate::x509::lint::refuse_findings;
 use crate::x509::profile::Profile;
 use crate::x509::serial::{Serials, random_serial_where};
 use crate::x509::signer::{CaSigner, PublicHalf};
@@ -463,6 +464,11 @@ fn prepare_one(
         serial,
     )
     .map_err(refused)?;
+    // The lint every certificate passes before the token signs it (a structural copy: the
+    // token's signature is the only part it lacks).
+    cert.unsigned_copy()
+        .and_then(|copy| refuse_findings(&copy, Some(batch.issuer), "before signing"))
+        .map_err(refused)?;
     Ok(Prepared { index, csr, cert })
 }
 

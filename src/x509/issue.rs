@@ -272,6 +272,27 @@ impl PreparedCert {
         &self.tbs
     }
 
+    /// The signature algorithm the TBS names (the one the token will sign with).
+    pub fn signature_algorithm(&self) -> Result<super::algorithm::SignatureAlgorithm> {
+        let tbs = x509_cert::TbsCertificate::from_der(&self.tbs)
+            .map_err(|e| Error::invalid(format!("the TBS does not decode: {e}"), "report a bug"))?;
+        Ok(super::algorithm::SignatureAlgorithm::from_algorithm_identifier(tbs.signature())?)
+    }
+
+    /// The certificate with a one-byte placeholder signature, for structural lints (which never
+    /// verify it).
+    pub fn unsigned_copy(&self) -> Result<Certificate> {
+        let tbs = x509_cert::TbsCertificate::from_der(&self.tbs)
+            .map_err(|e| Error::invalid(format!("the TBS does not decode: {e}"), "report a bug"))?;
+        let enc = |e: der::Error| Error::invalid(format!("encoding: {e}"), "report a bug");
+        let parts = vec![
+            der::asn1::Any::from_der(&self.tbs).map_err(enc)?,
+            der::asn1::Any::encode_from(tbs.signature()).map_err(enc)?,
+            der::asn1::Any::encode_from(&BuilderKey::bit_string(&[0])?).map_err(enc)?,
+        ];
+        Certificate::from_der(&parts.to_der().map_err(enc)?).map_err(enc)
+    }
+
     /// The same TBS signed by `throwaway`, an in-memory key whose signature algorithm must be
     /// the one the TBS names: the certificate a linter reads before the token signs.
     pub fn sign_copy(&self, throwaway: &dyn CaSigner) -> Result<Certificate> {

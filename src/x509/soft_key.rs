@@ -15,6 +15,12 @@ pub struct SoftKey {
     pair: KeyPair,
     algorithm: KeyAlgorithm,
     spki: SubjectPublicKeyInfoOwned,
+    /// The signature it makes: its algorithm's default, unless made for another
+    /// ([`SoftKey::generate_for`]).
+    signature: SignatureAlgorithm,
+    /// The RSA key again, for the signatures ring does not make (PSS, PKCS#1 v1.5 with SHA-384
+    /// or SHA-512).
+    rsa: Option<rsa::PrivateKey>,
 }
 
 fn key_err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -38,7 +44,19 @@ fn rcgen_alg(alg: KeyAlgorithm) -> &'static rcgen::SignatureAlgorithm {
 impl SoftKey {
     /// A fresh key of `algorithm` from the system CSPRNG.
     pub fn generate(algorithm: KeyAlgorithm) -> Result<SoftKey> {
-        let pair = match algorithm.rsa_bits() {
+        Self::generate_for(algorithm, algorithm.default_signature())
+    }
+
+    /// A fresh key of `algorithm` that signs with `signature` (a lint copy must carry exactly
+    /// the signature algorithm the token will use: PSS, or PKCS#1 v1.5 with SHA-384).
+    pub fn generate_for(algorithm: KeyAlgorithm, signature: SignatureAlgorithm) -> Result<SoftKey> {
+        if !signature.is_compatible_with(algorithm) {
+            return Err(Error::invalid(
+                format!("{signature} is not a signature of a {algorithm} key"),
+                "report a bug",
+            ));
+        }
+        let (pair, rsa) = match algorithm.rsa_bits() {
             // ring cannot generate RSA keys: the rsa crate does, and ring signs with them.
             Some(bits) => {
                 use rsa::pkcs8::EncodePrivateKey;
@@ -48,13 +66,20 @@ impl SoftKey {
                     .to_pkcs8_der()
                     .map_err(|e| key_err("RSA key encoding failed", e))?;
                 let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
-                KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, rcgen_alg(algorithm))
-                    .map_err(|e| key_err("RSA key import failed", e))?
+                let pair = KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, rcgen_alg(algorithm))
+                    .map_err(|e| key_err("RSA key import failed", e))?;
+                (pair, Some(key))
             }
-            None => KeyPair::generate_for(rcgen_alg(algorithm))
-                .map_err(|e| key_err("key generation failed", e))?,
+            None => (
+                KeyPair::generate_for(rcgen_alg(algorithm))
+                    .map_err(|e| key_err("key generation failed", e))?,
+                None,
+            ),
         };
-        Self::from_pair(pair, algorithm)
+        let mut key = Self::from_pair(pair, algorithm)?;
+        key.signature = signature;
+        key.rsa = rsa;
+        Ok(key)
     }
 
     /// Reads a PKCS#8 PEM private key.
@@ -79,6 +104,8 @@ impl SoftKey {
             pair,
             algorithm,
             spki,
+            signature: algorithm.default_signature(),
+            rsa: None,
         })
     }
 
@@ -100,7 +127,7 @@ impl SoftKey {
 
 impl CaSigner for SoftKey {
     fn signature_algorithm(&self) -> SignatureAlgorithm {
-        self.algorithm.default_signature()
+        self.signature
     }
 
     fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
@@ -108,10 +135,29 @@ impl CaSigner for SoftKey {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        // ring's ECDSA output is already the DER Ecdsa-Sig-Value X.509 carries.
-        self.pair
-            .sign(message)
-            .map_err(|e| key_err("signing with the in-memory key failed", e))
+        use sha2::{Sha256, Sha384, Sha512};
+        let failed = |e: rsa::Error| key_err("signing with the in-memory key failed", e);
+        let rsa = || {
+            self.rsa
+                .as_ref()
+                .ok_or_else(|| key_err("signing with the in-memory key failed", "no RSA key"))
+        };
+        match self.signature {
+            SignatureAlgorithm::RsaPkcs1Sha384 => {
+                rsa()?.pkcs1v15_sign::<Sha384>(message).map_err(failed)
+            }
+            SignatureAlgorithm::RsaPkcs1Sha512 => {
+                rsa()?.pkcs1v15_sign::<Sha512>(message).map_err(failed)
+            }
+            SignatureAlgorithm::RsaPssSha256 => rsa()?.pss_sign::<Sha256>(message).map_err(failed),
+            SignatureAlgorithm::RsaPssSha384 => rsa()?.pss_sign::<Sha384>(message).map_err(failed),
+            SignatureAlgorithm::RsaPssSha512 => rsa()?.pss_sign::<Sha512>(message).map_err(failed),
+            // ring's ECDSA output is already the DER Ecdsa-Sig-Value X.509 carries.
+            _ => self
+                .pair
+                .sign(message)
+                .map_err(|e| key_err("signing with the in-memory key failed", e)),
+        }
     }
 }
 

@@ -1596,3 +1596,58 @@ fn k8s_sign_with_pss_and_sha384_roots() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// A cluster file is the cluster side's: one that would get the root to sign a cluster CA
+/// permitted for a whole top-level domain (a worker named `com`, `domain = "com"`, an API
+/// endpoint `net:6443`) is refused before the token signs, naming the constraint; the root's
+/// CA directory records the refusal and issues nothing.
+#[test]
+fn cluster_files_that_constrain_nothing_are_refused() {
+    let c = ceremony();
+    request(&c, "prod-a", "prod-a", "ecdsa-p256");
+    let text = fs::read_to_string(repo_root().join("examples/cluster.toml")).unwrap();
+    let worker = cluster_file(
+        &c,
+        "worker-com.toml",
+        "prod-a",
+        "[[worker]]\nname = \"com\"\nip = \"10.0.0.77\"\n",
+    );
+    let domain = c.t.path("domain-com.toml");
+    fs::write(
+        &domain,
+        text.replace("domain = \"cluster.local\"", "domain = \"com\""),
+    )
+    .unwrap();
+    let endpoint = c.t.path("endpoint-net.toml");
+    let endpoint_text = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("api_endpoint") {
+                "api_endpoint = \"net:6443\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs::write(&endpoint, endpoint_text).unwrap();
+    let refusals = || {
+        fs::read_to_string(c.t.path("ca/audit.jsonl"))
+            .unwrap_or_default()
+            .matches("\"event\":\"request_refused\"")
+            .count()
+    };
+    for (cfg, cause) in [
+        (&worker, "DNS:com"),
+        (&domain, "DNS:com"),
+        (&endpoint, "DNS:net"),
+    ] {
+        let before = refusals();
+        let out = sign_as_ceremony(&c, "prod-a", cfg, &[]);
+        let err = assert_fails(&out);
+        assert_mentions(&err, &[cause]);
+        assert_mentions(&err, &["public suffix"]);
+        assert!(!c.t.path("ceremony/prod-a/pki/ca.crt").exists());
+        assert_eq!(refusals(), before + 1, "{err}");
+    }
+}

@@ -189,6 +189,20 @@ fn a_request_for_the_issuers_own_key_is_refused() {
         "own.crt",
         &["issuing CA's own public key"],
     );
+    // The root's CA directory certified that key once: a second request for it, under another
+    // name, is refused before the token and recorded.
+    let before = records(&t, "ca", "request_refused");
+    let again = in_ca_dir(
+        "ca",
+        intermediate_args(ROOT, "inter.csr", "5y", "again.crt")
+            .with(&["--permit-dns", "example.com"]),
+    );
+    assert_mentions(
+        &assert_fails(&t.run(&again)),
+        &["public key of a CA this CA directory certified"],
+    );
+    assert!(!t.path("again.crt").exists());
+    assert_eq!(records(&t, "ca", "request_refused"), before + 1);
 }
 
 #[test]

@@ -116,17 +116,56 @@ pub fn create_root(
     prepare(&req, signer)?.sign(signer)
 }
 
+/// The public keys of the CA certificates a CA directory records (its roots, intermediates
+/// and cross-certificates), by SHA-256 of their SPKI: keys no request may carry.
+#[derive(Debug, Default, Clone)]
+pub struct CaKeys(std::collections::BTreeSet<[u8; 32]>);
+
+impl CaKeys {
+    /// The CA keys of the records `entries`.
+    pub fn of(entries: &[audit::Entry]) -> Result<CaKeys> {
+        use der::Decode;
+        let mut keys = std::collections::BTreeSet::new();
+        for e in entries {
+            let Some(cert) = e.record.event.issued_cert() else {
+                continue;
+            };
+            let is_ca = matches!(cert.profile.as_str(), "root" | "intermediate")
+                || matches!(e.record.event, audit::Event::CrossSigned { .. });
+            if is_ca {
+                let parsed = Certificate::from_der(&cert.der()?).map_err(|e| {
+                    Error::invalid(
+                        format!("a recorded CA certificate does not decode: {e}"),
+                        "run hsmca log verify",
+                    )
+                })?;
+                keys.insert(spki_sha256(
+                    parsed.tbs_certificate().subject_public_key_info(),
+                ));
+            }
+        }
+        Ok(CaKeys(keys))
+    }
+}
+
 /// A CSR whose self-signature verified and whose key is acceptable: the only kind hsmca signs.
 pub struct CheckedCsr {
     csr: Csr,
 }
 
 impl CheckedCsr {
-    /// Verifies the CSR's self-signature and refuses weak or unknown keys.
-    pub fn check(csr: Csr) -> Result<CheckedCsr> {
+    /// Verifies the CSR's self-signature and refuses weak or unknown keys, and the key of any
+    /// CA in `ca_keys` (a request for a CA's own key would let it stand for another subject).
+    pub fn check(csr: Csr, ca_keys: &CaKeys) -> Result<CheckedCsr> {
         csr.verify_self_signature()?;
         csr.public_key()?;
         crate::x509::weak_rsa::check_certifiable(csr.spki())?;
+        if ca_keys.0.contains(&spki_sha256(csr.spki())) {
+            return Err(Error::invalid(
+                "the request carries the public key of a CA this CA directory certified",
+                "refuse this request: a CA's key is never certified again under another name; whoever made it does not hold a key of their own",
+            ));
+        }
         Ok(CheckedCsr { csr })
     }
 

@@ -680,9 +680,11 @@ pub fn build(
                 for req_cfg in &s.requests {
                     let (input, bytes) =
                         file_hash(&file, &req_cfg.csr).map_err(|e| step_err(n, e))?;
+                    let ca_keys =
+                        crate::ca::CaKeys::of(&state.entries).map_err(|e| step_err(n, e))?;
                     let checked = Csr::parse(&bytes)
                         .map_err(Error::from)
-                        .and_then(CheckedCsr::check)
+                        .and_then(|csr| CheckedCsr::check(csr, &ca_keys))
                         .map_err(|e| step_err(n, about(&req_cfg.csr, e)))?;
                     let csr = checked.csr();
                     let csr_sha = hex::encode(csr.sha256());

@@ -543,6 +543,7 @@ type CheckFailure = (usize, Option<Vec<u8>>, Error);
 /// hashes; stops at the first failure. Returns the notes to print, with their request.
 fn check_requests(
     requests: &Requests,
+    ca_keys: &crate::ca::CaKeys,
     first: usize,
     hashes: &mut [[u8; 32]],
 ) -> (Vec<(usize, String)>, Option<CheckFailure>) {
@@ -556,7 +557,7 @@ fn check_requests(
         };
         let csr = match Csr::parse(&bytes)
             .map_err(Error::from)
-            .and_then(CheckedCsr::check)
+            .and_then(|csr| CheckedCsr::check(csr, ca_keys))
         {
             Ok(c) => c,
             Err(e) => return (notes, Some((i, Some(bytes), about(&path, e)))),
@@ -584,6 +585,11 @@ fn check_requests(
 /// Checks every request before the token is touched, on up to as many threads as there are
 /// CPUs, with the messages and the refusal a one-by-one check in request order gives.
 fn check_all_requests(requests: &Requests, rec: &mut Recorder) -> Result<Vec<[u8; 32]>> {
+    let ca_keys = match rec.dir() {
+        Some(dir) => crate::ca::CaKeys::of(&dir.entries)?,
+        None => crate::ca::CaKeys::default(),
+    };
+    let ca_keys = &ca_keys;
     let n = requests.len();
     let mut hashes = vec![[0u8; 32]; n];
     let threads = if n < 16 {
@@ -593,7 +599,7 @@ fn check_all_requests(requests: &Requests, rec: &mut Recorder) -> Result<Vec<[u8
     };
     let chunk = n.div_ceil(threads);
     let results: Vec<_> = if threads == 1 {
-        vec![check_requests(requests, 0, &mut hashes)]
+        vec![check_requests(requests, ca_keys, 0, &mut hashes)]
     } else {
         std::thread::scope(|scope| {
             let workers: Vec<_> = hashes
@@ -602,7 +608,9 @@ fn check_all_requests(requests: &Requests, rec: &mut Recorder) -> Result<Vec<[u8
                 .map(|(c, part)| {
                     std::thread::Builder::new()
                         .name("sign-check".into())
-                        .spawn_scoped(scope, move || check_requests(requests, c * chunk, part))
+                        .spawn_scoped(scope, move || {
+                            check_requests(requests, ca_keys, c * chunk, part)
+                        })
                 })
                 .collect();
             workers

@@ -55,8 +55,13 @@ fn about(path: &Path, e: Error) -> Error {
 
 /// Checks one CSR: self-signature, a key Kubernetes can use, and the subject this cluster's
 /// CA of that role must have (so requests of two clusters cannot be swapped unnoticed).
-fn check_request(role: CaRole, cluster: &str, bytes: &[u8]) -> Result<CheckedCsr> {
-    let checked = CheckedCsr::check(Csr::parse(bytes)?)?;
+fn check_request(
+    role: CaRole,
+    cluster: &str,
+    bytes: &[u8],
+    ca_keys: &crate::ca::CaKeys,
+) -> Result<CheckedCsr> {
+    let checked = CheckedCsr::check(Csr::parse(bytes)?, ca_keys)?;
     let info = checked.csr().public_key()?;
     let alg = info.key_algorithm().ok_or_else(|| {
         Error::invalid(
@@ -91,12 +96,16 @@ pub fn plan(
 ) -> Result<SignPlan> {
     let req_dir = requests_dir(cluster_dir);
     let pki = pki_dir(cluster_dir);
+    let ca_keys = match rec.dir() {
+        Some(dir) => crate::ca::CaKeys::of(&dir.entries)?,
+        None => crate::ca::CaKeys::default(),
+    };
     let mut requests = Vec::new();
     let mut keys = Vec::new();
     for role in CaRole::ALL {
         let path = role.csr_path(&req_dir);
         let bytes = read_limited(&path, MAX_CSR)?;
-        let checked = check_request(role, &cluster.name, &bytes)
+        let checked = check_request(role, &cluster.name, &bytes, &ca_keys)
             .map_err(|e| rec.refuse("k8s sign", Some(&bytes), about(&path, e)))?;
         let spki = checked.csr().spki().clone();
         if keys.contains(&spki) {

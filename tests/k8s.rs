@@ -222,6 +222,7 @@ fn sign_as_ceremony(
         &cdir,
         "--config",
         config,
+        "--yes",
     ];
     args.extend_from_slice(extra);
     let out = c.t.run(&args);
@@ -1650,4 +1651,41 @@ fn cluster_files_that_constrain_nothing_are_refused() {
         assert!(!c.t.path("ceremony/prod-a/pki/ca.crt").exists());
         assert_eq!(refusals(), before + 1, "{err}");
     }
+}
+
+/// k8s sign shows the cluster CAs before the token signs and asks for the go-ahead: without a
+/// terminal and without --yes it refuses, having logged in nowhere and signed nothing.
+#[test]
+fn k8s_sign_asks_before_the_root_signs() {
+    let c = ceremony();
+    let cfg = cluster_file(&c, "prod-a.toml", "prod-a", "");
+    request(&c, "prod-a", "prod-a", "ecdsa-p256");
+    let log_before = fs::read(c.t.path("ca/audit.jsonl")).unwrap();
+    let out = c.t.run([
+        "--ca-dir",
+        "ca",
+        "k8s",
+        "sign",
+        "--key",
+        &c.uri,
+        "--requests",
+        "prod-a",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_mentions(&stderr_of(&out), &["--yes"]);
+    let shown = stdout_of(&out);
+    for what in [
+        "kubernetes-ca",
+        "etcd-ca",
+        "front-proxy-ca",
+        "name constraints",
+        "DNS: ",
+        "IP: ",
+    ] {
+        assert!(shown.contains(what), "{what} not shown:\n{shown}");
+    }
+    assert!(!c.t.path("prod-a/pki/ca.crt").exists());
+    assert_eq!(fs::read(c.t.path("ca/audit.jsonl")).unwrap(), log_before);
 }

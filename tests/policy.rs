@@ -189,20 +189,31 @@ fn a_request_for_the_issuers_own_key_is_refused() {
         "own.crt",
         &["issuing CA's own public key"],
     );
-    // The root's CA directory certified that key once: a second request for it, under another
-    // name, is refused before the token and recorded.
+    // The root's CA directory certified that key once: a request for it under another name is
+    // refused before the token and recorded; under the same name it is a renewal.
+    assert_ok(&t.run([
+        "--ca-dir",
+        "inter-ca",
+        "csr",
+        "--key",
+        INTER,
+        "--subject",
+        "CN=Another Name CA,O=Example,C=KR",
+        "--out",
+        "renamed.csr",
+    ]));
     let before = records(&t, "ca", "request_refused");
-    let again = in_ca_dir(
-        "ca",
-        intermediate_args(ROOT, "inter.csr", "5y", "again.crt")
-            .with(&["--permit-dns", "example.com"]),
-    );
+    let sign = |csr: &str, out: &str| {
+        in_ca_dir("ca", intermediate_args(ROOT, csr, "5y", out))
+            .with(&["--permit-dns", "example.com"])
+    };
     assert_mentions(
-        &assert_fails(&t.run(&again)),
-        &["public key of a CA this CA directory certified"],
+        &assert_fails(&t.run(sign("renamed.csr", "renamed.crt"))),
+        &["public key of a CA this CA directory certified as CN=Token Intermediate CA"],
     );
-    assert!(!t.path("again.crt").exists());
+    assert!(!t.path("renamed.crt").exists());
     assert_eq!(records(&t, "ca", "request_refused"), before + 1);
+    assert_ok(&t.run(sign("inter.csr", "renewed.crt")));
 }
 
 #[test]

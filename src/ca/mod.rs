@@ -117,15 +117,17 @@ pub fn create_root(
 }
 
 /// The public keys of the CA certificates a CA directory records (its roots, intermediates
-/// and cross-certificates), by SHA-256 of their SPKI: keys no request may carry.
+/// and cross-certificates), by SHA-256 of their SPKI, with the subjects certified for each: a
+/// request may carry one only to renew that CA (same key, same subject), never to put the key
+/// under another name.
 #[derive(Debug, Default, Clone)]
-pub struct CaKeys(std::collections::BTreeSet<[u8; 32]>);
+pub struct CaKeys(std::collections::BTreeMap<[u8; 32], Vec<String>>);
 
 impl CaKeys {
     /// The CA keys of the records `entries`.
     pub fn of(entries: &[audit::Entry]) -> Result<CaKeys> {
         use der::Decode;
-        let mut keys = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeMap::<[u8; 32], Vec<String>>::new();
         for e in entries {
             let Some(cert) = e.record.event.issued_cert() else {
                 continue;
@@ -139,9 +141,11 @@ impl CaKeys {
                         "run hsmca log verify",
                     )
                 })?;
-                keys.insert(spki_sha256(
+                keys.entry(spki_sha256(
                     parsed.tbs_certificate().subject_public_key_info(),
-                ));
+                ))
+                .or_default()
+                .push(parsed.tbs_certificate().subject().to_string());
             }
         }
         Ok(CaKeys(keys))
@@ -160,10 +164,15 @@ impl CheckedCsr {
         csr.verify_self_signature()?;
         csr.public_key()?;
         crate::x509::weak_rsa::check_certifiable(csr.spki())?;
-        if ca_keys.0.contains(&spki_sha256(csr.spki())) {
+        if let Some(subjects) = ca_keys.0.get(&spki_sha256(csr.spki()))
+            && !subjects.contains(&csr.subject().to_string())
+        {
             return Err(Error::invalid(
-                "the request carries the public key of a CA this CA directory certified",
-                "refuse this request: a CA's key is never certified again under another name; whoever made it does not hold a key of their own",
+                format!(
+                    "the request carries the public key of a CA this CA directory certified as {}, under another subject",
+                    subjects.join(" and ")
+                ),
+                "refuse this request: a CA's key is certified again only to renew that CA (same subject); whoever made it does not hold a key of their own",
             ));
         }
         Ok(CheckedCsr { csr })

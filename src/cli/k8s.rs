@@ -108,6 +108,9 @@ pub struct K8sSignArgs {
     /// Replace existing certificate files.
     #[arg(long)]
     force: bool,
+    /// Sign without asking (scripts): the plan is still printed first.
+    #[arg(long)]
+    yes: bool,
 }
 
 /// `k8s issue`.
@@ -293,6 +296,7 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
             k.display()
         );
     }
+    confirm(&cluster.name, &plan, constraints.as_ref(), a.yes)?;
     let signed = crate::ca::ops::with_ca_key(
         g.module.as_deref(),
         &uri,
@@ -324,6 +328,78 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
                 .join(", ")
         ),
         None => say!("name constraints: none (--no-name-constraints)"),
+    }
+    Ok(())
+}
+
+/// Shows the cluster CAs as a witness reads them (subjects, validity, the constraints every
+/// name they certify must meet) and asks for the go-ahead before the token signs; `--yes`
+/// skips the question, and without a terminal to ask on it is required.
+fn confirm(
+    cluster: &str,
+    plan: &sign::SignPlan,
+    constraints: Option<&crate::x509::profile::PermittedSubtrees>,
+    yes: bool,
+) -> Result<()> {
+    use crate::x509::validity::fmt;
+    use std::io::IsTerminal;
+    say!(
+        "The root is about to sign {} CA certificates for cluster {cluster}:",
+        plan.requests.len()
+    );
+    for r in &plan.requests {
+        say!("  {:<16} {}", r.role.name(), r.role.subject(cluster));
+    }
+    say!(
+        "  valid            {} to {} (pathLen 0)",
+        fmt(plan.validity.not_before),
+        fmt(plan.validity.not_after)
+    );
+    match constraints {
+        Some(c) => {
+            say!("  name constraints (critical): every name these CAs certify must lie in");
+            say!(
+                "    DNS: {}",
+                if c.dns.is_empty() {
+                    "none (all DNS names excluded)".into()
+                } else {
+                    c.dns.join(", ")
+                }
+            );
+            let ips: Vec<String> = c.ip.iter().map(ToString::to_string).collect();
+            say!(
+                "    IP:  {}",
+                if ips.is_empty() {
+                    "none (all addresses excluded)".into()
+                } else {
+                    ips.join(", ")
+                }
+            );
+        }
+        None => {
+            say!("  name constraints: NONE (--no-name-constraints): these CAs may certify any name")
+        }
+    }
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::invalid(
+            "k8s sign asks for confirmation before the root signs, and there is no terminal to ask on",
+            "read the plan above; pass --yes to sign without asking (scripts)",
+        ));
+    }
+    let phrase = format!("sign {cluster}");
+    say_raw!("Type \"{phrase}\" to sign (anything else stops): ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::invalid(format!("cannot read the answer: {e}"), "run it again"))?;
+    if answer.trim() != phrase {
+        return Err(Error::invalid(
+            "not confirmed: nothing was signed",
+            "run k8s sign again and type the phrase, or fix the cluster file first",
+        ));
     }
     Ok(())
 }

@@ -535,6 +535,38 @@ fn free_port() -> u16 {
     panic!("no free loopback port in 20000-29999");
 }
 
+/// etcd started on `pki` (see [`start_etcd`]), once its healthcheck client is answered as
+/// healthy: the event waited for (at most a minute, failing early if etcd exits).
+fn healthy_etcd(c: &Ceremony, pki: &Path) -> (Running, String) {
+    let (mut etcd, url) = start_etcd(c, pki);
+    let ca = pki.join("etcd/ca.crt");
+    let hc = (
+        pki.join("etcd/healthcheck-client.crt"),
+        pki.join("etcd/healthcheck-client.key"),
+    );
+    let start = Instant::now();
+    loop {
+        let out = etcdctl(&url, &ca, Some((&hc.0, &hc.1)), &["endpoint", "health"]);
+        if out.status.success() {
+            assert_mentions(
+                &format!("{}{}", stdout_of(&out), stderr_of(&out)),
+                &["is healthy"],
+            );
+            return (etcd, url);
+        }
+        if let Ok(Some(st)) = etcd.child.try_wait() {
+            panic!("etcd exited ({st}):\n{}", etcd.log_text());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "etcd never became healthy:\n{}\n{}",
+            stderr_of(&out),
+            etcd.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// etcd with kubeadm's flags: server and peer certificates from etcd-ca, client certificates
 /// required and checked against `pki/etcd/ca.crt` (the intermediate alone).
 fn start_etcd(c: &Ceremony, pki: &Path) -> (Running, String) {
@@ -948,33 +980,12 @@ fn etcd_accepts_this_cluster_and_refuses_others() {
         .as_secs() as i64;
     assert!(x_na < now, "the expired leaf is not expired");
 
-    let (mut etcd, url) = start_etcd(&c, &a_pki);
+    let (etcd, url) = healthy_etcd(&c, &a_pki);
     let ca = a_pki.join("etcd/ca.crt");
     let hc = (
         a_pki.join("etcd/healthcheck-client.crt"),
         a_pki.join("etcd/healthcheck-client.key"),
     );
-    let start = Instant::now();
-    loop {
-        let out = etcdctl(&url, &ca, Some((&hc.0, &hc.1)), &["endpoint", "health"]);
-        if out.status.success() {
-            assert_mentions(
-                &format!("{}{}", stdout_of(&out), stderr_of(&out)),
-                &["is healthy"],
-            );
-            break;
-        }
-        if let Ok(Some(st)) = etcd.child.try_wait() {
-            panic!("etcd exited ({st}):\n{}", etcd.log_text());
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "etcd never became healthy:\n{}\n{}",
-            stderr_of(&out),
-            etcd.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
     // The API server's client writes and reads.
     let ac = (
         a_pki.join("apiserver-etcd-client.crt"),
@@ -1531,25 +1542,7 @@ fn kubeadm_preset_rsa_2048() {
     for crt in ["ca.crt", "etcd/ca.crt", "front-proxy-ca.crt"] {
         lint_clean(&pki.join(crt));
     }
-    let (_etcd, url) = start_etcd(&c, &pki);
-    let ca = pki.join("etcd/ca.crt");
-    let hc = (
-        pki.join("etcd/healthcheck-client.crt"),
-        pki.join("etcd/healthcheck-client.key"),
-    );
-    let start = Instant::now();
-    loop {
-        let out = etcdctl(&url, &ca, Some((&hc.0, &hc.1)), &["endpoint", "health"]);
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "etcd (RSA) never became healthy: {}",
-            stderr_of(&out)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    healthy_etcd(&c, &pki);
 }
 
 /// An RSA root signs the cluster CAs with RSASSA-PSS (`--pss`) and with PKCS#1 v1.5 SHA-384
@@ -1577,25 +1570,7 @@ fn k8s_sign_with_pss_and_sha384_roots() {
         verify_chain(&root, &pki.join("ca.crt"), &pki.join("apiserver.crt"));
     }
     let pki = c.t.path("pss/pki");
-    let (_etcd, url) = start_etcd(&c, &pki);
-    let ca = pki.join("etcd/ca.crt");
-    let hc = (
-        pki.join("etcd/healthcheck-client.crt"),
-        pki.join("etcd/healthcheck-client.key"),
-    );
-    let start = Instant::now();
-    loop {
-        let out = etcdctl(&url, &ca, Some((&hc.0, &hc.1)), &["endpoint", "health"]);
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "etcd (PSS chain) never became healthy: {}",
-            stderr_of(&out)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    healthy_etcd(&c, &pki);
 }
 
 /// A cluster file is the cluster side's: one that would get the root to sign a cluster CA

@@ -14,15 +14,21 @@ use common::*;
 const ROOT: &str = "pkcs11:token=Root%20CA;object=root-2026";
 const INTER: &str = "pkcs11:token=Root%20CA;object=inter-2026";
 
-/// A root (`root.crt`, recorded in `ca/`) and an intermediate on the same token
-/// (`inter.crt`, recorded in `inter-ca/`) permitted DNS:example.com and IP:10.0.0.0/8.
-fn token_intermediate() -> TestToken {
+/// A root key of `alg` and its certificate `root.crt`, both recorded in `ca/`.
+fn recorded_root(alg: &str) -> TestToken {
     let t = TestToken::new("Root CA");
     assert_ok(&t.run(in_ca_dir(
         "ca",
-        key_generate_args("Root CA", "root-2026", "ecdsa-p384"),
+        key_generate_args("Root CA", "root-2026", alg),
     )));
     assert_ok(&t.run(in_ca_dir("ca", root_create_args(ROOT, "10y", "root.crt"))));
+    t
+}
+
+/// A root (`root.crt`, recorded in `ca/`) and an intermediate on the same token
+/// (`inter.crt`, recorded in `inter-ca/`) permitted DNS:example.com and IP:10.0.0.0/8.
+fn token_intermediate() -> TestToken {
+    let t = recorded_root("ecdsa-p384");
     t.generate_key("inter-2026", "ecdsa-p256");
     let out = assert_ok(&t.run([
         "--ca-dir",
@@ -279,12 +285,7 @@ fn a_ca_constrained_in_one_form_excludes_the_other() {
 
 #[test]
 fn hostile_subjects_and_weak_keys_are_refused() {
-    let t = TestToken::new("Root CA");
-    assert_ok(&t.run(in_ca_dir(
-        "ca",
-        key_generate_args("Root CA", "root-2026", "ecdsa-p256"),
-    )));
-    assert_ok(&t.run(in_ca_dir("ca", root_create_args(ROOT, "10y", "root.crt"))));
+    let t = recorded_root("ecdsa-p256");
     let sign = |csr: &str| {
         in_ca_dir("ca", intermediate_args(ROOT, csr, "5y", "out.crt"))
             .with(&["--permit-dns", "example.com"])
@@ -442,12 +443,7 @@ fn requests_that_are_not_small_regular_files_are_refused_without_blocking() {
 /// directory; refused before the token is touched, the CA directory unchanged.
 #[test]
 fn outputs_never_land_in_the_ca_directory() {
-    let t = TestToken::new("Root CA");
-    assert_ok(&t.run(in_ca_dir(
-        "ca",
-        key_generate_args("Root CA", "root-2026", "ecdsa-p256"),
-    )));
-    assert_ok(&t.run(in_ca_dir("ca", root_create_args(ROOT, "10y", "root.crt"))));
+    let t = recorded_root("ecdsa-p256");
     t.inter_csr("Cluster A Int CA");
     std::os::unix::fs::symlink("ca", t.path("innocent")).unwrap();
     let before = files_in(&t.path("ca"));
@@ -490,12 +486,7 @@ fn outputs_never_land_in_the_ca_directory() {
 #[test]
 fn a_closed_standard_output_ends_a_batch_cleanly() {
     use std::process::Stdio;
-    let t = TestToken::new("Root CA");
-    assert_ok(&t.run(in_ca_dir(
-        "ca",
-        key_generate_args("Root CA", "root-2026", "ecdsa-p256"),
-    )));
-    assert_ok(&t.run(in_ca_dir("ca", root_create_args(ROOT, "10y", "root.crt"))));
+    let t = recorded_root("ecdsa-p256");
     for i in 0..12 {
         make_csr(
             &t.path("batch"),

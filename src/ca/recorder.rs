@@ -114,6 +114,15 @@ impl Recorder {
         Ok(())
     }
 
+    /// The CA keys this CA directory certified (none without one): keys a request may carry
+    /// only to renew that CA.
+    pub fn ca_keys(&self) -> Result<super::CaKeys> {
+        match &self.dir {
+            Some(dir) => super::CaKeys::of(&dir.entries),
+            None => Ok(super::CaKeys::default()),
+        }
+    }
+
     /// Whether this command appended to the log.
     pub fn changed(&self) -> bool {
         self.dir.as_ref().is_some_and(CaDir::changed)

@@ -585,11 +585,7 @@ fn check_requests(
 /// Checks every request before the token is touched, on up to as many threads as there are
 /// CPUs, with the messages and the refusal a one-by-one check in request order gives.
 fn check_all_requests(requests: &Requests, rec: &mut Recorder) -> Result<Vec<[u8; 32]>> {
-    let ca_keys = match rec.dir() {
-        Some(dir) => crate::ca::CaKeys::of(&dir.entries)?,
-        None => crate::ca::CaKeys::default(),
-    };
-    let ca_keys = &ca_keys;
+    let ca_keys = &rec.ca_keys()?;
     let n = requests.len();
     let mut hashes = vec![[0u8; 32]; n];
     let threads = if n < 16 {

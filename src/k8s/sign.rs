@@ -96,10 +96,7 @@ pub fn plan(
 ) -> Result<SignPlan> {
     let req_dir = requests_dir(cluster_dir);
     let pki = pki_dir(cluster_dir);
-    let ca_keys = match rec.dir() {
-        Some(dir) => crate::ca::CaKeys::of(&dir.entries)?,
-        None => crate::ca::CaKeys::default(),
-    };
+    let ca_keys = rec.ca_keys()?;
     let mut requests = Vec::new();
     let mut keys = Vec::new();
     for role in CaRole::ALL {

@@ -272,52 +272,54 @@ impl PreparedCert {
         &self.tbs
     }
 
+    /// The TBS, decoded.
+    fn tbs(&self) -> Result<x509_cert::TbsCertificate> {
+        x509_cert::TbsCertificate::from_der(&self.tbs)
+            .map_err(|e| Error::invalid(format!("the TBS does not decode: {e}"), "report a bug"))
+    }
+
     /// The signature algorithm the TBS names (the one the token will sign with).
     pub fn signature_algorithm(&self) -> Result<super::algorithm::SignatureAlgorithm> {
-        let tbs = x509_cert::TbsCertificate::from_der(&self.tbs)
-            .map_err(|e| Error::invalid(format!("the TBS does not decode: {e}"), "report a bug"))?;
-        Ok(super::algorithm::SignatureAlgorithm::from_algorithm_identifier(tbs.signature())?)
+        Ok(
+            super::algorithm::SignatureAlgorithm::from_algorithm_identifier(
+                self.tbs()?.signature(),
+            )?,
+        )
     }
 
     /// The certificate with a one-byte placeholder signature, for structural lints (which never
     /// verify it).
     pub fn unsigned_copy(&self) -> Result<Certificate> {
-        let tbs = x509_cert::TbsCertificate::from_der(&self.tbs)
-            .map_err(|e| Error::invalid(format!("the TBS does not decode: {e}"), "report a bug"))?;
-        let enc = |e: der::Error| Error::invalid(format!("encoding: {e}"), "report a bug");
-        let parts = vec![
-            der::asn1::Any::from_der(&self.tbs).map_err(enc)?,
-            der::asn1::Any::encode_from(tbs.signature()).map_err(enc)?,
-            der::asn1::Any::encode_from(&BuilderKey::bit_string(&[0])?).map_err(enc)?,
-        ];
-        Certificate::from_der(&parts.to_der().map_err(enc)?).map_err(enc)
+        self.copy_with(&[0])
     }
 
     /// The same TBS signed by `throwaway`, an in-memory key whose signature algorithm must be
     /// the one the TBS names: the certificate a linter reads before the token signs.
     pub fn sign_copy(&self, throwaway: &dyn CaSigner) -> Result<Certificate> {
-        let tbs = x509_cert::TbsCertificate::from_der(&self.tbs)
-            .map_err(|e| Error::invalid(format!("the TBS does not decode: {e}"), "report a bug"))?;
         let alg = throwaway.signature_algorithm().algorithm_identifier();
-        if tbs.signature() != &alg {
+        if self.tbs()?.signature() != &alg {
             return Err(Error::invalid(
                 "the throwaway key's signature algorithm differs from the one the TBS names",
                 "report a bug",
             ));
         }
-        let signature = BuilderKey::bit_string(&throwaway.sign(&self.tbs)?)?;
+        let cert = self.copy_with(&throwaway.sign(&self.tbs)?)?;
+        verify_certificate(&cert, throwaway.public_key())?;
+        Ok(cert)
+    }
+
+    /// The TBS with the algorithm it names and `signature`, as a certificate.
+    fn copy_with(&self, signature: &[u8]) -> Result<Certificate> {
+        let alg = self.tbs()?.signature().clone();
         // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }:
         // x509-cert has no public constructor, so the three encoded parts make the SEQUENCE.
         let enc = |e: der::Error| Error::invalid(format!("encoding: {e}"), "report a bug");
         let parts = vec![
             der::asn1::Any::from_der(&self.tbs).map_err(enc)?,
             der::asn1::Any::encode_from(&alg).map_err(enc)?,
-            der::asn1::Any::encode_from(&signature).map_err(enc)?,
+            der::asn1::Any::encode_from(&BuilderKey::bit_string(signature)?).map_err(enc)?,
         ];
-        let der = parts.to_der().map_err(enc)?;
-        let cert = Certificate::from_der(&der).map_err(enc)?;
-        verify_certificate(&cert, throwaway.public_key())?;
-        Ok(cert)
+        Certificate::from_der(&parts.to_der().map_err(enc)?).map_err(enc)
     }
 
     /// Signs the TBS through `signer`, then verifies the signature with the signer's public key,

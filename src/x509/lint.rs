@@ -405,39 +405,13 @@ pub fn lint_before_signing(
     signing_key: &spki::SubjectPublicKeyInfoOwned,
     issuer: Option<&Certificate>,
 ) -> Result<Certificate> {
-    let throwaway = Linter::new(signing_key, prepared.signature_algorithm()?)?;
-    throwaway.lint(prepared, issuer)
-}
-
-/// A throwaway in-memory key that signs exactly as the token will (same key type, same
-/// signature algorithm: PKCS#1 v1.5 or PSS, SHA-256/384/512), made once and used for every
-/// certificate a command lints before the token signs it.
-pub struct Linter {
-    key: SoftKey,
-}
-
-impl Linter {
-    /// A throwaway key like `signing_key` that makes `signature`s.
-    pub fn new(
-        signing_key: &spki::SubjectPublicKeyInfoOwned,
-        signature: crate::x509::algorithm::SignatureAlgorithm,
-    ) -> Result<Linter> {
-        let alg = throwaway_algorithm(signing_key)?;
-        Ok(Linter {
-            key: SoftKey::generate_for(alg, signature)?,
-        })
-    }
-
-    /// The copy of `prepared` the throwaway key signs, refused on any finding.
-    pub fn lint(
-        &self,
-        prepared: &PreparedCert,
-        issuer: Option<&Certificate>,
-    ) -> Result<Certificate> {
-        let copy = prepared.sign_copy(&self.key)?;
-        refuse_findings(&copy, issuer, "before signing")?;
-        Ok(copy)
-    }
+    // A throwaway key that signs exactly as the token will: same key type, same signature
+    // algorithm (PKCS#1 v1.5 or PSS, SHA-256/384/512).
+    let alg = throwaway_algorithm(signing_key)?;
+    let throwaway = SoftKey::generate_for(alg, prepared.signature_algorithm()?)?;
+    let copy = prepared.sign_copy(&throwaway)?;
+    refuse_findings(&copy, issuer, "before signing")?;
+    Ok(copy)
 }
 
 /// The in-memory key algorithm that signs like `key` (same key type and signature).

@@ -157,20 +157,11 @@ fn probably_prime(n: &BoxedUint) -> bool {
 /// Whether `x` can be a square, by its residues: rules out all but about 1 in 100 non-squares
 /// with no big-integer work beyond three small remainders.
 fn may_be_square(x: &BoxedUint) -> bool {
-    let residue = |m: u32| {
-        let words = x.to_be_bytes();
-        rem(&words, m)
-    };
-    let squares = |m: u32| -> Vec<bool> {
-        let mut table = vec![false; m as usize];
-        for k in 0..m {
-            table[(k * k % m) as usize] = true;
-        }
-        table
-    };
-    [64u32, 63, 65, 11]
-        .iter()
-        .all(|&m| squares(m)[residue(m) as usize])
+    let bytes = x.to_be_bytes();
+    [64u32, 63, 65, 11].iter().all(|&m| {
+        let r = rem(&bytes, m);
+        (0..m).any(|k| k * k % m == r)
+    })
 }
 
 /// The round in which Fermat's method finds `n = a² - b²`, if it does within

@@ -9,7 +9,7 @@
 //!    request order;
 //! 3. a writer assembles each certificate and verifies its signature and encoding with the
 //!    CA's public key, records it (fsynced), keeps it and writes its outputs — in that order,
-//!    per certificate, as [`super::ops::issue_from_csr`] does.
+//!    per certificate, through [`super::issuance::deliver`] as one-by-one issuance does.
 //!
 //! Channels of two slots per session join them, and a window bounds how far the token may run
 //! ahead of the writer: at most [`lead`] signatures beyond the last certificate written, at
@@ -34,15 +34,14 @@ use std::sync::{Condvar, Mutex};
 use x509_cert::Certificate;
 use x509_cert::name::Name;
 
-use super::audit::{Event, b64, sha256_hex};
+use super::CheckedCsr;
+use super::issuance::{Certify, Delivery, LintCopy, Order, deliver, prepare};
 use super::recorder::{BatchRecorder, Recorder};
 use super::signer::TokenSigner;
-use super::{CheckedCsr, issued_record, prepare_csr, profile_name};
 use crate::error::{Error, MAX_CSR, Result, read_limited};
 use crate::output::{DirSyncs, Overwrite};
 use crate::x509::csr::Csr;
 use crate::x509::issue::PreparedCert;
-use crate::x509::lint::refuse_findings;
 use crate::x509::profile::Profile;
 use crate::x509::serial::{Serials, random_serial_where};
 use crate::x509::signer::{CaSigner, PublicHalf};
@@ -70,6 +69,20 @@ pub struct Batch<'a> {
     pub overwrite: Overwrite,
     /// Token sessions signing at once (at least one; batches of more than one request).
     pub sessions: usize,
+}
+
+impl Batch<'_> {
+    /// The order of one request of the batch.
+    fn order<'c>(&'c self, csr: &'c CheckedCsr) -> Order<'c> {
+        Order {
+            certify: Certify::Request(csr),
+            profile: self.profile.clone(),
+            subject: self.subject.cloned(),
+            validity: self.validity,
+            extras: Default::default(),
+            command: "sign",
+        }
+    }
 }
 
 /// A request whose TBS is built, on its way to the token.
@@ -454,21 +467,16 @@ fn prepare_one(
     let serial =
         random_serial_where(|s| !taken.contains(s) && !issued.contains(s)).map_err(refused)?;
     issued.insert(serial.as_bytes());
-    let cert = prepare_csr(
+    // The lint before the token signs reads a structural copy: the token's signature is the
+    // only part it lacks, and the writer verifies that one.
+    let cert = prepare(
+        &batch.order(&csr),
         public,
-        batch.issuer,
-        &csr,
-        batch.profile.clone(),
-        batch.subject.cloned(),
-        batch.validity,
+        Some(batch.issuer),
         serial,
+        LintCopy::Structural,
     )
     .map_err(refused)?;
-    // The lint every certificate passes before the token signs it (a structural copy: the
-    // token's signature is the only part it lacks).
-    cert.unsigned_copy()
-        .and_then(|copy| refuse_findings(&copy, Some(batch.issuer), "before signing"))
-        .map_err(refused)?;
     Ok(Prepared { index, csr, cert })
 }
 
@@ -483,7 +491,6 @@ fn write_all(
     from_token: impl IntoIterator<Item = Step<(Prepared, Vec<u8>)>>,
     done: &mut (dyn FnMut(usize, &Path, &Certificate) + Send),
 ) -> Result<usize> {
-    let pname = profile_name(batch.profile);
     let mut count = 0;
     for step in from_token {
         let (p, signature) = match step {
@@ -501,20 +508,21 @@ fn write_all(
             .cert
             .finish(&signature, public.public_key())
             .map_err(|e| rec.refuse("sign", Some(csr.der()), e))?;
-        // Record first, files second: a crash after this line loses nothing ('hsmca export').
-        rec.append(Event::CsrSigned {
-            cert: issued_record(&cert, pname, key_uri)?,
-            csr_sha256: sha256_hex(csr.der()),
-            csr_der: b64(csr.der()),
-        })?;
-        rec.keep_cert(&cert)?;
         let out = (batch.out)(p.index);
-        let pem = super::ops::pem_certs(&[&cert])?;
-        dirs.write(&out, pem.as_bytes(), 0o644, batch.overwrite)?;
-        if let Some(chain) = batch.chain_out {
-            let pem = super::ops::pem_certs(&[&cert, batch.issuer])?;
-            dirs.write(chain, pem.as_bytes(), 0o644, batch.overwrite)?;
-        }
+        let delivery = Delivery {
+            out: &out,
+            chain_out: batch.chain_out,
+            overwrite: batch.overwrite,
+        };
+        deliver(
+            rec,
+            &batch.order(&p.csr),
+            &cert,
+            Some(batch.issuer),
+            key_uri,
+            &delivery,
+            &mut |path, bytes, ow| Ok(dirs.write(path, bytes, 0o644, ow)?),
+        )?;
         done(p.index, &out, &cert);
         count += 1;
     }

@@ -5,26 +5,24 @@ pub mod audit;
 pub mod batch;
 pub mod bench;
 pub mod cross;
+pub mod issuance;
 pub mod ops;
 pub mod recorder;
+pub mod session;
 pub mod signer;
 pub mod store;
 
 use der::Encode;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
-use x509_cert::name::Name;
 
 use crate::error::{Error, Result};
 use crate::token::{KeySpec, TokenKey, TokenSession};
 use crate::x509::algorithm::spki_sha256;
 use crate::x509::csr::Csr;
-use crate::x509::issue::{CertRequest, prepare};
-use crate::x509::lint::{lint_before_signing, refuse_findings};
 use crate::x509::profile::Profile;
-use crate::x509::serial::{Serials, random_serial_excluding};
 use crate::x509::signer::CaSigner;
-use crate::x509::validity::{ValidityPeriod, fmt, from_x509_time};
+use crate::x509::validity::{fmt, from_x509_time};
 use crate::x509::verify::verify_signature;
 use audit::{IssuedCert, b64, sha256_hex};
 use recorder::Recorder;
@@ -44,7 +42,7 @@ pub struct GeneratedKey {
 /// the token layer) and signs and verifies a test message before reporting success. A failure
 /// after the key pair exists is recorded as a refusal naming the key (hsmca never destroys a
 /// key), so the audit log accounts for every key the token holds.
-pub fn generate_key(
+pub(crate) fn generate_key(
     session: &TokenSession<'_>,
     spec: KeySpec,
     label: &str,
@@ -94,26 +92,6 @@ fn self_test(session: &TokenSession<'_>, key: &TokenKey) -> Result<GeneratedKey>
         key: key.clone(),
         spki,
     })
-}
-
-/// Creates the self-signed root certificate of the key behind `signer`, with a serial not in
-/// `taken`.
-pub fn create_root(
-    signer: &dyn CaSigner,
-    subject: Name,
-    validity: ValidityPeriod,
-    path_len: Option<u8>,
-    taken: &Serials,
-) -> Result<Certificate> {
-    let req = CertRequest {
-        profile: Profile::Root { path_len },
-        subject,
-        public_key: signer.public_key().clone(),
-        validity,
-        issuer: None,
-        serial: random_serial_excluding(taken)?,
-    };
-    prepare(&req, signer)?.sign(signer)
 }
 
 /// The public keys of the CA certificates a CA directory records (its roots, intermediates
@@ -194,49 +172,6 @@ impl CheckedCsr {
     pub fn csr(&self) -> &Csr {
         &self.csr
     }
-}
-
-/// Issues a certificate for a checked CSR: the exact TBS is first signed by a throwaway key and
-/// linted (a finding stops it before the token signs), the issued certificate linted again.
-pub fn sign_csr(
-    signer: &dyn CaSigner,
-    issuer: &Certificate,
-    checked: &CheckedCsr,
-    profile: Profile,
-    subject: Option<Name>,
-    validity: ValidityPeriod,
-    taken: &Serials,
-) -> Result<Certificate> {
-    let serial = random_serial_excluding(taken)?;
-    let prepared = prepare_csr(signer, issuer, checked, profile, subject, validity, serial)?;
-    lint_before_signing(&prepared, signer.public_key(), Some(issuer))?;
-    let cert = prepared.sign(signer)?;
-    refuse_findings(&cert, Some(issuer), "after signing")?;
-    Ok(cert)
-}
-
-/// Builds the certificate for a checked CSR, ready for the token's signature: every check of
-/// [`sign_csr`] that runs before signing, with `serial` chosen by the caller. `signer` only
-/// supplies the public key and algorithm ([`crate::x509::signer::PublicHalf`] will do).
-pub fn prepare_csr(
-    signer: &dyn CaSigner,
-    issuer: &Certificate,
-    checked: &CheckedCsr,
-    profile: Profile,
-    subject: Option<Name>,
-    validity: ValidityPeriod,
-    serial: x509_cert::serial_number::SerialNumber,
-) -> Result<crate::x509::issue::PreparedCert> {
-    let csr = checked.csr();
-    let req = CertRequest {
-        profile,
-        subject: subject.unwrap_or_else(|| csr.subject().clone()),
-        public_key: csr.spki().clone(),
-        validity,
-        issuer: Some(issuer),
-        serial,
-    };
-    prepare(&req, signer)
 }
 
 /// Upper-case hex of a certificate's serial.

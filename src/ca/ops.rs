@@ -1,6 +1,6 @@
-//! One function per CA operation, in the order every signing command follows: check, sign,
-//! verify, record (fsync), keep, write outputs. Callers check that outputs are free before
-//! they log in, and seal the log ([`Recorder::seal`]) when their command ends.
+//! The CA operations besides certificates (those go through [`super::issuance`]): requests,
+//! CRLs and revocations, each recorded (fsynced) before its output is written. Commands call
+//! them through [`super::session::CaToken`], which seals the log when the command ends.
 
 use std::path::Path;
 
@@ -13,18 +13,14 @@ use x509_cert::serial_number::SerialNumber;
 
 use super::audit::{Event, b64, sha256_hex};
 use super::recorder::Recorder;
-use super::signer::{SignatureChoice, TokenSigner};
+use super::signer::TokenSigner;
 use super::store::normalize_serial;
-use super::{
-    CheckedCsr, create_root, issued_record, profile_name, revocation_reason, serial_hex, sign_csr,
-};
+use super::{revocation_reason, serial_hex};
 use crate::error::{Error, Result};
 use crate::output::{Overwrite, write_atomic};
-use crate::token::{Module, Pin, PinSource, Pkcs11Uri, TokenError, TokenSelector, TokenSession};
 use crate::x509::crl::{Revocation, issue_crl};
 use crate::x509::csr::Csr;
 use crate::x509::decode::to_pem;
-use crate::x509::profile::Profile;
 use crate::x509::request::ca_request;
 use crate::x509::validity::{Lifetime, ValidityPeriod, fmt, parse_time};
 
@@ -46,60 +42,9 @@ pub fn pem_certs(certs: &[&Certificate]) -> Result<String> {
     Ok(pem)
 }
 
-/// Logs in exactly once, printing the token's PIN-counter warnings; a failure is recorded.
-pub fn login(session: &mut TokenSession<'_>, source: &PinSource, rec: &mut Recorder) -> Result<()> {
-    let pin = Pin::read(
-        source,
-        &format!("User PIN for token \"{}\": ", session.label()),
-    )?;
-    match session.login(&pin) {
-        Ok(warnings) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
-            Ok(())
-        }
-        Err(e @ (TokenError::PinIncorrect | TokenError::PinLocked)) => {
-            let event = Event::LoginFailed {
-                token: session.label().to_string(),
-                reason: e.to_string(),
-            };
-            if let Err(log_err) = rec.append(event) {
-                eprintln!("warning: could not record the failed login: {log_err}");
-            }
-            Err(e.into())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Creates the root, records it, keeps it as the CA directory's certificate and writes `out`.
-pub fn issue_root(
-    signer: &TokenSigner<'_, '_>,
-    rec: &mut Recorder,
-    subject: Name,
-    validity: ValidityPeriod,
-    path_len: Option<u8>,
-    out: &Path,
-    ow: Overwrite,
-) -> Result<Certificate> {
-    let key_uri = signer.key().uri.to_string();
-    let cert = create_root(signer, subject, validity, path_len, rec.taken_serials())?;
-    // Record first, files second: a crash after this line loses nothing ('hsmca export').
-    rec.append(Event::RootCreated {
-        cert: issued_record(&cert, "root", &key_uri)?,
-    })?;
-    rec.keep_cert(&cert)?;
-    if let Some(dir) = rec.dir() {
-        crate::output::write_ca_file(&dir.ca_cert_path(), pem_certs(&[&cert])?.as_bytes(), true)?;
-    }
-    write_pem_certs(out, &[&cert], ow)?;
-    Ok(cert)
-}
-
 /// Makes a request for a CA certificate for the key behind `signer` (checked and verified in
 /// [`ca_request`]), records it, and writes it to `out` (PEM).
-pub fn issue_request(
+pub(crate) fn issue_request(
     signer: &TokenSigner<'_, '_>,
     rec: &mut Recorder,
     subject: Name,
@@ -124,58 +69,9 @@ pub fn issue_request(
     Ok(csr)
 }
 
-/// Where a certificate signed from a CSR goes.
-pub struct CertOutputs<'a> {
-    /// The certificate (PEM).
-    pub out: &'a Path,
-    /// Optionally the chain: the certificate, then its issuer.
-    pub chain_out: Option<&'a Path>,
-    /// Whether existing files may be replaced.
-    pub overwrite: Overwrite,
-}
-
-/// Signs a checked CSR, records it (with the CSR), keeps it and writes the outputs. A refusal
-/// by the certificate layer is recorded as `request_refused`.
-#[allow(clippy::too_many_arguments)]
-pub fn issue_from_csr(
-    signer: &TokenSigner<'_, '_>,
-    rec: &mut Recorder,
-    issuer: &Certificate,
-    checked: &CheckedCsr,
-    profile: Profile,
-    subject: Option<Name>,
-    validity: ValidityPeriod,
-    outputs: &CertOutputs<'_>,
-) -> Result<Certificate> {
-    let key_uri = signer.key().uri.to_string();
-    let pname = profile_name(&profile);
-    let csr = checked.csr();
-    let cert = sign_csr(
-        signer,
-        issuer,
-        checked,
-        profile,
-        subject,
-        validity,
-        rec.taken_serials(),
-    )
-    .map_err(|e| rec.refuse("sign", Some(csr.der()), e))?;
-    rec.append(Event::CsrSigned {
-        cert: issued_record(&cert, pname, &key_uri)?,
-        csr_sha256: sha256_hex(csr.der()),
-        csr_der: b64(csr.der()),
-    })?;
-    rec.keep_cert(&cert)?;
-    write_pem_certs(outputs.out, &[&cert], outputs.overwrite)?;
-    if let Some(chain) = outputs.chain_out {
-        write_pem_certs(chain, &[&cert, issuer], outputs.overwrite)?;
-    }
-    Ok(cert)
-}
-
 /// Issues the CA directory's CRL: every recorded revocation, the next CRL number, nextUpdate
 /// `lifetime` from now; records it and writes `out` (PEM).
-pub fn issue_crl_recorded(
+pub(crate) fn issue_crl_recorded(
     signer: &TokenSigner<'_, '_>,
     rec: &mut Recorder,
     lifetime: Lifetime,
@@ -238,7 +134,7 @@ pub fn issue_crl_recorded(
 }
 
 /// Records the revocation of an issued certificate; the next CRL lists it.
-pub fn revoke(
+pub(crate) fn revoke(
     rec: &mut Recorder,
     serial: &str,
     reason: &str,
@@ -288,42 +184,4 @@ pub fn revoke(
         revocation_date: fmt(date),
     })?;
     Ok(want)
-}
-
-/// Runs one signing command with the CA key `uri` names: loads the module, opens a session,
-/// logs in once (a failure is recorded), opens the key (policy-checked), calls `work`, and
-/// seals the log when `work` succeeds. Session and module close on every path.
-pub fn with_ca_key<T>(
-    module_path: Option<&Path>,
-    uri: &Pkcs11Uri,
-    pin: &PinSource,
-    choice: SignatureChoice,
-    rec: &mut Recorder,
-    work: impl FnOnce(&TokenSigner<'_, '_>, &mut Recorder) -> Result<T>,
-) -> Result<T> {
-    let module = Module::load(module_path.or(uri.module_path.as_deref()))?;
-    let selector = TokenSelector {
-        label: uri.token.clone(),
-        serial: uri.serial.clone(),
-    };
-    let mut session = TokenSession::open(&module, &selector, false)?;
-    login(&mut session, pin, rec)?;
-    let key = session.open_key(uri)?;
-    let key_uri = key.uri.to_string();
-    let signer = TokenSigner::new(&session, key, choice)?;
-    match work(&signer, rec) {
-        Ok(out) => {
-            rec.seal(&signer, &key_uri)?;
-            Ok(out)
-        }
-        // What was recorded before the error (a batch stopped by a full disk or a closed
-        // output, a refusal) is sealed too; the error is still the one to report, and a seal
-        // that fails as well (a token that stopped answering) is left to the next command.
-        Err(e) => {
-            if rec.changed() {
-                let _ = rec.seal(&signer, &key_uri);
-            }
-            Err(e)
-        }
-    }
 }

@@ -16,6 +16,7 @@ pub struct Recorder {
     dir: Option<CaDir>,
     operator: Option<String>,
     no_serials: Serials,
+    sealed_at: Option<u64>,
 }
 
 impl Recorder {
@@ -25,6 +26,7 @@ impl Recorder {
             dir: None,
             operator: None,
             no_serials: Serials::new(),
+            sealed_at: None,
         }
     }
 
@@ -63,6 +65,7 @@ impl Recorder {
             dir,
             operator,
             no_serials: Serials::new(),
+            sealed_at: None,
         };
         if let Some(missing) = missing.filter(|m| !m.is_empty()) {
             rec.restore_kept(&missing)?;
@@ -110,8 +113,16 @@ impl Recorder {
                         "the outputs are valid and in the audit log; the next signing command seals it (check the token first)",
                     )
                 })?;
+            self.sealed_at = Some(dir.last_seq());
         }
         Ok(())
+    }
+
+    /// Whether this command appended records that no seal covers yet.
+    pub fn unsealed(&self) -> bool {
+        self.dir
+            .as_ref()
+            .is_some_and(|d| d.changed() && Some(d.last_seq()) != self.sealed_at)
     }
 
     /// The CA keys this CA directory certified (none without one): keys a request may carry
@@ -138,6 +149,15 @@ impl Recorder {
         if let Some(dir) = &self.dir {
             let pem = super::ops::pem_certs(&[cert])?;
             crate::output::write_ca_file(&dir.cert_path(&serial_hex(cert)), pem.as_bytes(), true)?;
+        }
+        Ok(())
+    }
+
+    /// Makes a new root the CA directory's certificate (after its record is on disk).
+    pub fn keep_ca_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
+        if let Some(dir) = &self.dir {
+            let pem = super::ops::pem_certs(&[cert])?;
+            crate::output::write_ca_file(&dir.ca_cert_path(), pem.as_bytes(), true)?;
         }
         Ok(())
     }

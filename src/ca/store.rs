@@ -150,6 +150,11 @@ impl CaDir {
         self.tail.seq != self.opened_at
     }
 
+    /// The sequence number of the last record.
+    pub fn last_seq(&self) -> u64 {
+        self.tail.seq
+    }
+
     /// The serials issued so far (read-only) beside what appending needs, for a batch that
     /// picks serials on one thread and records on another. Records appended through the
     /// [`LogAppender`] do not add their serials: the batch adds them ([`CaDir::add_serials`]).

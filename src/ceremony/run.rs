@@ -14,22 +14,20 @@ use x509_cert::Certificate;
 use super::config::{CeremonyFile, RevokeTarget, Step};
 use super::plan::{self, CaState, Plan, TokenView};
 use super::transcript;
-use crate::ca::audit::{Event, b64, sha256_hex};
+use crate::ca::audit::sha256_hex;
 use crate::ca::cross::CrossSource;
-use crate::ca::ops::{self, write_pem_certs};
+use crate::ca::issuance::{Certify, Delivery, Order};
 use crate::ca::recorder::Recorder;
-use crate::ca::signer::{SignatureChoice, TokenSigner, key_spec};
+use crate::ca::session::{CaToken, TokenRef, view_token, with_token};
+use crate::ca::signer::{SignatureChoice, key_spec};
 use crate::ca::store::{Access, CaDir};
-use crate::ca::{CheckedCsr, generate_key, issued_record, serial_hex};
+use crate::ca::{CheckedCsr, serial_hex};
 use crate::error::{Error, MAX_CSR, Result, read_file, read_limited};
 use crate::output::Overwrite;
-use crate::token::{Module, PinSource, TokenSelector, TokenSession};
+use crate::token::{PinSource, TokenSelector};
 use crate::x509::csr::Csr;
 use crate::x509::decode::load_certificate;
-use crate::x509::issue::{CertRequest, prepare_with_extras};
-use crate::x509::lint::{lint_before_signing, refuse_findings};
 use crate::x509::profile::Profile;
-use crate::x509::serial::random_serial_excluding;
 use crate::x509::signer::CaSigner;
 
 /// Where the run talks to the operator.
@@ -72,30 +70,42 @@ fn module_path(file: &CeremonyFile, opts: &Options) -> Result<Option<PathBuf>> {
     }
 }
 
-fn selector(file: &CeremonyFile) -> TokenSelector {
-    TokenSelector {
-        label: Some(file.token.label.clone()),
-        serial: file.token.serial.clone(),
+fn token_ref<'a>(file: &CeremonyFile, module: Option<&'a Path>) -> TokenRef<'a> {
+    TokenRef {
+        module,
+        selector: TokenSelector {
+            label: Some(file.token.label.clone()),
+            serial: file.token.serial.clone(),
+        },
+    }
+}
+
+fn ca_state(rec: &Recorder) -> Result<CaState> {
+    match rec.dir() {
+        Some(d) => CaState::of(d),
+        None => Ok(CaState::empty()),
     }
 }
 
 /// Builds the plan without a PIN and without writing anything: the `plan` command.
 pub fn plan_only(path: &Path, opts: &Options) -> Result<Plan> {
     let file = CeremonyFile::load(path)?;
-    let module = Module::load(module_path(&file, opts)?.as_deref())?;
-    let session = TokenSession::open(&module, &selector(&file), false)?;
+    let module = module_path(&file, opts)?;
     let ca_dir = file.resolve(&file.ceremony.ca_dir);
     let state = if ca_dir.is_dir() {
         CaState::of(&CaDir::open(&ca_dir, Access::Read)?)?
     } else {
         CaState::empty()
     };
-    plan::build(
-        file,
-        &TokenView { session: &session },
-        &state,
-        OffsetDateTime::now_utc(),
-    )
+    let token = token_ref(&file, module.as_deref());
+    view_token(&token, |session| {
+        plan::build(
+            file,
+            &TokenView { session },
+            &state,
+            OffsetDateTime::now_utc(),
+        )
+    })
 }
 
 /// Runs the ceremony in `path`.
@@ -104,27 +114,21 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
     let reviewed = plan_only(path, opts)?;
     let started = OffsetDateTime::now_utc();
     let file = reviewed.file.clone();
-    let module = Module::load(module_path(&file, opts)?.as_deref())?;
+    let module = module_path(&file, opts)?;
+    let token = token_ref(&file, module.as_deref());
     let needs_rw = reviewed
         .steps
         .iter()
         .any(|s| !s.done() && matches!(s.located.step, Step::GenerateKey(_)));
-    let mut session = TokenSession::open(&module, &selector(&file), needs_rw)?;
 
     // 2. Lock the CA directory and plan again from what is under the lock.
     let ca_dir = file.resolve(&file.ceremony.ca_dir);
     let mut rec = Recorder::open(Some(&ca_dir), Some(&file.ceremony.operator))?;
-    let state = match rec.dir() {
-        Some(d) => CaState::of(d)?,
-        None => CaState::empty(),
-    };
+    let state = ca_state(&rec)?;
     let last_seq_before_run = state.entries.last().map_or(0, |e| e.record.seq);
-    let plan = plan::build(
-        file.clone(),
-        &TokenView { session: &session },
-        &state,
-        started,
-    )?;
+    let plan = view_token(&token, |session| {
+        plan::build(file.clone(), &TokenView { session }, &state, started)
+    })?;
     if plan.digest != reviewed.digest {
         return Err(Error::invalid(
             "the plan changed between checking it and locking the CA directory",
@@ -168,30 +172,46 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
         None => console.say("Every step is done; writing the transcript.\n"),
     }
 
-    // 3. One PIN entry, one C_Login, for the whole run.
-    ops::login(&mut session, &opts.pin, &mut rec)?;
-    let session = &session;
-    let ca_uri = plan.ca_key_uri();
-    let choice = SignatureChoice::default();
-    let mut signer: Option<TokenSigner<'_, '_>> = match &plan.ca_key_spki {
-        Some(spki) => {
-            let key = session.open_key(&ca_uri)?;
-            let s = TokenSigner::new(session, key, choice)?;
-            if s.public_key() != spki {
+    // 3. One PIN entry, one C_Login, for the whole run; each step sealed before the next.
+    with_token(&token, needs_rw, &opts.pin, &mut rec, |ca| {
+        let run = Run {
+            file: &file,
+            plan: &plan,
+            started,
+        };
+        run.steps(ca, &state, console)?;
+        run.transcript(ca, last_seq_before_run, &transcript_path, console)?;
+        Ok(Outcome::Completed(transcript_path.clone()))
+    })
+}
+
+/// A run under way: the file, the plan the witnesses compared, and when it started.
+struct Run<'a> {
+    file: &'a CeremonyFile,
+    plan: &'a Plan,
+    started: OffsetDateTime,
+}
+
+impl Run<'_> {
+    /// Asks for each step not done and does it through the CA's issuance transaction.
+    fn steps(
+        &self,
+        ca: &mut CaToken<'_, '_, '_>,
+        state: &CaState,
+        console: &mut dyn Console,
+    ) -> Result<()> {
+        let choice = SignatureChoice::default();
+        if let Some(spki) = &self.plan.ca_key_spki {
+            ca.use_key(&self.plan.ca_key_uri(), choice)?;
+            if ca.signer()?.public_key() != spki {
                 return Err(Error::invalid(
                     "the CA key's private object does not match its public object",
                     "investigate the token: the key pair is inconsistent",
                 ));
             }
-            Some(s)
         }
-        None => None,
-    };
-    let mut issuer: Option<Certificate> = state.ca_cert.clone();
-
-    // 4. The steps.
-    let result = (|| -> Result<()> {
-        for step in &plan.steps {
+        let mut issuer: Option<Certificate> = state.ca_cert.clone();
+        for step in &self.plan.steps {
             let n = step.located.number;
             if step.done() {
                 continue;
@@ -207,91 +227,33 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
                     ),
                 ));
             }
-            match &step.located.step {
-                Step::GenerateKey(g) => {
-                    let id = match (&g.id, g.label == file.ca_key.label) {
-                        (Some(id), _) => id.clone(),
-                        (None, true) if file.ca_key_id.is_some() => {
-                            file.ca_key_id.clone().unwrap_or_default()
-                        }
-                        _ => {
-                            let mut id = vec![0u8; 16];
-                            getrandom::fill(&mut id).map_err(|e| {
-                                Error::invalid(
-                                    format!("the system RNG failed: {e}"),
-                                    "fix the system RNG",
-                                )
-                            })?;
-                            id
-                        }
-                    };
-                    let generated = generate_key(
-                        session,
-                        key_spec(g.algorithm),
-                        &g.label,
-                        &id,
-                        &mut rec,
-                        "ceremony generate_key",
-                    )?;
-                    let uri = generated.key.uri.to_string();
-                    rec.append(Event::KeyGenerated {
-                        key_uri: uri.clone(),
-                        algorithm: g.algorithm.to_string(),
-                        spki_sha256: hex::encode(generated.spki_sha256),
-                    })?;
-                    console.say(&format!(
-                        "generated {} key \"{}\": attributes checked (sensitive, never extractable, local), test signature verified\n  uri: {uri}\n  spki-sha256: {}\n",
-                        g.algorithm,
-                        g.label,
-                        hex::encode(generated.spki_sha256)
-                    ));
-                    if g.label == file.ca_key.label {
-                        signer = Some(TokenSigner::new(session, generated.key, choice)?);
-                    }
-                }
+            let said = match &step.located.step {
+                Step::GenerateKey(g) => self.generate_key(ca, g)?,
                 Step::CreateRoot(r) => {
-                    let s = signer.as_ref().ok_or_else(no_key)?;
-                    let key_uri = s.key().uri.to_string();
-                    let req = CertRequest {
+                    let out = self.output(&r.out)?;
+                    let order = Order {
+                        certify: Certify::OwnKey,
                         profile: Profile::Root {
                             path_len: r.profile.path_len,
                         },
-                        subject: r.subject.clone(),
-                        public_key: s.public_key().clone(),
+                        subject: Some(r.subject.clone()),
                         validity: r.profile.validity.resolve(OffsetDateTime::now_utc())?,
-                        issuer: None,
-                        serial: random_serial_excluding(rec.taken_serials())?,
+                        extras: r.profile.extras.clone(),
+                        command: "ceremony create_root",
                     };
-                    let cert = sign_linted(s, &req, &r.profile.extras, None)
-                        .map_err(|e| rec.refuse("ceremony create_root", None, e))?;
-                    rec.append(Event::RootCreated {
-                        cert: issued_record(&cert, "root", &key_uri)?,
-                    })?;
-                    rec.keep_cert(&cert)?;
-                    if let Some(dir) = rec.dir() {
-                        crate::output::write_ca_file(
-                            &dir.ca_cert_path(),
-                            ops::pem_certs(&[&cert])?.as_bytes(),
-                            true,
-                        )?;
-                    }
-                    let out = file.resolve(&r.out);
-                    make_parent(&out)?;
-                    write_pem_certs(&out, &[&cert], Overwrite::Refuse)?;
-                    console.say(&format!(
+                    let cert = ca.issue(None, &order, &delivery(&out, None))?;
+                    let said = format!(
                         "wrote {} (self-signature verified, linted before and after signing)\n  serial: {}\n  SHA-256 fingerprint: {}\n",
                         r.out.display(),
                         serial_hex(&cert),
                         fingerprint(&cert)
-                    ));
+                    );
                     issuer = Some(cert);
+                    said
                 }
                 Step::SignIntermediate(si) => {
-                    let s = signer.as_ref().ok_or_else(no_key)?;
-                    let key_uri = s.key().uri.to_string();
-                    let iss = issuer.clone().ok_or_else(|| {
-                        Error::invalid("no CA certificate to sign under", "report a bug")
-                    })?;
+                    let iss = issuer.as_ref().ok_or_else(no_issuer)?;
+                    let mut said = String::new();
                     for (req_cfg, item) in si.requests.iter().zip(&step.items) {
                         if item.done.is_some() {
                             continue;
@@ -299,56 +261,39 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
                         let planned_sha = item.csr_sha256.ok_or_else(|| {
                             Error::invalid("a request lost its hash", "report a bug")
                         })?;
-                        let csr = Csr::parse(&read_limited(&file.resolve(&req_cfg.csr), MAX_CSR)?)?;
+                        let csr =
+                            Csr::parse(&read_limited(&self.file.resolve(&req_cfg.csr), MAX_CSR)?)?;
                         let checked = CheckedCsr::recheck(csr, &planned_sha)?;
-                        let csr = checked.csr();
-                        let req = CertRequest {
+                        let order = Order {
+                            certify: Certify::Request(&checked),
                             profile: si.profile.intermediate(),
-                            subject: si
-                                .subject
-                                .as_ref()
-                                .map(|(_, n)| n.clone())
-                                .unwrap_or_else(|| csr.subject().clone()),
-                            public_key: csr.spki().clone(),
+                            subject: si.subject.as_ref().map(|(_, n)| n.clone()),
                             validity: si.profile.validity.resolve(OffsetDateTime::now_utc())?,
-                            issuer: Some(&iss),
-                            serial: random_serial_excluding(rec.taken_serials())?,
+                            extras: si.profile.extras.clone(),
+                            command: "ceremony sign_intermediate",
                         };
+                        let out = self.output(&req_cfg.out)?;
+                        let chain = req_cfg
+                            .chain_out
+                            .as_ref()
+                            .map(|c| self.output(c))
+                            .transpose()?;
                         let cert =
-                            sign_linted(s, &req, &si.profile.extras, Some(&iss)).map_err(|e| {
-                                rec.refuse("ceremony sign_intermediate", Some(csr.der()), e)
-                            })?;
-                        rec.append(Event::CsrSigned {
-                            cert: issued_record(&cert, "intermediate", &key_uri)?,
-                            csr_sha256: sha256_hex(csr.der()),
-                            csr_der: b64(csr.der()),
-                        })?;
-                        rec.keep_cert(&cert)?;
-                        let out = file.resolve(&req_cfg.out);
-                        make_parent(&out)?;
-                        write_pem_certs(&out, &[&cert], Overwrite::Refuse)?;
-                        if let Some(chain) = &req_cfg.chain_out {
-                            let chain = file.resolve(chain);
-                            make_parent(&chain)?;
-                            write_pem_certs(&chain, &[&cert, &iss], Overwrite::Refuse)?;
-                        }
-                        console.say(&format!(
+                            ca.issue(Some(iss), &order, &delivery(&out, chain.as_deref()))?;
+                        said.push_str(&format!(
                             "wrote {} (signature and chain verified, linted before and after signing)\n  serial: {}\n",
                             req_cfg.out.display(),
                             serial_hex(&cert)
                         ));
                     }
+                    said
                 }
                 Step::CrossSign(x) => {
-                    let s = signer.as_ref().ok_or_else(no_key)?;
-                    let key_uri = s.key().uri.to_string();
-                    let iss = issuer.clone().ok_or_else(|| {
-                        Error::invalid("no CA certificate to sign under", "report a bug")
-                    })?;
-                    // The inputs must be the bytes the witnesses reviewed (their hashes are in the
-                    // plan digest); then the certificate is checked again, as the plan did.
+                    let iss = issuer.as_ref().ok_or_else(no_issuer)?;
+                    // The inputs must be the bytes the witnesses reviewed (their hashes are in
+                    // the plan digest); then the certificate is checked again, as the plan did.
                     let read_reviewed = |p: &Path, i: usize| -> Result<Vec<u8>> {
-                        let bytes = read_file(&file.resolve(p))?;
+                        let bytes = read_file(&self.file.resolve(p))?;
                         if step.items[0].inputs.get(i).map(|h| h.sha256.as_str())
                             != Some(sha256_hex(&bytes).as_str())
                         {
@@ -365,146 +310,161 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
                         .as_deref()
                         .map(|p| read_reviewed(p, 1))
                         .transpose()?;
-                    let source =
-                        CrossSource::check(&bytes, issuer_bytes.as_deref(), s.public_key())?;
-                    let stbs = source.certificate().tbs_certificate();
-                    let req = CertRequest {
+                    let source = CrossSource::check(
+                        &bytes,
+                        issuer_bytes.as_deref(),
+                        ca.signer()?.public_key(),
+                    )?;
+                    let order = Order {
+                        certify: Certify::Cross(&source),
                         profile: x.profile.intermediate(),
-                        subject: stbs.subject().clone(),
-                        public_key: stbs.subject_public_key_info().clone(),
+                        subject: None,
                         validity: x.profile.validity.resolve(OffsetDateTime::now_utc())?,
-                        issuer: Some(&iss),
-                        serial: random_serial_excluding(rec.taken_serials())?,
+                        extras: plan::cross_extras(&x.profile, &source),
+                        command: "ceremony cross_sign",
                     };
-                    let extras = plan::cross_extras(&x.profile, &source);
-                    let cert = sign_linted(s, &req, &extras, Some(&iss))
-                        .map_err(|e| rec.refuse("ceremony cross_sign", Some(source.der()), e))?;
-                    rec.append(Event::CrossSigned {
-                        cert: issued_record(&cert, "cross", &key_uri)?,
-                        source_sha256: sha256_hex(source.der()),
-                        source_der: b64(source.der()),
-                    })?;
-                    rec.keep_cert(&cert)?;
-                    let out = file.resolve(&x.out);
-                    make_parent(&out)?;
-                    write_pem_certs(&out, &[&cert], Overwrite::Refuse)?;
-                    if let Some(chain) = &x.chain_out {
-                        let chain = file.resolve(chain);
-                        make_parent(&chain)?;
-                        write_pem_certs(&chain, &[&cert, &iss], Overwrite::Refuse)?;
-                    }
-                    console.say(&format!(
+                    let out = self.output(&x.out)?;
+                    let chain = x.chain_out.as_ref().map(|c| self.output(c)).transpose()?;
+                    let cert = ca.issue(Some(iss), &order, &delivery(&out, chain.as_deref()))?;
+                    format!(
                         "wrote {} (cross-certificate for {}: signature and chain verified, linted before and after signing)\n  serial: {}\n",
                         x.out.display(),
-                        crate::x509::name::display_name(stbs.subject()),
+                        crate::x509::name::display_name(
+                            source.certificate().tbs_certificate().subject()
+                        ),
                         serial_hex(&cert)
-                    ));
+                    )
                 }
                 Step::Revoke(r) => {
                     let serial = match &r.target {
                         RevokeTarget::Serial(s) => s.clone(),
                         RevokeTarget::Certificate(p) => {
-                            serial_hex(&load_certificate(&read_file(&file.resolve(p))?)?)
+                            serial_hex(&load_certificate(&read_file(&self.file.resolve(p))?)?)
                         }
                     };
-                    let serial = ops::revoke(&mut rec, &serial, &r.reason, r.date)?;
-                    console.say(&format!(
-                        "recorded the revocation of {serial} ({})\n",
-                        r.reason
-                    ));
+                    let serial = ca.revoke(&serial, &r.reason, r.date)?;
+                    format!("recorded the revocation of {serial} ({})\n", r.reason)
                 }
                 Step::Crl(c) => {
-                    let s = signer.as_ref().ok_or_else(no_key)?;
-                    let out = file.resolve(&c.out);
-                    make_parent(&out)?;
-                    let crl = ops::issue_crl_recorded(
-                        s,
-                        &mut rec,
-                        c.next_update.1,
-                        &out,
-                        Overwrite::Refuse,
-                    )?;
+                    let out = self.output(&c.out)?;
+                    let crl = ca.crl(c.next_update.1, &out, Overwrite::Refuse)?;
                     let listed = crl
                         .tbs_cert_list
                         .revoked_certificates
                         .as_ref()
                         .map_or(0, Vec::len);
-                    console.say(&format!(
+                    format!(
                         "wrote {} ({listed} revoked, signature verified)\n",
                         c.out.display()
-                    ));
+                    )
                 }
-            }
-            // Seal after every step: a run that stops later leaves a sealed log.
-            if let Some(s) = &signer {
-                rec.seal(s, &s.key().uri.to_string())?;
-            }
+            };
+            console.say(&said);
+            // Sealed after every step: a run that stops later leaves a sealed log.
+            ca.seal()?;
             console.say(&format!("step {n} done and recorded\n"));
         }
         Ok(())
-    })();
-    if let Err(e) = result {
-        if let Some(s) = &signer
-            && let Err(seal_err) = rec.seal(s, &s.key().uri.to_string())
-        {
-            console.say(&format!(
-                "warning: could not seal the audit log: {seal_err}\n"
+    }
+
+    /// A `generate_key` step; the key becomes the CA key when it carries the CA key's label.
+    fn generate_key(
+        &self,
+        ca: &mut CaToken<'_, '_, '_>,
+        g: &super::config::GenerateKey,
+    ) -> Result<String> {
+        let file = self.file;
+        let id = match (&g.id, g.label == file.ca_key.label) {
+            (Some(id), _) => id.clone(),
+            (None, true) if file.ca_key_id.is_some() => file.ca_key_id.clone().unwrap_or_default(),
+            _ => {
+                let mut id = vec![0u8; 16];
+                getrandom::fill(&mut id).map_err(|e| {
+                    Error::invalid(format!("the system RNG failed: {e}"), "fix the system RNG")
+                })?;
+                id
+            }
+        };
+        let generated = ca.generate_key(
+            key_spec(g.algorithm),
+            &g.algorithm.to_string(),
+            &g.label,
+            &id,
+            "ceremony generate_key",
+            None,
+        )?;
+        let said = format!(
+            "generated {} key \"{}\": attributes checked (sensitive, never extractable, local), test signature verified\n  uri: {}\n  spki-sha256: {}\n",
+            g.algorithm,
+            g.label,
+            generated.key.uri,
+            hex::encode(generated.spki_sha256)
+        );
+        if g.label == file.ca_key.label {
+            ca.bind(generated.key, SignatureChoice::default())?;
+        }
+        Ok(said)
+    }
+
+    /// The transcript: the final state, derived again from the audit log and the outputs,
+    /// signed by the CA key and verified.
+    fn transcript(
+        &self,
+        ca: &mut CaToken<'_, '_, '_>,
+        last_seq_before_run: u64,
+        path: &Path,
+        console: &mut dyn Console,
+    ) -> Result<()> {
+        let final_state = ca_state(ca.recorder())?;
+        let final_plan = plan::build(
+            self.file.clone(),
+            &TokenView {
+                session: ca.session(),
+            },
+            &final_state,
+            self.started,
+        )?;
+        if final_plan.digest != self.plan.digest || final_plan.first_todo().is_some() {
+            return Err(Error::invalid(
+                "after the run, the outputs and the audit log do not show every step done",
+                "run 'hsmca ceremony plan' to see which step is missing",
             ));
         }
-        return Err(e);
-    }
-
-    // 5. The transcript: the final state, derived again from the audit log and the outputs.
-    let s = signer.as_ref().ok_or_else(no_key)?;
-    let final_state = match rec.dir() {
-        Some(d) => CaState::of(d)?,
-        None => CaState::empty(),
-    };
-    let final_plan = plan::build(file.clone(), &TokenView { session }, &final_state, started)?;
-    if final_plan.digest != plan.digest || final_plan.first_todo().is_some() {
-        return Err(Error::invalid(
-            "after the run, the outputs and the audit log do not show every step done",
-            "run 'hsmca ceremony plan' to see which step is missing",
+        transcript::write(
+            &final_plan,
+            &final_state,
+            ca.signer()?,
+            self.started,
+            last_seq_before_run,
+            path,
+        )?;
+        transcript::verify(path, None)?;
+        console.say(&format!(
+            "\nwrote the transcript {} (signed by the CA key, verified)\nPlan digest: {}\n",
+            self.file.ceremony.transcript.display(),
+            self.plan.digest_short()
         ));
+        Ok(())
     }
-    let text = transcript::write(
-        &final_plan,
-        &final_state,
-        s,
-        started,
-        last_seq_before_run,
-        &transcript_path,
-    )?;
-    let _ = text;
-    transcript::verify(&transcript_path, None)?;
-    console.say(&format!(
-        "\nwrote the transcript {} (signed by the CA key, verified)\nPlan digest: {}\n",
-        file.ceremony.transcript.display(),
-        plan.digest_short()
-    ));
-    Ok(Outcome::Completed(transcript_path))
+
+    /// An output of the file, its directory created.
+    fn output(&self, rel: &Path) -> Result<PathBuf> {
+        let out = self.file.resolve(rel);
+        make_parent(&out)?;
+        Ok(out)
+    }
 }
 
-fn no_key() -> Error {
-    Error::invalid(
-        "the CA key is not available to sign",
-        "generate it in an earlier step or name an existing key in [ca_key]",
-    )
+fn delivery<'a>(out: &'a Path, chain_out: Option<&'a Path>) -> Delivery<'a> {
+    Delivery {
+        out,
+        chain_out,
+        overwrite: Overwrite::Refuse,
+    }
 }
 
-/// Prepares the TBS, lints a throwaway-signed copy, has the token sign the same TBS, and lints
-/// the issued certificate again. Nothing is signed by the token when the first lint fails.
-fn sign_linted(
-    signer: &TokenSigner<'_, '_>,
-    req: &CertRequest<'_>,
-    extras: &crate::x509::profile::CaExtras,
-    issuer: Option<&Certificate>,
-) -> Result<Certificate> {
-    let prepared = prepare_with_extras(req, extras, signer)?;
-    lint_before_signing(&prepared, signer.public_key(), issuer)?;
-    let cert = prepared.sign(signer)?;
-    refuse_findings(&cert, issuer, "after signing")?;
-    Ok(cert)
+fn no_issuer() -> Error {
+    Error::invalid("no CA certificate to sign under", "report a bug")
 }
 
 fn make_parent(p: &Path) -> Result<()> {

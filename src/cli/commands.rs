@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use der::Encode;
 use zeroize::Zeroizing;
 
 use super::{
@@ -10,18 +9,17 @@ use super::{
     TokenCmd, ValidityArgs,
 };
 use crate::ca::CheckedCsr;
-use crate::ca::audit::Event;
-use crate::ca::generate_key;
-use crate::ca::ops::{self};
+use crate::ca::issuance::{Certify, Delivery, Order};
 use crate::ca::recorder::Recorder;
 use crate::ca::serial_hex;
-use crate::ca::signer::{SignatureChoice, TokenSigner, key_spec};
+use crate::ca::session::{TokenRef, with_ca_key, with_token};
+use crate::ca::signer::{SignatureChoice, key_spec};
 use crate::error::{Error, MAX_CSR, Result, read_file, read_limited};
-use crate::output::{Overwrite, check_free, write_atomic};
-use crate::token::{Module, PinSource, Pkcs11Uri, TokenError, TokenSelector, TokenSession};
+use crate::output::{Overwrite, check_free};
+use crate::token::{Module, PinSource, Pkcs11Uri, TokenError, TokenSelector};
 use crate::x509::algorithm::KeyAlgorithm;
 use crate::x509::csr::Csr;
-use crate::x509::decode::{load_certificate, to_pem};
+use crate::x509::decode::load_certificate;
 use crate::x509::name::parse_name;
 use crate::x509::profile::{
     IpNet, LeafUsage, PermittedSubtrees, Profile, ProfileName, San, check_dns_name,
@@ -157,63 +155,62 @@ fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
         check_free(p, overwrite(a.force))?;
     }
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
-    let module = load_module(g, None)?;
-    let mut session = TokenSession::open(&module, &selector(&a.token), true)?;
-    ops::login(&mut session, &pin_source(g, None), &mut rec)?;
-    let generated = generate_key(
-        &session,
-        key_spec(alg),
-        &a.label,
-        &id,
-        &mut rec,
-        "key generate",
-    )?;
-    let uri = generated.key.uri.to_string();
-    rec.append(Event::KeyGenerated {
-        key_uri: uri.clone(),
-        algorithm: alg.to_string(),
-        spki_sha256: hex::encode(generated.spki_sha256),
-    })?;
-    if let Some(p) = &a.public_key_out {
-        let der = generated
-            .spki
-            .to_der()
-            .map_err(|e| Error::invalid(format!("public key encoding: {e}"), "report a bug"))?;
-        write_atomic(
-            p,
-            to_pem("PUBLIC KEY", &der)?.as_bytes(),
-            0o644,
-            overwrite(a.force),
-        )?;
-    }
-    let signer = TokenSigner::new(&session, generated.key.clone(), SignatureChoice::default())?;
-    // A CA directory that already has its CA certificate is sealed by that CA's key; a new
-    // key is recorded there but does not seal, or `log verify` would stop trusting the log.
-    if rec.dir().is_some_and(|d| !d.ca_cert_path().exists()) {
-        rec.seal(&signer, &uri)?;
-    }
+    let token = TokenRef {
+        module: g.module.as_deref(),
+        selector: selector(&a.token),
+    };
+    let (generated, token_label) =
+        with_token(&token, true, &pin_source(g, None), &mut rec, |ca| {
+            let public_out = a.public_key_out.as_deref().map(|p| (p, overwrite(a.force)));
+            let generated = ca.generate_key(
+                key_spec(alg),
+                &alg.to_string(),
+                &a.label,
+                &id,
+                "key generate",
+                public_out,
+            )?;
+            // A CA directory that already has its CA certificate is sealed by that CA's key; a
+            // new key is recorded there but does not seal, or `log verify` would stop trusting
+            // the log.
+            if ca
+                .recorder()
+                .dir()
+                .is_some_and(|d| !d.ca_cert_path().exists())
+            {
+                ca.bind(generated.key.clone(), SignatureChoice::default())?;
+            }
+            Ok((generated, ca.session().label().to_string()))
+        })?;
     say!(
         "generated {} key \"{}\" on token \"{}\" (sensitive, not extractable, test signature verified)",
         alg,
         a.label,
-        session.label()
+        token_label
     );
-    say!("uri: {uri}");
+    say!("uri: {}", generated.key.uri);
     say!("spki-sha256: {}", hex::encode(generated.spki_sha256));
     Ok(())
 }
 
 fn key_list(g: &GlobalArgs, a: TokenArgs) -> Result<()> {
-    let module = load_module(g, None)?;
-    let mut session = TokenSession::open(&module, &selector(&a), false)?;
-    ops::login(&mut session, &pin_source(g, None), &mut Recorder::none())?;
-    let keys = session.list_keys()?;
+    let token = TokenRef {
+        module: g.module.as_deref(),
+        selector: selector(&a),
+    };
+    let (label, keys) = with_token(
+        &token,
+        false,
+        &pin_source(g, None),
+        &mut Recorder::none(),
+        |ca| Ok((ca.session().label().to_string(), ca.session().list_keys()?)),
+    )?;
     if keys.is_empty() {
-        say!("no private keys on token \"{}\"", session.label());
+        say!("no private keys on token \"{label}\"");
     }
     for k in keys {
         let uri = Pkcs11Uri {
-            token: Some(session.label().to_string()),
+            token: Some(label.clone()),
             object: Some(k.label.clone()),
             id: (!k.id.is_empty()).then(|| k.id.clone()),
             object_type: Some("private".into()),
@@ -298,13 +295,28 @@ fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
         // The CA directory's certificate is never replaced, --force or not.
         crate::output::check_ca_file_free(&dir.ca_cert_path())?;
     }
-    let cert = ops::with_ca_key(
+    let order = Order {
+        certify: Certify::OwnKey,
+        profile: Profile::Root {
+            path_len: a.path_len,
+        },
+        subject: Some(subject),
+        validity: period,
+        extras: Default::default(),
+        command: "root create",
+    };
+    let delivery = Delivery {
+        out: &a.out,
+        chain_out: None,
+        overwrite: ow,
+    };
+    let cert = with_ca_key(
         g.module.as_deref(),
         &uri,
         &pin_source(g, Some(&uri)),
         choice(&a.key),
         &mut rec,
-        |signer, rec| ops::issue_root(signer, rec, subject, period, a.path_len, &a.out, ow),
+        |ca| ca.issue(None, &order, &delivery),
     )?;
     say!(
         "wrote {} (self-signed root, signature verified)",
@@ -320,13 +332,13 @@ fn csr(g: &GlobalArgs, a: super::CsrArgs) -> Result<()> {
     let ow = overwrite(a.force);
     check_free(&a.out, ow)?;
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
-    let csr = ops::with_ca_key(
+    let csr = with_ca_key(
         g.module.as_deref(),
         &uri,
         &pin_source(g, Some(&uri)),
         choice(&a.key),
         &mut rec,
-        |signer, rec| ops::issue_request(signer, rec, subject, a.path_len, &a.out, ow),
+        |ca| ca.request(subject, a.path_len, &a.out, ow),
     )?;
     say!(
         "wrote {} (certificate request for {}, signature verified)",
@@ -772,13 +784,13 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
             say!("{}  {}", serial_hex(cert), out.display());
         }
     };
-    let issued = ops::with_ca_key(
+    let issued = with_ca_key(
         g.module.as_deref(),
         &uri,
         &pin_source(g, Some(&uri)),
         choice(&a.key),
         &mut rec,
-        |signer, rec| crate::ca::batch::sign_batch(signer, rec, &batch, &mut done),
+        |ca| ca.sign_batch(&batch, &mut done),
     )?;
     if !single {
         say!("signed {issued} certificates (each signature and chain verified)");
@@ -798,13 +810,13 @@ fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
     }
     check_free(&a.out, ow)?;
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
-    let crl = ops::with_ca_key(
+    let crl = with_ca_key(
         g.module.as_deref(),
         &uri,
         &pin_source(g, Some(&uri)),
         choice(&a.key),
         &mut rec,
-        |signer, rec| ops::issue_crl_recorded(signer, rec, lifetime, &a.out, ow),
+        |ca| ca.crl(lifetime, &a.out, ow),
     )?;
     let listed = crl
         .tbs_cert_list
@@ -820,13 +832,13 @@ fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
 
 fn bench_raw(g: &GlobalArgs, key: &super::SigningKeyArgs, count: usize) -> Result<()> {
     let uri = parse_key_uri(&key.key)?;
-    let stats = ops::with_ca_key(
+    let stats = with_ca_key(
         g.module.as_deref(),
         &uri,
         &pin_source(g, Some(&uri)),
         choice(key),
         &mut Recorder::none(),
-        |signer, _| crate::ca::bench::raw_sign(signer, count),
+        |ca| crate::ca::bench::raw_sign(ca.signer()?, count),
     )?;
     let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
     say!(

@@ -297,7 +297,7 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
         );
     }
     confirm(&cluster.name, &plan, constraints.as_ref(), a.yes)?;
-    let signed = crate::ca::ops::with_ca_key(
+    let signed = crate::ca::session::with_ca_key(
         g.module.as_deref(),
         &uri,
         &pin_source(g, &uri),
@@ -306,7 +306,7 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
             pss: a.pss,
         },
         &mut rec,
-        |signer, rec| sign::sign_cluster(signer, rec, &issuer, &plan),
+        |ca| sign::sign_cluster(ca, &issuer, &plan),
     )?;
     let pki = pki_dir(&a.requests);
     for (role, cert) in &signed {

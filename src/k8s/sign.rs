@@ -10,9 +10,9 @@ use x509_cert::Certificate;
 use super::cluster::Cluster;
 use super::{CaRole, check_key_algorithm, create_dir, pki_dir, requests_dir};
 use crate::ca::CheckedCsr;
-use crate::ca::ops::{self, CertOutputs};
+use crate::ca::issuance::{Certify, Delivery, Order};
 use crate::ca::recorder::Recorder;
-use crate::ca::signer::TokenSigner;
+use crate::ca::session::CaToken;
 use crate::error::{Error, MAX_CSR, Result, read_limited};
 use crate::output::{Overwrite, check_free};
 use crate::x509::csr::Csr;
@@ -139,8 +139,7 @@ pub fn plan(
 /// Signs the planned requests through the token: each is recorded before its files are
 /// written (`pki/<ca>.crt` holds the CA alone, `pki/<ca>-chain.crt` the CA and the root).
 pub fn sign_cluster(
-    signer: &TokenSigner<'_, '_>,
-    rec: &mut Recorder,
+    ca: &mut CaToken<'_, '_, '_>,
     issuer: &Certificate,
     plan: &SignPlan,
 ) -> Result<Vec<(CaRole, Certificate)>> {
@@ -152,20 +151,20 @@ pub fn sign_cluster(
         let checked = CheckedCsr::recheck(csr, &r.sha256).map_err(|e| about(&r.path, e))?;
         let cert_path = r.role.cert_path(&pki);
         let chain_path = r.role.chain_path(&pki);
-        let cert = ops::issue_from_csr(
-            signer,
-            rec,
-            issuer,
-            &checked,
-            plan.profile.clone(),
-            Some(parse_name(&r.role.subject(&plan.cluster))?),
-            plan.validity,
-            &CertOutputs {
-                out: &cert_path,
-                chain_out: Some(&chain_path),
-                overwrite: plan.overwrite,
-            },
-        )?;
+        let order = Order {
+            certify: Certify::Request(&checked),
+            profile: plan.profile.clone(),
+            subject: Some(parse_name(&r.role.subject(&plan.cluster))?),
+            validity: plan.validity,
+            extras: Default::default(),
+            command: "k8s sign",
+        };
+        let delivery = Delivery {
+            out: &cert_path,
+            chain_out: Some(&chain_path),
+            overwrite: plan.overwrite,
+        };
+        let cert = ca.issue(Some(issuer), &order, &delivery)?;
         out.push((r.role, cert));
     }
     Ok(out)

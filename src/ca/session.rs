@@ -1,0 +1,268 @@
+//! A command's hold on its token: the module loaded, one session, exactly one C_Login (a
+//! failure recorded), the CA key bound and policy-checked, and a seal over whatever the
+//! command recorded. The CLI, ceremonies and the k8s code describe what to sign and call
+//! [`with_token`] or [`with_ca_key`]; only [`CaToken`] signs with a CA key.
+
+use std::path::Path;
+
+use x509_cert::Certificate;
+use x509_cert::crl::CertificateList;
+use x509_cert::name::Name;
+
+use super::audit::Event;
+use super::batch::Batch;
+use super::issuance::{Delivery, Order};
+use super::recorder::Recorder;
+use super::signer::{SignatureChoice, TokenSigner};
+use super::{GeneratedKey, ops};
+use crate::error::{Error, Result};
+use crate::output::Overwrite;
+use crate::token::{
+    KeySpec, Module, Pin, PinSource, Pkcs11Uri, TokenError, TokenKey, TokenSelector, TokenSession,
+};
+use crate::x509::csr::Csr;
+use crate::x509::validity::Lifetime;
+
+/// Which token a command works with.
+pub struct TokenRef<'a> {
+    /// The PKCS#11 module (`None`: HSMCA_MODULE or the default).
+    pub module: Option<&'a Path>,
+    /// The token, by label and/or serial.
+    pub selector: TokenSelector,
+}
+
+impl<'a> TokenRef<'a> {
+    /// The token a key URI names, through `module` or the URI's module-path.
+    pub fn of_uri(module: Option<&'a Path>, uri: &'a Pkcs11Uri) -> TokenRef<'a> {
+        TokenRef {
+            module: module.or(uri.module_path.as_deref()),
+            selector: TokenSelector {
+                label: uri.token.clone(),
+                serial: uri.serial.clone(),
+            },
+        }
+    }
+}
+
+/// Opens the token without logging in, for reading what it holds (a ceremony's plan).
+pub fn view_token<T>(
+    token: &TokenRef<'_>,
+    look: impl FnOnce(&TokenSession<'_>) -> Result<T>,
+) -> Result<T> {
+    let module = Module::load(token.module)?;
+    let session = TokenSession::open(&module, &token.selector, false)?;
+    look(&session)
+}
+
+/// Opens a session on the token (read-write when `rw`, to generate keys), logs in exactly once
+/// with the PIN from `pin` and runs `work`. When `work` bound a CA key, whatever it recorded is
+/// sealed with that key at the end, after an error too (the error stays the one reported).
+/// Session and module close on every path.
+pub fn with_token<T>(
+    token: &TokenRef<'_>,
+    rw: bool,
+    pin: &PinSource,
+    rec: &mut Recorder,
+    work: impl FnOnce(&mut CaToken<'_, '_, '_>) -> Result<T>,
+) -> Result<T> {
+    let module = Module::load(token.module)?;
+    let mut session = TokenSession::open(&module, &token.selector, rw)?;
+    login(&mut session, pin, rec)?;
+    let mut ca = CaToken {
+        session: &session,
+        rec,
+        signer: None,
+    };
+    match work(&mut ca) {
+        Ok(out) => {
+            ca.seal()?;
+            Ok(out)
+        }
+        // A seal that fails as well (a token that stopped answering) is left to the next
+        // command, which finds the records unsealed.
+        Err(e) => {
+            let _ = ca.seal();
+            Err(e)
+        }
+    }
+}
+
+/// [`with_token`] with the CA key `uri` names bound before `work` runs.
+pub fn with_ca_key<T>(
+    module: Option<&Path>,
+    uri: &Pkcs11Uri,
+    pin: &PinSource,
+    choice: SignatureChoice,
+    rec: &mut Recorder,
+    work: impl FnOnce(&mut CaToken<'_, '_, '_>) -> Result<T>,
+) -> Result<T> {
+    with_token(&TokenRef::of_uri(module, uri), false, pin, rec, |ca| {
+        ca.use_key(uri, choice)?;
+        work(ca)
+    })
+}
+
+/// Logs in exactly once, printing the token's PIN-counter warnings; a failure is recorded.
+fn login(session: &mut TokenSession<'_>, source: &PinSource, rec: &mut Recorder) -> Result<()> {
+    let pin = Pin::read(
+        source,
+        &format!("User PIN for token \"{}\": ", session.label()),
+    )?;
+    match session.login(&pin) {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
+        }
+        Err(e @ (TokenError::PinIncorrect | TokenError::PinLocked)) => {
+            let event = Event::LoginFailed {
+                token: session.label().to_string(),
+                reason: e.to_string(),
+            };
+            if let Err(log_err) = rec.append(event) {
+                eprintln!("warning: could not record the failed login: {log_err}");
+            }
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A logged-in token session with the command's records: what a command signs with.
+pub struct CaToken<'s, 'm, 'r> {
+    session: &'s TokenSession<'m>,
+    rec: &'r mut Recorder,
+    signer: Option<TokenSigner<'s, 'm>>,
+}
+
+impl<'s, 'm> CaToken<'s, 'm, '_> {
+    /// The session, for reading what the token holds (never for signing).
+    pub fn session(&self) -> &'s TokenSession<'m> {
+        self.session
+    }
+
+    /// The command's records.
+    pub fn recorder(&self) -> &Recorder {
+        self.rec
+    }
+
+    /// Binds the CA key `uri` names (its attributes checked against the CA key policy).
+    pub fn use_key(&mut self, uri: &Pkcs11Uri, choice: SignatureChoice) -> Result<()> {
+        let key = self.session.open_key(uri)?;
+        self.bind(key, choice)
+    }
+
+    /// Binds `key`, generated in this session, as the CA key.
+    pub fn bind(&mut self, key: TokenKey, choice: SignatureChoice) -> Result<()> {
+        self.signer = Some(TokenSigner::new(self.session, key, choice)?);
+        Ok(())
+    }
+
+    /// The bound CA key.
+    pub fn signer(&self) -> Result<&TokenSigner<'s, 'm>> {
+        self.signer.as_ref().ok_or_else(no_key)
+    }
+
+    /// Generates a key pair on the token (checked and self-tested, see
+    /// [`super::generate_key`]), records it, and writes its public key to `public_out`.
+    pub fn generate_key(
+        &mut self,
+        spec: KeySpec,
+        algorithm: &str,
+        label: &str,
+        id: &[u8],
+        command: &str,
+        public_out: Option<(&Path, Overwrite)>,
+    ) -> Result<GeneratedKey> {
+        let generated = super::generate_key(self.session, spec, label, id, self.rec, command)?;
+        self.rec.append(Event::KeyGenerated {
+            key_uri: generated.key.uri.to_string(),
+            algorithm: algorithm.to_string(),
+            spki_sha256: hex::encode(generated.spki_sha256),
+        })?;
+        if let Some((path, ow)) = public_out {
+            use der::Encode;
+            let der = generated
+                .spki
+                .to_der()
+                .map_err(|e| Error::invalid(format!("public key encoding: {e}"), "report a bug"))?;
+            crate::output::write_atomic(
+                path,
+                crate::x509::decode::to_pem("PUBLIC KEY", &der)?.as_bytes(),
+                0o644,
+                ow,
+            )?;
+        }
+        Ok(generated)
+    }
+
+    /// Issues one certificate through the issuance transaction ([`super::issuance::issue`]).
+    pub fn issue(
+        &mut self,
+        issuer: Option<&Certificate>,
+        order: &Order<'_>,
+        delivery: &Delivery<'_>,
+    ) -> Result<Certificate> {
+        let signer = self.signer.as_ref().ok_or_else(no_key)?;
+        super::issuance::issue(signer, self.rec, issuer, order, delivery)
+    }
+
+    /// Signs a batch of checked requests ([`super::batch::sign_batch`]).
+    pub fn sign_batch(
+        &mut self,
+        batch: &Batch<'_>,
+        done: &mut (dyn FnMut(usize, &Path, &Certificate) + Send),
+    ) -> Result<usize> {
+        let signer = self.signer.as_ref().ok_or_else(no_key)?;
+        super::batch::sign_batch(signer, self.rec, batch, done)
+    }
+
+    /// Issues the CA directory's next CRL ([`ops::issue_crl_recorded`]).
+    pub fn crl(
+        &mut self,
+        lifetime: Lifetime,
+        out: &Path,
+        ow: Overwrite,
+    ) -> Result<CertificateList> {
+        let signer = self.signer.as_ref().ok_or_else(no_key)?;
+        ops::issue_crl_recorded(signer, self.rec, lifetime, out, ow)
+    }
+
+    /// Makes a request for a CA certificate for the bound key ([`ops::issue_request`]).
+    pub fn request(
+        &mut self,
+        subject: Name,
+        path_len: Option<u8>,
+        out: &Path,
+        ow: Overwrite,
+    ) -> Result<Csr> {
+        let signer = self.signer.as_ref().ok_or_else(no_key)?;
+        ops::issue_request(signer, self.rec, subject, path_len, out, ow)
+    }
+
+    /// Records a revocation ([`ops::revoke`]); the seal at the end covers it.
+    pub fn revoke(
+        &mut self,
+        serial: &str,
+        reason: &str,
+        date: Option<time::OffsetDateTime>,
+    ) -> Result<String> {
+        ops::revoke(self.rec, serial, reason, date)
+    }
+
+    /// Seals what this command recorded since the last seal, when a CA key is bound.
+    pub fn seal(&mut self) -> Result<()> {
+        match &self.signer {
+            Some(s) if self.rec.unsealed() => self.rec.seal(s, &s.key().uri.to_string()),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn no_key() -> Error {
+    Error::invalid(
+        "the CA key is not available to sign",
+        "generate it in an earlier step or name an existing key",
+    )
+}

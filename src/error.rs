@@ -88,8 +88,7 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
 /// device or directory is refused without blocking (it is opened non-blocking and checked
 /// before any read), and so is a file larger than `max`.
 pub fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let io = |source| Error::Read {
         path: path.to_path_buf(),
         source,
@@ -101,6 +100,17 @@ pub fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>> {
         )
         .open(path)
         .map_err(io)?;
+    read_opened(file, path, max)
+}
+
+/// [`read_limited`] of a file already opened (non-blocking) as `path`.
+pub fn read_opened(file: std::fs::File, path: &std::path::Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let io = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = file.metadata().map_err(io)?;
     let ft = meta.file_type();
     let kind = if ft.is_dir() {

@@ -1664,3 +1664,83 @@ fn k8s_sign_asks_before_the_root_signs() {
     assert!(!c.t.path("prod-a/pki/ca.crt").exists());
     assert_eq!(fs::read(c.t.path("ca/audit.jsonl")).unwrap(), log_before);
 }
+
+/// A link planted in the cluster directory is never followed: `k8s sign` with `pki` pointing
+/// at the CA directory (or a request that is a link) and `k8s issue` with a certificate name
+/// that is a link each fail naming the link, write nothing through it, and `k8s sign` records
+/// the refusal.
+#[test]
+fn links_planted_in_the_cluster_directory_are_refused() {
+    let c = ceremony();
+    let cfg = cluster_file(&c, "prod-a.toml", "prod-a", "");
+    request(&c, "prod-a", "prod-a", "ecdsa-p256");
+    let refusals = || {
+        fs::read_to_string(c.t.path("ca/audit.jsonl"))
+            .unwrap()
+            .matches("\"event\":\"request_refused\"")
+            .count()
+    };
+    let sign = |dir: &str| {
+        c.t.run([
+            "--ca-dir",
+            "ca",
+            "k8s",
+            "sign",
+            "--key",
+            &c.uri,
+            "--issuer",
+            "root.crt",
+            "--requests",
+            dir,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--yes",
+            "--force",
+        ])
+    };
+    let ca_files = files_in(&c.t.path("ca"));
+
+    // 1. pki -> the CA directory: refused, naming the link, with --force too.
+    let planted = c.t.path("prod-a/pki");
+    fs::rename(&planted, c.t.path("prod-a/pki.real")).unwrap();
+    std::os::unix::fs::symlink(c.t.path("ca"), &planted).unwrap();
+    let before = refusals();
+    let err = assert_fails(&sign("prod-a"));
+    assert_mentions(&err, &["prod-a/pki", "symbolic link"]);
+    assert_eq!(refusals(), before + 1, "{err}");
+    fs::remove_file(&planted).unwrap();
+    fs::rename(c.t.path("prod-a/pki.real"), &planted).unwrap();
+
+    // 2. A request that is a link to a CSR elsewhere.
+    let real = c.t.path("elsewhere.csr");
+    fs::rename(c.t.path("prod-a/requests/etcd-ca.csr"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, c.t.path("prod-a/requests/etcd-ca.csr")).unwrap();
+    let err = assert_fails(&sign("prod-a"));
+    assert_mentions(&err, &["etcd-ca.csr", "symbolic link"]);
+    fs::remove_file(c.t.path("prod-a/requests/etcd-ca.csr")).unwrap();
+    fs::rename(&real, c.t.path("prod-a/requests/etcd-ca.csr")).unwrap();
+    let after_ca: std::collections::BTreeMap<_, _> = files_in(&c.t.path("ca"))
+        .into_iter()
+        .filter(|(p, _)| p != Path::new("audit.jsonl"))
+        .collect();
+    let before_ca: std::collections::BTreeMap<_, _> = ca_files
+        .into_iter()
+        .filter(|(p, _)| p != Path::new("audit.jsonl"))
+        .collect();
+    assert_eq!(after_ca, before_ca, "the CA directory changed");
+    assert!(
+        !fs::read_to_string(c.t.path("ca/audit.jsonl"))
+            .unwrap()
+            .contains("csr_signed")
+    );
+
+    // 3. Signed properly, then k8s issue with apiserver.crt planted as a link: refused, and
+    //    the file it points at is untouched.
+    assert_ok(&sign("prod-a"));
+    let target = c.t.path("victim.crt");
+    fs::write(&target, b"not to be replaced\n").unwrap();
+    std::os::unix::fs::symlink(&target, c.t.path("prod-a/pki/apiserver.crt")).unwrap();
+    let err = assert_fails(&issue(&c, "prod-a/pki", "kubeadm", &cfg, &["--force"]));
+    assert_mentions(&err, &["apiserver.crt", "symbolic link"]);
+    assert_eq!(fs::read(&target).unwrap(), b"not to be replaced\n");
+}

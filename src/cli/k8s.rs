@@ -418,7 +418,15 @@ fn issue_cmd(a: IssueArgs) -> Result<()> {
     let specs = presets::plan(preset, &cluster, a.node.as_deref(), &a.pki, &out)?;
     let alg = a.algorithm.as_deref().map(algorithm).transpose()?;
     let choice = validity_choice(&a.validity, Lifetime::Years(1))?;
-    let written = presets::issue(&specs, &cluster, &a.pki, alg, choice, overwrite(a.force))?;
+    let written = presets::issue(
+        &specs,
+        &cluster,
+        &a.pki,
+        &out,
+        alg,
+        choice,
+        overwrite(a.force),
+    )?;
     for p in &written {
         say!("wrote {}", p.display());
     }

@@ -4,6 +4,7 @@
 //! The cluster side ([`request`], [`presets`], [`kubeconfig`]) holds the cluster's file keys
 //! and never touches a token; the root ceremony ([`sign`]) holds the token and reads only CSRs.
 
+pub mod beneath;
 pub mod cluster;
 pub mod constraints;
 pub mod kubeconfig;

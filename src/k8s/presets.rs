@@ -10,11 +10,12 @@ use std::str::FromStr;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
+use super::beneath::{check_no_links, create_dir_below, read_below};
 use super::cluster::{Cluster, Host};
 use super::constraints::{check_sans, service_names};
 use super::kubeconfig::Kubeconfig;
-use super::{CaRole, ValidityChoice, check_key_algorithm, create_dir, validity_under};
-use crate::error::{Error, Result, read_file};
+use super::{CaRole, ValidityChoice, check_key_algorithm, validity_under};
+use crate::error::{Error, MAX_INPUT, Result};
 use crate::output::{Overwrite, check_free, write_atomic};
 use crate::x509::algorithm::KeyAlgorithm;
 use crate::x509::decode::{certificate_to_pem, load_certificates};
@@ -439,7 +440,7 @@ pub struct ClusterCa {
 /// the first), a key Kubernetes can use, and the key must be the certificate's.
 pub fn load_ca(role: CaRole, pki: &Path) -> Result<ClusterCa> {
     let cert_path = role.cert_path(pki);
-    let certs = load_certificates(&read_file(&cert_path)?)?;
+    let certs = load_certificates(&read_below(pki, &cert_path, MAX_INPUT)?)?;
     let [cert] = <[Certificate; 1]>::try_from(certs).map_err(|v| {
         Error::invalid(
             format!(
@@ -452,7 +453,7 @@ pub fn load_ca(role: CaRole, pki: &Path) -> Result<ClusterCa> {
     })?;
     issuer_facts(&cert)?;
     let key_path = role.key_path(pki);
-    let pem = Zeroizing::new(read_file(&key_path)?);
+    let pem = Zeroizing::new(read_below(pki, &key_path, MAX_INPUT)?);
     let text = std::str::from_utf8(&pem).map_err(|_| {
         Error::invalid(
             format!("{} is not a PEM private key", key_path.display()),
@@ -485,10 +486,30 @@ pub fn issue(
     specs: &[LeafSpec],
     cluster: &Cluster,
     pki: &Path,
+    out: &Path,
     algorithm: Option<KeyAlgorithm>,
     validity: ValidityChoice,
     ow: Overwrite,
 ) -> Result<Vec<PathBuf>> {
+    // Each output lies under --pki or --out (the directory the operator named) and is reached
+    // from there without following a link.
+    let base = |p: &Path| -> PathBuf {
+        [pki, out]
+            .into_iter()
+            .filter(|b| p.starts_with(b))
+            .max_by_key(|b| b.components().count())
+            .unwrap_or(out)
+            .to_path_buf()
+    };
+    let write = |p: &Path, bytes: &[u8], mode: u32| -> Result<()> {
+        let b = base(p);
+        if let Some(parent) = p.parent() {
+            create_dir_below(&b, parent)?;
+        }
+        check_no_links(&b, p)?;
+        write_atomic(p, bytes, mode, ow)?;
+        Ok(())
+    };
     let mut cas: HashMap<CaRole, ClusterCa> = HashMap::new();
     for s in specs {
         if let std::collections::hash_map::Entry::Vacant(e) = cas.entry(s.issuer) {
@@ -564,22 +585,21 @@ pub fn issue(
         let cert_pem = certificate_to_pem(&cert)?;
         let key_pem = key.to_pem();
         if let Some((c, k)) = &s.files {
-            if let Some(parent) = c.parent() {
-                create_dir(parent)?;
-            }
-            write_atomic(k, key_pem.as_bytes(), 0o600, ow)?;
-            write_atomic(c, cert_pem.as_bytes(), 0o644, ow)?;
+            write(k, key_pem.as_bytes(), 0o600)?;
+            write(c, cert_pem.as_bytes(), 0o644)?;
             written.extend([c.clone(), k.clone()]);
         }
         if let Some(chain) = &s.chain {
             let bundle = format!("{cert_pem}{}", certificate_to_pem(&ca.cert)?);
-            write_atomic(chain, bundle.as_bytes(), 0o644, ow)?;
+            write(chain, bundle.as_bytes(), 0o644)?;
             written.push(chain.clone());
         }
         if let Some(kc) = &s.kubeconfig {
+            let b = base(&kc.path);
             if let Some(parent) = kc.path.parent() {
-                create_dir(parent)?;
+                create_dir_below(&b, parent)?;
             }
+            check_no_links(&b, &kc.path)?;
             Kubeconfig {
                 cluster: &cluster.name,
                 server: &kc.server,

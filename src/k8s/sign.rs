@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use x509_cert::Certificate;
 
+use super::beneath::{check_no_links, create_dir_below, read_below};
 use super::cluster::Cluster;
-use super::{CaRole, check_key_algorithm, create_dir, pki_dir, requests_dir};
+use super::{CaRole, check_key_algorithm, pki_dir, requests_dir};
 use crate::ca::CheckedCsr;
 use crate::ca::issuance::{Certify, Delivery, Order};
 use crate::ca::recorder::Recorder;
 use crate::ca::session::CaToken;
-use crate::error::{Error, MAX_CSR, Result, read_limited};
+use crate::error::{Error, MAX_CSR, Result};
 use crate::output::{Overwrite, check_free};
 use crate::x509::csr::Csr;
 use crate::x509::name::{display_name, parse_name};
@@ -101,7 +102,8 @@ pub fn plan(
     let mut keys = Vec::new();
     for role in CaRole::ALL {
         let path = role.csr_path(&req_dir);
-        let bytes = read_limited(&path, MAX_CSR)?;
+        let bytes =
+            read_below(cluster_dir, &path, MAX_CSR).map_err(|e| rec.refuse("k8s sign", None, e))?;
         let checked = check_request(role, &cluster.name, &bytes, &ca_keys)
             .map_err(|e| rec.refuse("k8s sign", Some(&bytes), about(&path, e)))?;
         let spki = checked.csr().spki().clone();
@@ -120,8 +122,10 @@ pub fn plan(
         });
     }
     for role in CaRole::ALL {
-        check_free(&role.cert_path(&pki), overwrite)?;
-        check_free(&role.chain_path(&pki), overwrite)?;
+        for out in [role.cert_path(&pki), role.chain_path(&pki)] {
+            check_no_links(cluster_dir, &out).map_err(|e| rec.refuse("k8s sign", None, e))?;
+            check_free(&out, overwrite)?;
+        }
     }
     Ok(SignPlan {
         cluster_dir: cluster_dir.to_path_buf(),
@@ -144,13 +148,15 @@ pub fn sign_cluster(
     plan: &SignPlan,
 ) -> Result<Vec<(CaRole, Certificate)>> {
     let pki = pki_dir(&plan.cluster_dir);
-    create_dir(&pki.join("etcd"))?;
+    create_dir_below(&plan.cluster_dir, &pki.join("etcd"))?;
     let mut out = Vec::new();
     for r in &plan.requests {
-        let csr = Csr::parse(&read_limited(&r.path, MAX_CSR)?)?;
+        let csr = Csr::parse(&read_below(&plan.cluster_dir, &r.path, MAX_CSR)?)?;
         let checked = CheckedCsr::recheck(csr, &r.sha256).map_err(|e| about(&r.path, e))?;
         let cert_path = r.role.cert_path(&pki);
         let chain_path = r.role.chain_path(&pki);
+        check_no_links(&plan.cluster_dir, &cert_path)?;
+        check_no_links(&plan.cluster_dir, &chain_path)?;
         let order = Order {
             certify: Certify::Request(&checked),
             profile: plan.profile.clone(),

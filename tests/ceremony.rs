@@ -685,3 +685,98 @@ fn cross_sign_plans_that_must_fail() {
     let f = rollover("bad.toml", "leafy/bad.crt", "");
     assert_mentions(&plan_fails(&t, &f), &["does not verify"]);
 }
+
+/// A `csr` step: an intermediate kept on the token asks a root elsewhere (here the example
+/// root, signing with `hsmca sign`) for its certificate. The request is recorded and sealed,
+/// the run resumes as done, and the certificate the root issues chains and lints clean.
+#[test]
+fn a_csr_step_asks_another_ca_to_certify_the_key() {
+    let t = setup();
+    run_yes(&t, ROOT_FILE);
+    fs::write(
+        t.path("inter.toml"),
+        r#"
+[ceremony]
+name = "Example Intermediate 2026: key and request"
+operator = "Alice Kim"
+ca_dir = "out/inter-ca"
+transcript = "out/inter.transcript"
+
+[token]
+label = "Example Root CA"
+
+[ca_key]
+label = "inter-2026"
+
+[[step]]
+kind = "generate_key"
+label = "inter-2026"
+algorithm = "ecdsa-p256"
+
+[[step]]
+kind = "csr"
+subject = "CN=Example Intermediate 2026,O=Example,C=KR"
+path_len = 0
+out = "out/inter.csr"
+"#,
+    )
+    .unwrap();
+    let plan = assert_ok(&t.run(["ceremony", "plan", "inter.toml"]));
+    assert_mentions(
+        &plan,
+        &[
+            "Certificate request",
+            "CN=Example Intermediate 2026",
+            "pathLenConstraint 0",
+        ],
+    );
+    run_yes(&t, "inter.toml");
+    // No CA certificate for the key yet: verify says what to pass.
+    let err = assert_fails(&t.run(["ceremony", "verify", "out/inter.transcript"]));
+    assert_mentions(&err, &["--ca-cert"]);
+    let kinds: Vec<String> = events_in(&t, "out/inter-ca")
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    let created = kinds.iter().position(|k| k == "request_created");
+    assert!(created.is_some(), "{kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("seal"), "{kinds:?}");
+    assert_mentions(
+        &assert_ok(&t.run(["ceremony", "run", "--yes", "inter.toml"])),
+        &["nothing to do"],
+    );
+    let req = run_in(
+        t.dir(),
+        "openssl",
+        &["req", "-in", "out/inter.csr", "-verify", "-noout"],
+    );
+    assert!(req.status.success(), "{}", stderr_of(&req));
+
+    assert_ok(&t.run([
+        "--ca-dir",
+        "out/root-ca",
+        "sign",
+        "--key",
+        &t.key_uri("root-2026"),
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--csr",
+        "out/inter.csr",
+        "--validity",
+        "5y",
+        "--out",
+        "inter.crt",
+    ]));
+    let root = t.path("out/root.crt");
+    openssl_verify(&root, &[], &t.path("inter.crt")).unwrap();
+    lint_cert(&t.path("inter.crt"));
+    assert_ok(&t.run([
+        "ceremony",
+        "verify",
+        "out/inter.transcript",
+        "--ca-cert",
+        "inter.crt",
+    ]));
+}

@@ -106,6 +106,20 @@ pub struct CreateRootConfig {
     pub out: PathBuf,
 }
 
+/// `kind = "csr"`: a certificate request signed by the CA key, for another CA to certify it
+/// (a root asking to be cross-signed, an intermediate on this token certified by a root
+/// elsewhere).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrConfig {
+    /// Subject, RFC 4514.
+    pub subject: String,
+    /// pathLenConstraint asked for.
+    pub path_len: Option<u8>,
+    /// Where the request is written (PEM).
+    pub out: PathBuf,
+}
+
 /// One CSR of a signing step.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -359,6 +373,17 @@ pub struct CreateRoot {
     pub out: PathBuf,
 }
 
+/// A checked `csr` step.
+#[derive(Debug, Clone)]
+pub struct CaRequest {
+    /// Parsed subject.
+    pub subject: Name,
+    /// pathLenConstraint asked for.
+    pub path_len: Option<u8>,
+    /// Output.
+    pub out: PathBuf,
+}
+
 /// One checked request.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -440,6 +465,8 @@ pub enum Step {
     Revoke(Revoke),
     /// Issue the CRL.
     Crl(Crl),
+    /// Make a certificate request for the CA key.
+    Csr(CaRequest),
 }
 
 impl Step {
@@ -452,6 +479,7 @@ impl Step {
             Step::CrossSign(_) => "cross_sign",
             Step::Revoke(_) => "revoke",
             Step::Crl(_) => "crl",
+            Step::Csr(_) => "csr",
         }
     }
 }
@@ -589,7 +617,7 @@ pub fn parse(path: &Path, text: &str) -> Result<CeremonyFile> {
                     "{} line {line}: step {number} has no `kind`",
                     path.display()
                 ),
-                "add kind = one of generate_key, create_root, sign_intermediate, cross_sign, revoke, crl",
+                "add kind = one of generate_key, create_root, csr, sign_intermediate, cross_sign, revoke, crl",
             ));
         };
         let Some(kind_name) = kind.get_ref().as_str().map(str::to_string) else {
@@ -599,7 +627,7 @@ pub fn parse(path: &Path, text: &str) -> Result<CeremonyFile> {
                     path.display(),
                     line_of(text, kind.span().start)
                 ),
-                "add kind = one of generate_key, create_root, sign_intermediate, cross_sign, revoke, crl",
+                "add kind = one of generate_key, create_root, csr, sign_intermediate, cross_sign, revoke, crl",
             ));
         };
         let mut rest = table.clone();
@@ -640,6 +668,10 @@ pub fn parse(path: &Path, text: &str) -> Result<CeremonyFile> {
                 .map_err(err)?
                 .validate()
                 .map(Step::Crl),
+            "csr" => CsrConfig::deserialize(de())
+                .map_err(err)?
+                .validate()
+                .map(Step::Csr),
             other => {
                 return Err(Error::invalid(
                     format!(
@@ -647,7 +679,7 @@ pub fn parse(path: &Path, text: &str) -> Result<CeremonyFile> {
                         path.display(),
                         line_of(text, kind.span().start)
                     ),
-                    "use one of generate_key, create_root, sign_intermediate, cross_sign, revoke, crl",
+                    "use one of generate_key, create_root, csr, sign_intermediate, cross_sign, revoke, crl",
                 ));
             }
         }
@@ -805,6 +837,7 @@ pub fn step_outputs(step: &Step) -> Vec<PathBuf> {
             .chain(x.chain_out.clone())
             .collect(),
         Step::Crl(c) => vec![c.out.clone()],
+        Step::Csr(r) => vec![r.out.clone()],
     }
 }
 
@@ -1078,6 +1111,24 @@ impl CrlConfig {
     }
 }
 
+impl CsrConfig {
+    /// Checks the step.
+    pub fn validate(self) -> Result<CaRequest> {
+        let subject = parse_name(&self.subject)?;
+        if subject.is_empty() {
+            return Err(Error::invalid(
+                "the request needs a subject",
+                "write subject = \"CN=Example Root CA 2026,O=Example,C=KR\"",
+            ));
+        }
+        Ok(CaRequest {
+            subject,
+            path_len: self.path_len,
+            out: self.out,
+        })
+    }
+}
+
 fn path_text(p: &Path) -> String {
     normalise(p).display().to_string()
 }
@@ -1130,6 +1181,10 @@ pub fn normal_step(step: &Step) -> Value {
         }),
         Step::Crl(c) => json!({
             "kind": "crl", "next_update": c.next_update.0, "out": path_text(&c.out),
+        }),
+        Step::Csr(r) => json!({
+            "kind": "csr", "subject": r.subject.to_string(), "path_len": r.path_len,
+            "out": path_text(&r.out),
         }),
     }
 }

@@ -424,7 +424,11 @@ pub fn build(
         .steps
         .iter()
         .any(|s| matches!(s.step, Step::CreateRoot(_)));
-    if state.ca_cert.is_none() && !has_root_step && first_signing.is_some() {
+    let certifies = file
+        .steps
+        .iter()
+        .any(|s| !matches!(s.step, Step::GenerateKey(_) | Step::Csr(_)));
+    if state.ca_cert.is_none() && !has_root_step && certifies {
         return Err(Error::invalid(
             format!(
                 "the CA directory {} has no CA certificate (ca.crt) and no step creates a root",
@@ -960,6 +964,46 @@ pub fn build(
                 items.push(Item {
                     what: "revocation".into(),
                     inputs,
+                    done,
+                    csr_sha256: None,
+                });
+            }
+            Step::Csr(r) => {
+                // The request as it will be made, signed by a key of the CA key's algorithm,
+                // so a subject the policy refuses stops the plan.
+                crate::x509::request::ca_request(r.subject.clone(), r.path_len, preview_signer)
+                    .map_err(|e| step_err(n, e))?;
+                let done = match existing(&file, &r.out)? {
+                    Some((fh, bytes)) => {
+                        let sha =
+                            Csr::parse(&bytes)
+                                .map(|c| sha256_hex(c.der()))
+                                .map_err(|_| {
+                                    taken(&r.out, n, "it exists and is not a certificate request")
+                                })?;
+                        let rec = state.entries.iter().find(|e| matches!(&e.record.event, Event::RequestCreated { csr_sha256, .. } if *csr_sha256 == sha));
+                        match rec {
+                            Some(e) => Some(evidence(e, vec![fh])),
+                            None => {
+                                return Err(taken(
+                                    &r.out,
+                                    n,
+                                    "it exists and is not a request this CA directory recorded",
+                                ));
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                body.push_str(&format!(
+                    "  Certificate request (PKCS#10) for the CA key, signed by it, for another CA to certify:\n    Subject: {}\n    Asks for: basicConstraints cA=TRUE{}; keyUsage keyCertSign, cRLSign\n",
+                    r.subject,
+                    r.path_len.map(|p| format!(", pathLenConstraint {p}")).unwrap_or_default()
+                ));
+                body.push_str(&format!("  Output: {}\n", r.out.display()));
+                items.push(Item {
+                    what: format!("request {}", r.out.display()),
+                    inputs: vec![],
                     done,
                     csr_sha256: None,
                 });

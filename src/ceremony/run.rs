@@ -345,6 +345,16 @@ impl Run<'_> {
                     let serial = ca.revoke(&serial, &r.reason, r.date)?;
                     format!("recorded the revocation of {serial} ({})\n", r.reason)
                 }
+                Step::Csr(r) => {
+                    let out = self.output(&r.out)?;
+                    let csr = ca.request(r.subject.clone(), r.path_len, &out, Overwrite::Refuse)?;
+                    format!(
+                        "wrote {} (certificate request for {}, signature verified)\n  SHA-256 of the request: {}\n",
+                        r.out.display(),
+                        csr.subject(),
+                        sha256_hex(csr.der())
+                    )
+                }
                 Step::Crl(c) => {
                     let out = self.output(&c.out)?;
                     let crl = ca.crl(c.next_update.1, &out, Overwrite::Refuse)?;
@@ -438,7 +448,7 @@ impl Run<'_> {
             last_seq_before_run,
             path,
         )?;
-        transcript::verify(path, None)?;
+        transcript::verify_with_key(path, ca.signer()?.public_key())?;
         console.say(&format!(
             "\nwrote the transcript {} (signed by the CA key, verified)\nPlan digest: {}\n",
             self.file.ceremony.transcript.display(),

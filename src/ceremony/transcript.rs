@@ -236,6 +236,24 @@ fn base_of(transcript: &Path, rel: &Path, recorded: &str) -> PathBuf {
 /// default the CA directory's), every listed file's hash, and the audit log with the records
 /// each step names.
 pub fn verify(path: &Path, ca_cert: Option<&Path>) -> Result<Report> {
+    verify_anchored(path, Anchor::Cert(ca_cert))
+}
+
+/// [`verify`] right after a run, with the CA key's public key: a ceremony that only made a
+/// request has no CA certificate yet.
+pub fn verify_with_key(path: &Path, key: &spki::SubjectPublicKeyInfoOwned) -> Result<Report> {
+    verify_anchored(path, Anchor::Key(key))
+}
+
+/// What a transcript's signature is checked with.
+enum Anchor<'a> {
+    /// A CA certificate file (default: the CA directory's ca.crt).
+    Cert(Option<&'a Path>),
+    /// The CA key's public key.
+    Key(&'a spki::SubjectPublicKeyInfoOwned),
+}
+
+fn verify_anchored(path: &Path, anchor: Anchor<'_>) -> Result<Report> {
     let bytes = read_file(path)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| bad("it is not UTF-8 text"))?;
     let at = text
@@ -294,12 +312,37 @@ pub fn verify(path: &Path, ca_cert: Option<&Path>) -> Result<Report> {
         }
     };
     let ca_dir = resolve(get("ca-dir")?);
-    let ca_path = ca_cert
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| ca_dir.join("ca.crt"));
-    let ca_bytes = read_file(&ca_path)?;
-    let ca = load_certificate_with_der(&ca_bytes)?;
-    let ca_spki = ca.certificate.tbs_certificate().subject_public_key_info();
+    let (ca_path, ca_spki, ca_fingerprint) = match anchor {
+        Anchor::Key(key) => (
+            PathBuf::from("the CA key"),
+            key.clone(),
+            hex::encode_upper(spki_sha256(key)),
+        ),
+        Anchor::Cert(ca_cert) => {
+            let ca_path = ca_cert
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| ca_dir.join("ca.crt"));
+            if ca_cert.is_none() && !ca_path.exists() {
+                return Err(Error::invalid(
+                    format!(
+                        "{} does not exist: the ceremony made a request, and no CA certificate for its key is in the CA directory",
+                        ca_path.display()
+                    ),
+                    "pass --ca-cert with the certificate the other CA issued for this key",
+                ));
+            }
+            let ca = load_certificate_with_der(&read_file(&ca_path)?)?;
+            (
+                ca_path,
+                ca.certificate
+                    .tbs_certificate()
+                    .subject_public_key_info()
+                    .clone(),
+                hex::encode_upper(<sha2::Sha256 as sha2::Digest>::digest(&ca.der)),
+            )
+        }
+    };
+    let ca_spki = &ca_spki;
     if hex::encode(spki_sha256(ca_spki)) != get("ca-key-spki-sha256")? {
         return Err(bad(format!(
             "it names a CA key other than the one of {}",
@@ -376,7 +419,7 @@ pub fn verify(path: &Path, ca_cert: Option<&Path>) -> Result<Report> {
     Ok(Report {
         ceremony: get("ceremony")?.to_string(),
         plan_digest_short: get("plan-digest-short")?.to_string(),
-        ca_fingerprint: hex::encode_upper(<sha2::Sha256 as sha2::Digest>::digest(&ca.der)),
+        ca_fingerprint,
         files,
         records,
         log_records: report.records,

@@ -780,3 +780,92 @@ out = "out/inter.csr"
         "inter.crt",
     ]));
 }
+
+/// Both example ceremonies with a CA key of `alg` (signing with RSASSA-PSS when `pss`): every
+/// certificate passes `openssl verify -x509_strict`, `certtool --verify-chain` and pkilint,
+/// every CRL openssl and pkilint, and each names the signature algorithm `sig_name` (which
+/// the plan the witnesses read calls `plan_name`).
+fn example_ceremonies_with(alg: &str, pss: bool, sig_name: &str, plan_name: &str) {
+    let t = setup();
+    let key_line = if pss {
+        "label = \"root-2026\"\npss = true"
+    } else {
+        "label = \"root-2026\""
+    };
+    for f in [ROOT_FILE, CLUSTER_FILE] {
+        let text = fs::read_to_string(t.path(f)).unwrap();
+        let edited = text
+            .replacen(
+                "algorithm = \"ecdsa-p384\"",
+                &format!("algorithm = \"{alg}\""),
+                1,
+            )
+            .replacen("label = \"root-2026\"", key_line, 1);
+        fs::write(t.path(f), edited).unwrap();
+    }
+    let plan = assert_ok(&t.run(["ceremony", "plan", ROOT_FILE]));
+    assert_mentions(&plan, &[&format!("Signature:  {plan_name}")]);
+    run_yes(&t, ROOT_FILE);
+    run_yes(&t, CLUSTER_FILE);
+    let root = t.path("out/root.crt");
+    let mut certs = vec![root.clone()];
+    certs.extend(["a", "b", "c"].map(|c| t.path(format!("out/cluster-{c}.crt"))));
+    for crt in &certs {
+        let text = openssl_x509(crt, &["-text"]);
+        assert!(text.contains(sig_name), "{}: {text}", crt.display());
+        openssl_verify(&root, &[], crt).unwrap();
+        let chain = crt.with_extension("certtool-chain.pem");
+        if crt == &root {
+            concat_files(&chain, &[&root]);
+        } else {
+            concat_files(&chain, &[crt, &root]);
+        }
+        certtool_verify_chain(&chain).unwrap();
+        lint_cert(crt);
+        if crt != &root {
+            // pkilint's chain linter checks RSA signatures as PKCS#1 v1.5 only (see
+            // tests/policy.rs `judged`); openssl and certtool verified the PSS signature.
+            let allowed: &[&str] = if pss {
+                &["pkix.signature_verification_failed"]
+            } else {
+                &[]
+            };
+            assert_no_findings_at_or_above_warning(&pkilint_chain(&root, crt), allowed);
+        }
+    }
+    for crl in ["out/root.crl", "out/root-after-clusters.crl"] {
+        openssl_crl_ok(&t, crl, "out/root.crt");
+        lint_arl(&t.path(crl));
+    }
+    for transcript in [
+        "out/root-ceremony.transcript",
+        "out/cluster-signing.transcript",
+    ] {
+        assert_ok(&t.run(["ceremony", "verify", transcript]));
+    }
+}
+
+#[test]
+fn example_ceremonies_with_an_ecdsa_p256_key() {
+    example_ceremonies_with(
+        "ecdsa-p256",
+        false,
+        "ecdsa-with-SHA256",
+        "ECDSA with SHA-256",
+    );
+}
+
+#[test]
+fn example_ceremonies_with_an_rsa_3072_key() {
+    example_ceremonies_with(
+        "rsa-3072",
+        false,
+        "sha256WithRSAEncryption",
+        "RSA PKCS#1 v1.5 with SHA-256",
+    );
+}
+
+#[test]
+fn example_ceremonies_with_an_rsa_3072_key_signing_pss() {
+    example_ceremonies_with("rsa-3072", true, "rsassaPss", "RSA-PSS with SHA-256");
+}

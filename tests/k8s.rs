@@ -1548,29 +1548,45 @@ fn kubeadm_preset_rsa_2048() {
 /// An RSA root signs the cluster CAs with RSASSA-PSS (`--pss`) and with PKCS#1 v1.5 SHA-384
 /// (`--hash 384`): the lint before signing uses exactly that algorithm, the chains verify
 /// with openssl and lint clean, and etcd (Go's crypto/x509) accepts the PSS chain.
+/// `k8s sign` with a root of `alg` signing with `flags`: the three cluster CAs name
+/// `sig_name`, pass openssl (-x509_strict), certtool and pkilint, and the kubeadm set issued
+/// under them verifies to the root. Returns the ceremony and the cluster's pki directory.
+fn k8s_sign_with(c: &Ceremony, dir: &str, flags: &[&str], sig_name: &str) -> PathBuf {
+    let root = c.t.path("root.crt");
+    let cfg = cluster_file(c, &format!("{dir}.toml"), dir, "");
+    request(c, dir, dir, "ecdsa-p256");
+    assert_ok(&sign_as_ceremony(c, dir, &cfg, flags));
+    assert_ok(&issue(c, &format!("{dir}/pki"), "kubeadm", &cfg, &[]));
+    let pki = c.t.path(dir).join("pki");
+    for (ca, chain) in [
+        ("ca.crt", "ca-chain.crt"),
+        ("etcd/ca.crt", "etcd/ca-chain.crt"),
+        ("front-proxy-ca.crt", "front-proxy-ca-chain.crt"),
+    ] {
+        let text = openssl_x509(&pki.join(ca), &["-text"]);
+        assert!(text.contains(sig_name), "{dir} {ca}: {text}");
+        openssl_verify(&root, &[], &pki.join(ca)).unwrap();
+        if let Err(e) = certtool_verify_chain(&pki.join(chain)) {
+            panic!("certtool {dir} {chain}: {e}");
+        }
+        lint_clean(&pki.join(ca));
+    }
+    verify_chain(&root, &pki.join("ca.crt"), &pki.join("apiserver.crt"));
+    pki
+}
+
+/// k8s sign with each root key type and signature: RSA-3072 with PKCS#1 v1.5, RSA-PSS and
+/// SHA-384, and ECDSA P-384; etcd accepts the chains of the PSS and SHA-384 roots.
 #[test]
 fn k8s_sign_with_pss_and_sha384_roots() {
-    let c = ceremony_of("rsa-2048");
-    let root = c.t.path("root.crt");
-    for (dir, flags, name) in [
-        ("pss", &["--pss"][..], "rsassaPss"),
-        ("sha384", &["--hash", "384"][..], "sha384WithRSAEncryption"),
-    ] {
-        let cfg = cluster_file(&c, &format!("{dir}.toml"), dir, "");
-        request(&c, dir, dir, "ecdsa-p256");
-        assert_ok(&sign_as_ceremony(&c, dir, &cfg, flags));
-        assert_ok(&issue(&c, &format!("{dir}/pki"), "kubeadm", &cfg, &[]));
-        let pki = c.t.path(dir).join("pki");
-        for ca in ["ca.crt", "etcd/ca.crt", "front-proxy-ca.crt"] {
-            let text = openssl_x509(&pki.join(ca), &["-text"]);
-            assert!(text.contains(name), "{dir} {ca}: {text}");
-            openssl_verify(&root, &[], &pki.join(ca)).unwrap();
-            lint_clean(&pki.join(ca));
-        }
-        verify_chain(&root, &pki.join("ca.crt"), &pki.join("apiserver.crt"));
-    }
-    let pki = c.t.path("pss/pki");
-    healthy_etcd(&c, &pki);
+    let c = ceremony_of("rsa-3072");
+    k8s_sign_with(&c, "pkcs1", &[], "sha256WithRSAEncryption");
+    let pss = k8s_sign_with(&c, "pss", &["--pss"], "rsassaPss");
+    let sha384 = k8s_sign_with(&c, "sha384", &["--hash", "384"], "sha384WithRSAEncryption");
+    healthy_etcd(&c, &pss);
+    healthy_etcd(&c, &sha384);
+    let p384 = ceremony_of("ecdsa-p384");
+    k8s_sign_with(&p384, "p384", &[], "ecdsa-with-SHA384");
 }
 
 /// A cluster file is the cluster side's: one that would get the root to sign a cluster CA

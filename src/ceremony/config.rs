@@ -58,6 +58,21 @@ pub struct CaKeySection {
     pub label: String,
     /// CKA_ID in hex, where the label alone is ambiguous.
     pub id: Option<String>,
+    /// RSA keys: sign with RSASSA-PSS instead of PKCS#1 v1.5 (as `--pss`).
+    #[serde(default)]
+    pub pss: bool,
+    /// RSA keys: SHA-256, -384 or -512 (as `--hash`); EC keys have one each.
+    pub hash: Option<u16>,
+}
+
+impl CaKeySection {
+    /// The signature choice, as the command-line flags give it.
+    pub fn choice(&self) -> crate::ca::signer::SignatureChoice {
+        crate::ca::signer::SignatureChoice {
+            hash: self.hash,
+            pss: self.pss,
+        }
+    }
 }
 
 /// The whole file but the steps (these are parsed one by one).

@@ -386,6 +386,15 @@ pub fn build(
             ));
         }
     };
+    // The signature the token will make, so the dry run's certificates carry it too.
+    let ca_signature = crate::ca::signer::signature_for(key_spec(ca_alg), file.ca_key.choice())
+        .map_err(|e| {
+            let (cause, hint) = e.cause_and_hint();
+            Error::invalid(
+                format!("[ca_key] pss/hash: {cause}"),
+                hint.unwrap_or_default(),
+            )
+        })?;
     if first_signing.is_some() {
         let spec = key_spec(ca_alg);
         if !mechanisms.contains(&spec.signing_mechanism()) {
@@ -402,7 +411,7 @@ pub fn build(
     // Stand-in for a key that does not exist yet: same algorithm, so the dry run is faithful.
     let stand_in = match &ca_key_spki {
         Some(_) => None,
-        None => Some(SoftKey::generate(ca_alg)?),
+        None => Some(SoftKey::generate_for(ca_alg, ca_signature)?),
     };
     let ca_spki_for_preview: SubjectPublicKeyInfoOwned = match (&ca_key_spki, &stand_in) {
         (Some(k), _) => k.clone(),
@@ -443,7 +452,7 @@ pub fn build(
     } else {
         None
     };
-    let throwaway = SoftKey::generate(ca_alg)?;
+    let throwaway = SoftKey::generate_for(ca_alg, ca_signature)?;
     let preview_signer: &SoftKey = stand_in.as_ref().unwrap_or(&throwaway);
     let mut issuer: Option<Certificate> = state.ca_cert.clone();
     let mut planned = Vec::new();
@@ -1398,6 +1407,8 @@ fn digest_of(
         "ca_key": {
             "label": file.ca_key.label,
             "id": file.ca_key_id.as_ref().map(hex::encode),
+            "pss": file.ca_key.pss,
+            "hash": file.ca_key.hash,
             // The key and the certificate a ceremony builds on, unless it makes them itself.
             "spki_sha256": if generates_ca_key { None } else { ca_key_spki.as_ref().map(|k| hex::encode(spki_sha256(k))) },
         },

@@ -19,7 +19,7 @@ use crate::ca::cross::CrossSource;
 use crate::ca::issuance::{Certify, Delivery, Order};
 use crate::ca::recorder::Recorder;
 use crate::ca::session::{CaToken, TokenRef, view_token, with_token};
-use crate::ca::signer::{SignatureChoice, key_spec};
+use crate::ca::signer::key_spec;
 use crate::ca::store::{Access, CaDir};
 use crate::ca::{CheckedCsr, serial_hex};
 use crate::error::{Error, MAX_CSR, Result, read_file, read_limited};
@@ -200,7 +200,7 @@ impl Run<'_> {
         state: &CaState,
         console: &mut dyn Console,
     ) -> Result<()> {
-        let choice = SignatureChoice::default();
+        let choice = self.file.ca_key.choice();
         if let Some(spki) = &self.plan.ca_key_spki {
             ca.use_key(&self.plan.ca_key_uri(), choice)?;
             if ca.signer()?.public_key() != spki {
@@ -411,7 +411,7 @@ impl Run<'_> {
             hex::encode(generated.spki_sha256)
         );
         if g.label == file.ca_key.label {
-            ca.bind(generated.key, SignatureChoice::default())?;
+            ca.bind(generated.key, file.ca_key.choice())?;
         }
         Ok(said)
     }

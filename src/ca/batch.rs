@@ -34,10 +34,10 @@ use std::sync::{Condvar, Mutex};
 use x509_cert::Certificate;
 use x509_cert::name::Name;
 
-use super::CheckedCsr;
 use super::issuance::{Certify, Delivery, LintCopy, Order, deliver, prepare};
 use super::recorder::{BatchRecorder, Recorder};
 use super::signer::TokenSigner;
+use super::{CaKeys, CheckedCsr};
 use crate::error::{Error, MAX_CSR, Result, read_limited};
 use crate::output::{DirSyncs, Overwrite};
 use crate::x509::csr::Csr;
@@ -527,6 +527,119 @@ fn write_all(
         count += 1;
     }
     Ok(count)
+}
+
+/// Why the check of a request failed: its index, its bytes when the failure is recorded as a
+/// refusal, and the error.
+type CheckFailure = (usize, Option<Vec<u8>>, Error);
+
+/// Checks the requests `first..first + hashes.len()` (self-signature, key) and fills in their
+/// hashes; stops at the first failure. Returns the notes to print, with their request.
+fn check_part(
+    request: &(dyn Fn(usize) -> PathBuf + Sync),
+    ca_keys: &CaKeys,
+    first: usize,
+    hashes: &mut [[u8; 32]],
+) -> (Vec<(usize, String)>, Option<CheckFailure>) {
+    let mut notes = Vec::new();
+    for (k, hash) in hashes.iter_mut().enumerate() {
+        let i = first + k;
+        let path = request(i);
+        let bytes = match read_limited(&path, MAX_CSR) {
+            Ok(b) => b,
+            Err(e) => return (notes, Some((i, None, e))),
+        };
+        let csr = match Csr::parse(&bytes)
+            .map_err(Error::from)
+            .and_then(|csr| CheckedCsr::check(csr, ca_keys))
+        {
+            Ok(c) => c,
+            Err(e) => return (notes, Some((i, Some(bytes), about(&path, e)))),
+        };
+        match csr.csr().requested_extensions() {
+            Ok(ignored) if !ignored.is_empty() => {
+                let oids: Vec<String> = ignored.iter().map(|e| e.extn_id.to_string()).collect();
+                notes.push((
+                    i,
+                    format!(
+                        "note: {} asks for extensions the profile decides itself; ignored: {}",
+                        path.display(),
+                        oids.join(", ")
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return (notes, Some((i, None, e.into()))),
+        }
+        *hash = csr.csr().sha256();
+    }
+    (notes, None)
+}
+
+/// Checks the `n` requests (the i-th in file `request(i)`) before the token is touched: each
+/// one's self-signature and key ([`CheckedCsr::check`]), on up to four threads, with the
+/// messages and the refusal (recorded) a one-by-one check in request order gives. Returns the
+/// SHA-256 of each request as checked, for [`Batch::checked`].
+pub fn check_requests(
+    n: usize,
+    request: &(dyn Fn(usize) -> PathBuf + Sync),
+    rec: &mut Recorder,
+) -> Result<Vec<[u8; 32]>> {
+    let ca_keys = &rec.ca_keys()?;
+    let mut hashes = vec![[0u8; 32]; n];
+    let threads = if n < 16 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |c| c.get().min(4))
+    };
+    let chunk = n.div_ceil(threads);
+    let results: Vec<_> = if threads == 1 {
+        vec![check_part(request, ca_keys, 0, &mut hashes)]
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = hashes
+                .chunks_mut(chunk)
+                .enumerate()
+                .map(|(c, part)| {
+                    std::thread::Builder::new()
+                        .name("sign-check".into())
+                        .spawn_scoped(scope, move || check_part(request, ca_keys, c * chunk, part))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| match w {
+                    Ok(w) => w.join().map_err(|_| {
+                        Error::invalid(
+                            "a request-checking thread panicked",
+                            "nothing was signed; report a bug",
+                        )
+                    }),
+                    Err(e) => Err(Error::invalid(
+                        format!("cannot start a thread: {e}"),
+                        "nothing was signed; check the process limits (ulimit -u) and run the command again",
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
+    };
+    let mut failure: Option<CheckFailure> = None;
+    let mut notes = Vec::new();
+    for (part_notes, part_failure) in results {
+        notes.extend(part_notes);
+        if failure.is_none() {
+            failure = part_failure;
+        }
+    }
+    let stop = failure.as_ref().map_or(n, |f| f.0);
+    for (_, note) in notes.iter().filter(|(i, _)| *i < stop) {
+        eprintln!("{note}");
+    }
+    match failure {
+        None => Ok(hashes),
+        Some((_, Some(bytes), e)) => Err(rec.refuse("sign", Some(&bytes), e)),
+        Some((_, None, e)) => Err(e),
+    }
 }
 
 /// Prefixes an error's cause with the file it is about, keeping its hint.

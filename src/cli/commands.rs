@@ -8,17 +8,15 @@ use super::{
     BenchCmd, Cli, Command, CrlArgs, GlobalArgs, KeyCmd, LogCmd, RootCmd, SignArgs, TokenArgs,
     TokenCmd, ValidityArgs,
 };
-use crate::ca::CheckedCsr;
 use crate::ca::issuance::{Certify, Delivery, Order};
 use crate::ca::recorder::Recorder;
 use crate::ca::serial_hex;
 use crate::ca::session::{TokenRef, with_ca_key, with_token};
 use crate::ca::signer::{SignatureChoice, key_spec};
-use crate::error::{Error, MAX_CSR, Result, read_file, read_limited};
+use crate::error::{Error, Result, read_file};
 use crate::output::{Overwrite, check_free};
 use crate::token::{Module, PinSource, Pkcs11Uri, TokenError, TokenSelector};
 use crate::x509::algorithm::KeyAlgorithm;
-use crate::x509::csr::Csr;
 use crate::x509::decode::load_certificate;
 use crate::x509::name::parse_name;
 use crate::x509::profile::{
@@ -547,113 +545,6 @@ impl Outputs {
     }
 }
 
-/// Why the check of a request failed: its index, its bytes when the failure is recorded as a
-/// refusal, and the error.
-type CheckFailure = (usize, Option<Vec<u8>>, Error);
-
-/// Checks the requests `first..first + hashes.len()` (self-signature, key) and fills in their
-/// hashes; stops at the first failure. Returns the notes to print, with their request.
-fn check_requests(
-    requests: &Requests,
-    ca_keys: &crate::ca::CaKeys,
-    first: usize,
-    hashes: &mut [[u8; 32]],
-) -> (Vec<(usize, String)>, Option<CheckFailure>) {
-    let mut notes = Vec::new();
-    for (k, hash) in hashes.iter_mut().enumerate() {
-        let i = first + k;
-        let path = requests.path(i);
-        let bytes = match read_limited(&path, MAX_CSR) {
-            Ok(b) => b,
-            Err(e) => return (notes, Some((i, None, e))),
-        };
-        let csr = match Csr::parse(&bytes)
-            .map_err(Error::from)
-            .and_then(|csr| CheckedCsr::check(csr, ca_keys))
-        {
-            Ok(c) => c,
-            Err(e) => return (notes, Some((i, Some(bytes), about(&path, e)))),
-        };
-        match csr.csr().requested_extensions() {
-            Ok(ignored) if !ignored.is_empty() => {
-                let oids: Vec<String> = ignored.iter().map(|e| e.extn_id.to_string()).collect();
-                notes.push((
-                    i,
-                    format!(
-                        "note: {} asks for extensions the profile decides itself; ignored: {}",
-                        path.display(),
-                        oids.join(", ")
-                    ),
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => return (notes, Some((i, None, e.into()))),
-        }
-        *hash = csr.csr().sha256();
-    }
-    (notes, None)
-}
-
-/// Checks every request before the token is touched, on up to as many threads as there are
-/// CPUs, with the messages and the refusal a one-by-one check in request order gives.
-fn check_all_requests(requests: &Requests, rec: &mut Recorder) -> Result<Vec<[u8; 32]>> {
-    let ca_keys = &rec.ca_keys()?;
-    let n = requests.len();
-    let mut hashes = vec![[0u8; 32]; n];
-    let threads = if n < 16 {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |c| c.get().min(4))
-    };
-    let chunk = n.div_ceil(threads);
-    let results: Vec<_> = if threads == 1 {
-        vec![check_requests(requests, ca_keys, 0, &mut hashes)]
-    } else {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = hashes
-                .chunks_mut(chunk)
-                .enumerate()
-                .map(|(c, part)| {
-                    std::thread::Builder::new()
-                        .name("sign-check".into())
-                        .spawn_scoped(scope, move || {
-                            check_requests(requests, ca_keys, c * chunk, part)
-                        })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| match w {
-                    Ok(w) => Ok(w.join().expect("a request-checking thread panicked")),
-                    Err(e) => Err(Error::invalid(
-                        format!("cannot start a thread: {e}"),
-                        "nothing was signed; check the process limits (ulimit -u) and run the command again",
-                    )),
-                })
-                .collect::<Result<Vec<_>>>()
-        })?
-    };
-    let mut failure: Option<CheckFailure> = None;
-    let mut notes = Vec::new();
-    for (part_notes, part_failure) in results {
-        notes.extend(part_notes);
-        if failure.is_none() {
-            failure = part_failure;
-        }
-    }
-    let stop = failure.as_ref().map_or(n, |f| f.0);
-    for (_, note) in notes.iter().filter(|(i, _)| *i < stop) {
-        eprintln!("{note}");
-    }
-    match failure {
-        None => Ok(hashes),
-        Some((_, Some(bytes), e)) => Err(rec.refuse("sign", Some(&bytes), e)),
-        Some((_, None, e)) => Err(e),
-    }
-}
-
-use crate::ca::batch::about;
-
 /// Says which requests this CA directory already signed: signing again is allowed (a renewal),
 /// but after a run that stopped between a record and its output, exporting is the fix.
 fn note_already_signed(rec: &Recorder, requests: &Requests, checked: &[[u8; 32]]) {
@@ -746,7 +637,8 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
         Ok::<_, Error>((profile, subject, period))
     })();
     let (profile, subject, period) = request.map_err(|e| rec.refuse("sign", None, e))?;
-    let checked_hashes = check_all_requests(&requests, &mut rec)?;
+    let request_path = |i: usize| requests.path(i);
+    let checked_hashes = crate::ca::batch::check_requests(requests.len(), &request_path, &mut rec)?;
     note_already_signed(&rec, &requests, &checked_hashes);
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir).map_err(|source| {
@@ -758,7 +650,6 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
         })?;
     }
     let single = requests.len() == 1;
-    let request_path = |i: usize| requests.path(i);
     let out_path = |i: usize| outs.path(&requests, i);
     let batch = crate::ca::batch::Batch {
         issuer: &issuer,

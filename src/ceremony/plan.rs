@@ -982,28 +982,15 @@ pub fn build(
                 // so a subject the policy refuses stops the plan.
                 crate::x509::request::ca_request(r.subject.clone(), r.path_len, preview_signer)
                     .map_err(|e| step_err(n, e))?;
-                let done = match existing(&file, &r.out)? {
-                    Some((fh, bytes)) => {
-                        let sha =
-                            Csr::parse(&bytes)
-                                .map(|c| sha256_hex(c.der()))
-                                .map_err(|_| {
-                                    taken(&r.out, n, "it exists and is not a certificate request")
-                                })?;
-                        let rec = state.entries.iter().find(|e| matches!(&e.record.event, Event::RequestCreated { csr_sha256, .. } if *csr_sha256 == sha));
-                        match rec {
-                            Some(e) => Some(evidence(e, vec![fh])),
-                            None => {
-                                return Err(taken(
-                                    &r.out,
-                                    n,
-                                    "it exists and is not a request this CA directory recorded",
-                                ));
-                            }
-                        }
-                    }
-                    None => None,
-                };
+                let done = recorded_output(
+                    &file,
+                    state,
+                    &r.out,
+                    n,
+                    "certificate request",
+                    |bytes| Csr::parse(bytes).ok().map(|c| sha256_hex(c.der())),
+                    |event, sha| matches!(event, Event::RequestCreated { csr_sha256, .. } if csr_sha256 == sha),
+                )?;
                 body.push_str(&format!(
                     "  Certificate request (PKCS#10) for the CA key, signed by it, for another CA to certify:\n    Subject: {}\n    Asks for: basicConstraints cA=TRUE{}; keyUsage keyCertSign, cRLSign\n",
                     r.subject,
@@ -1053,24 +1040,15 @@ pub fn build(
                         ));
                     }
                 }
-                let done = match existing(&file, &c.out)? {
-                    Some((fh, bytes)) => {
-                        let sha = crl_der_sha(&bytes)
-                            .ok_or_else(|| taken(&c.out, n, "it exists and is not a PEM CRL"))?;
-                        let rec = state.entries.iter().find(|e| matches!(&e.record.event, Event::CrlIssued { crl_sha256, .. } if *crl_sha256 == sha));
-                        match rec {
-                            Some(e) => Some(evidence(e, vec![fh])),
-                            None => {
-                                return Err(taken(
-                                    &c.out,
-                                    n,
-                                    "it exists and is not a CRL this CA directory recorded",
-                                ));
-                            }
-                        }
-                    }
-                    None => None,
-                };
+                let done = recorded_output(
+                    &file,
+                    state,
+                    &c.out,
+                    n,
+                    "CRL",
+                    crl_der_sha,
+                    |event, sha| matches!(event, Event::CrlIssued { crl_sha256, .. } if crl_sha256 == sha),
+                )?;
                 body.push_str(&format!(
                     "  CRL of {}: every revocation the CA directory records, the next CRL number, thisUpdate = the moment of signing, nextUpdate = {} later{}\n",
                     issuer.as_ref().map(|i| display_name(i.tbs_certificate().subject())).unwrap_or_default(),
@@ -1152,6 +1130,38 @@ pub fn build(
         transcript_exists,
         notes,
     })
+}
+
+/// Whether the single output `out` of step `n` (a request, a CRL) is done: `None` while it
+/// does not exist; done when it is a `what` whose DER hash (`sha_of`) a record `recorded`.
+/// Anything else at that path is refused, never replaced.
+#[allow(clippy::too_many_arguments)]
+fn recorded_output(
+    file: &CeremonyFile,
+    state: &CaState,
+    out: &Path,
+    n: usize,
+    what: &str,
+    sha_of: impl Fn(&[u8]) -> Option<String>,
+    recorded: impl Fn(&Event, &str) -> bool,
+) -> Result<Option<Evidence>> {
+    let Some((fh, bytes)) = existing(file, out)? else {
+        return Ok(None);
+    };
+    let sha = sha_of(&bytes)
+        .ok_or_else(|| taken(out, n, &format!("it exists and is not a PEM {what}")))?;
+    match state
+        .entries
+        .iter()
+        .find(|e| recorded(&e.record.event, &sha))
+    {
+        Some(e) => Ok(Some(evidence(e, vec![fh]))),
+        None => Err(taken(
+            out,
+            n,
+            &format!("it exists and is not a {what} this CA directory recorded"),
+        )),
+    }
 }
 
 /// Whether a certificate of a step is done: its output exists, is a certificate, and one of

@@ -365,10 +365,11 @@ fn issue_list_revoke_crl_export() {
     let lines = ca.log_lines(CA);
     assert_eq!(
         lines.len(),
-        before_revoke + 1,
-        "revoke should add one record"
+        before_revoke + 2,
+        "revoke adds its record and a seal (a revocation is a CA act)"
     );
-    let rec = json(lines.last().unwrap());
+    assert_eq!(json(lines.last().unwrap())["event"], "seal");
+    let rec = json(&lines[lines.len() - 2]);
     assert_eq!(rec["event"], "certificate_revoked", "{rec}");
     assert_eq!(rec["reason"], "keyCompromise", "{rec}");
     let list = ca.list();

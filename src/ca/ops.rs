@@ -133,13 +133,28 @@ pub(crate) fn issue_crl_recorded(
     Ok(crl)
 }
 
-/// Records the revocation of an issued certificate; the next CRL lists it.
-pub(crate) fn revoke(
-    rec: &mut Recorder,
+/// A revocation checked against the CA directory's records: the certificate exists, is not the
+/// CA's own, is not revoked yet, and the date is not in the future.
+pub struct CheckedRevocation {
+    serial: String,
+    reason: String,
+    date: OffsetDateTime,
+}
+
+impl CheckedRevocation {
+    /// The serial, normalised upper-case hex.
+    pub fn serial(&self) -> &str {
+        &self.serial
+    }
+}
+
+/// Checks a revocation before the token is touched (`date` defaults to now).
+pub fn check_revocation(
+    rec: &Recorder,
     serial: &str,
     reason: &str,
     date: Option<OffsetDateTime>,
-) -> Result<String> {
+) -> Result<CheckedRevocation> {
     revocation_reason(reason)?;
     let now = OffsetDateTime::now_utc();
     let date = date.unwrap_or(now.replace_nanosecond(0).unwrap_or(now));
@@ -178,10 +193,21 @@ pub(crate) fn revoke(
             "nothing to do; the next CRL lists it",
         ));
     }
-    rec.append(Event::CertificateRevoked {
-        serial: want.clone(),
+    Ok(CheckedRevocation {
+        serial: want,
         reason: reason.to_string(),
-        revocation_date: fmt(date),
+        date,
+    })
+}
+
+/// Records a checked revocation; the next CRL lists it. It is checked again, under the lock
+/// and logged in, so nothing recorded between the check and now is contradicted.
+pub(crate) fn revoke(rec: &mut Recorder, checked: &CheckedRevocation) -> Result<String> {
+    let again = check_revocation(rec, &checked.serial, &checked.reason, Some(checked.date))?;
+    rec.append(Event::CertificateRevoked {
+        serial: again.serial.clone(),
+        reason: again.reason,
+        revocation_date: fmt(again.date),
     })?;
-    Ok(want)
+    Ok(again.serial)
 }

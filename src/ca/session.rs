@@ -155,7 +155,26 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
 
     /// Binds `key`, generated in this session, as the CA key.
     pub fn bind(&mut self, key: TokenKey, choice: SignatureChoice) -> Result<()> {
-        self.signer = Some(TokenSigner::new(self.session, key, choice)?);
+        let signer = TokenSigner::new(self.session, key, choice)?;
+        // The seal is verified with the CA certificate's key: any other key would break the log.
+        if let Some(dir) = self.rec.dir()
+            && let Ok(bytes) = std::fs::read(dir.ca_cert_path())
+        {
+            let ca = crate::x509::decode::load_certificate(&bytes)?;
+            if ca.tbs_certificate().subject_public_key_info()
+                != crate::x509::signer::CaSigner::public_key(&signer)
+            {
+                return Err(Error::invalid(
+                    format!(
+                        "the key {} is not the key of the CA directory's certificate ({})",
+                        signer.key().uri,
+                        crate::x509::name::display_name(ca.tbs_certificate().subject())
+                    ),
+                    "pass the CA's own key with --key, or the CA directory of the CA that key belongs to",
+                ));
+            }
+        }
+        self.signer = Some(signer);
         Ok(())
     }
 
@@ -241,14 +260,9 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
         ops::issue_request(signer, self.rec, subject, path_len, out, ow)
     }
 
-    /// Records a revocation ([`ops::revoke`]); the seal at the end covers it.
-    pub fn revoke(
-        &mut self,
-        serial: &str,
-        reason: &str,
-        date: Option<time::OffsetDateTime>,
-    ) -> Result<String> {
-        ops::revoke(self.rec, serial, reason, date)
+    /// Records a checked revocation ([`ops::revoke`]); the seal at the end covers it.
+    pub fn revoke(&mut self, checked: &ops::CheckedRevocation) -> Result<String> {
+        ops::revoke(self.rec, checked)
     }
 
     /// Seals what this command recorded since the last seal, when a CA key is bound.

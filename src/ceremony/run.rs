@@ -342,7 +342,13 @@ impl Run<'_> {
                             serial_hex(&load_certificate(&read_file(&self.file.resolve(p))?)?)
                         }
                     };
-                    let serial = ca.revoke(&serial, &r.reason, r.date)?;
+                    let checked = crate::ca::ops::check_revocation(
+                        ca.recorder(),
+                        &serial,
+                        &r.reason,
+                        r.date,
+                    )?;
+                    let serial = ca.revoke(&checked)?;
                     format!("recorded the revocation of {serial} ({})\n", r.reason)
                 }
                 Step::Csr(r) => {

@@ -51,9 +51,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export { serial, out, force } => super::records::export(g, &serial, &out, force),
         Command::Revoke {
             serial,
+            key,
             reason,
             date,
-        } => super::records::revoke(g, &serial, &reason, date.as_deref()),
+        } => super::records::revoke(g, key.as_deref(), &serial, &reason, date.as_deref()),
         Command::Crl(a) => crl(g, a),
         Command::Log(LogCmd::Verify { root }) => super::records::log_verify(g, root.as_deref()),
         Command::Bench(BenchCmd::Raw { key, count }) => bench_raw(g, &key, count),
@@ -71,7 +72,7 @@ pub(super) fn overwrite(force: bool) -> Overwrite {
 }
 
 /// The PIN source: --pin-file, then the URI's pin-source, then HSMCA_PIN, then the terminal.
-fn pin_source(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> PinSource {
+pub(super) fn pin_source(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> PinSource {
     if let Some(p) = &g.pin_file {
         return PinSource::File(p.clone());
     }
@@ -266,7 +267,7 @@ fn validity(v: &ValidityArgs) -> Result<ValidityPeriod> {
     }
 }
 
-fn parse_key_uri(text: &str) -> Result<Pkcs11Uri> {
+pub(super) fn parse_key_uri(text: &str) -> Result<Pkcs11Uri> {
     let uri: Pkcs11Uri = text.parse()?;
     if uri.token.is_none() && uri.serial.is_none() {
         return Err(TokenError::NoTokenInUri.into());

@@ -102,6 +102,10 @@ enum Command {
         /// Serial number in hex.
         #[arg(long)]
         serial: String,
+        /// The CA key, whose seal covers the revocation (default: the key that sealed the CA
+        /// directory's log last).
+        #[arg(long, value_name = "URI")]
+        key: Option<String>,
         /// keyCompromise, caCompromise, affiliationChanged, superseded or cessationOfOperation.
         #[arg(long)]
         reason: String,

@@ -9,6 +9,8 @@ use super::commands::overwrite;
 use crate::ca::audit::Event;
 use crate::ca::ops::{self, write_pem_certs};
 use crate::ca::recorder::Recorder;
+use crate::ca::session::with_ca_key;
+use crate::ca::signer::SignatureChoice;
 use crate::ca::store::{Access, CaDir, normalize_serial};
 use crate::error::{Error, Result, read_file};
 use crate::x509::decode::{load_certificate, to_pem};
@@ -142,18 +144,53 @@ pub fn export(g: &GlobalArgs, serial: &str, out: &Path, force: bool) -> Result<(
     Ok(())
 }
 
-/// `hsmca revoke`: records a revocation; the next CRL lists it.
-pub fn revoke(g: &GlobalArgs, serial: &str, reason: &str, date: Option<&str>) -> Result<()> {
+/// `hsmca revoke`: records a revocation, sealed by the CA key (a revocation is a CA act); the
+/// next CRL lists it.
+pub fn revoke(
+    g: &GlobalArgs,
+    key: Option<&str>,
+    serial: &str,
+    reason: &str,
+    date: Option<&str>,
+) -> Result<()> {
     let date = date.map(|d| parse_time(d, false)).transpose()?;
     let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
-    if rec.dir().is_none() {
+    let Some(dir) = rec.dir() else {
         return Err(Error::invalid(
             "no CA directory given",
             "pass --ca-dir DIR or set HSMCA_CA_DIR",
         ));
-    }
-    let serial = ops::revoke(&mut rec, serial, reason, date)?;
-    say!("revoked {serial} ({reason}); issue a CRL to publish it");
+    };
+    let uri = match key {
+        Some(k) => super::commands::parse_key_uri(k)?,
+        None => {
+            let sealed_by = dir
+                .entries
+                .iter()
+                .rev()
+                .find_map(|e| match &e.record.event {
+                    crate::ca::audit::Event::Seal { key_uri, .. } => Some(key_uri.clone()),
+                    _ => None,
+                });
+            let text = sealed_by.ok_or_else(|| {
+                Error::invalid(
+                    "the CA directory's log has no seal naming the CA key",
+                    "pass --key with the CA key's PKCS#11 URI",
+                )
+            })?;
+            super::commands::parse_key_uri(&text)?
+        }
+    };
+    let checked = ops::check_revocation(&rec, serial, reason, date)?;
+    let serial = with_ca_key(
+        g.module.as_deref(),
+        &uri,
+        &super::commands::pin_source(g, Some(&uri)),
+        SignatureChoice::default(),
+        &mut rec,
+        |ca| ca.revoke(&checked),
+    )?;
+    say!("revoked {serial} ({reason}), recorded and sealed; issue a CRL to publish it");
     Ok(())
 }
 

@@ -155,6 +155,25 @@ unsafe fn details(line: &mut String, func: Func, rv: CK_RV, a: &[u64]) {
                 }
             }
         }
+        Func::C_CreateObject => {
+            field("session", &a[0]);
+            field("attrs", &unsafe { attribute_types(a[1], a[2]) });
+            if let Some(class) = unsafe { class_of(a[1], a[2]) } {
+                field("class", &class);
+            }
+            if ok && let Some(h) = unsafe { read(a[3]) } {
+                field("created", &h);
+            }
+        }
+        Func::C_DestroyObject => {
+            field("session", &a[0]);
+            field("object", &a[1]);
+        }
+        Func::C_SetAttributeValue => {
+            field("session", &a[0]);
+            field("object", &a[1]);
+            field("attrs", &unsafe { attribute_types(a[2], a[3]) });
+        }
         Func::C_SignInit | Func::C_VerifyInit => {
             field("session", &a[0]);
             if let Some(m) = unsafe { read(a[1]) } {

@@ -1,10 +1,12 @@
 //! The tamper-evident audit log: JSON Lines, one record per event, each holding the SHA-256 of
-//! the previous line. Seal records carry a signature by the CA key over the hash of the chain
-//! so far, so the CA certificate alone proves that no sealed record was changed, removed or
-//! reordered.
+//! the previous line. Seal records carry a signature by the CA key over their whole record
+//! (number, time, operator, tool, key URI, algorithm) and the hash of the chain before it, so
+//! the CA certificate alone proves that no sealed record was changed, removed or reordered; the
+//! token's copy of the log's head ([`super::anchor`]) proves that none was cut off the end.
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -22,7 +24,7 @@ use crate::x509::verify::verify_signature;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Domain separation for seal signatures, so they can never be mistaken for a TBS.
-const SEAL_CONTEXT: &str = "hsmca-audit-seal-v1";
+const SEAL_CONTEXT: &str = "hsmca-audit-seal-v2";
 
 /// One line of the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -423,13 +425,21 @@ pub fn verify_last_seal(entries: &[Entry], ca_key: &SubjectPublicKeyInfoOwned) -
     }
 }
 
+/// Whether the last seal of `entries` verifies with `key` (`None` without a seal).
+pub fn last_seal_verifies(entries: &[Entry], key: &SubjectPublicKeyInfoOwned) -> Option<bool> {
+    let last = entries
+        .iter()
+        .rposition(|e| matches!(e.record.event, Event::Seal { .. }))?;
+    Some(verify_seal(entries, last, key).is_ok())
+}
+
 /// Checks the signature of the seal `entries[i]`.
 fn verify_seal(entries: &[Entry], i: usize, ca_key: &SubjectPublicKeyInfoOwned) -> Result<()> {
     let e = &entries[i];
     let Event::Seal {
+        key_uri,
         signature_algorithm,
         signature,
-        ..
     } = &e.record.event
     else {
         return Ok(());
@@ -443,13 +453,9 @@ fn verify_seal(entries: &[Entry], i: usize, ca_key: &SubjectPublicKeyInfoOwned) 
     let sig = B64
         .decode(signature)
         .map_err(|_| broken(n, "its signature is not base64"))?;
-    let covered = if i == 0 {
-        GENESIS
-    } else {
-        entries[i - 1].hash.as_str()
-    };
-    verify_signature(ca_key, &alg, &seal_message(n, covered), &sig).map_err(|_| {
-        broken(n, "the seal's signature does not verify with the CA certificate's key (records before it were changed, or it was made by another key)")
+    let message = seal_message(&e.record, key_uri, signature_algorithm);
+    verify_signature(ca_key, &alg, &message, &sig).map_err(|_| {
+        broken(n, "the seal's signature does not verify with the CA certificate's key (the seal or records before it were changed, or it was made by another key)")
     })
 }
 
@@ -457,21 +463,17 @@ impl AuditLog {
     /// Appends one record after `tail` (the log's last record, as read under the lock), fsyncs
     /// it and moves `tail` on. Nothing else of the record stays in memory.
     pub fn append(&self, tail: &mut Tail, event: Event, operator: Option<&str>) -> Result<()> {
-        let now = time::OffsetDateTime::now_utc();
-        let record = Record {
-            seq: tail.seq + 1,
-            time: crate::x509::validity::fmt(now.replace_nanosecond(0).unwrap_or(now)),
-            event,
-            operator: operator.map(str::to_string),
-            tool: format!("hsmca {}", env!("CARGO_PKG_VERSION")),
-            prev: tail.hash.clone(),
-        };
+        self.write_record(tail, Record::next(tail, operator, event))
+    }
+
+    /// Writes `record` (numbered after `tail`) as one line.
+    fn write_record(&self, tail: &mut Tail, record: Record) -> Result<()> {
         let mut line = serde_json::to_vec(&record)
             .map_err(|e| Error::invalid(format!("audit record encoding: {e}"), "report a bug"))?;
         let hash = sha256_hex(&line);
         line.push(b'\n');
         let (mut file, before) =
-            self.open_for_writing(OpenOptions::new().create(true).append(true))?;
+            self.open_for_writing(OpenOptions::new().create(true).append(true).mode(0o600))?;
         // One write of the whole line: a crash leaves the line whole or an unfinished last
         // line (`read_all`; the next writer removes it), never a record that silently differs.
         // A failed write (a full disk) is cut back off, so the log stays readable and the
@@ -487,7 +489,8 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Appends a seal: the CA key signs the hash of the chain up to the last record.
+    /// Appends a seal: the CA key signs the seal's own record (number, time, operator, tool,
+    /// key URI, algorithm) with the hash of the chain up to the last record.
     pub fn seal(
         &self,
         tail: &mut Tail,
@@ -495,21 +498,41 @@ impl AuditLog {
         key_uri: &str,
         operator: Option<&str>,
     ) -> Result<()> {
-        let signature = signer.sign(&seal_message(tail.seq + 1, &tail.hash))?;
         let alg = signer
             .signature_algorithm()
             .algorithm_identifier()
             .to_der()
             .map_err(|e| Error::invalid(format!("algorithm encoding: {e}"), "report a bug"))?;
-        self.append(
+        let mut record = Record::next(
             tail,
+            operator,
             Event::Seal {
                 key_uri: key_uri.to_string(),
                 signature_algorithm: b64(&alg),
-                signature: b64(&signature),
+                signature: String::new(),
             },
-            operator,
-        )
+        );
+        let message = seal_message(&record, key_uri, &b64(&alg));
+        let signed = b64(&signer.sign(&message)?);
+        if let Event::Seal { signature, .. } = &mut record.event {
+            *signature = signed;
+        }
+        self.write_record(tail, record)
+    }
+}
+
+impl Record {
+    /// The record after `tail`, timed now.
+    fn next(tail: &Tail, operator: Option<&str>, event: Event) -> Record {
+        let now = time::OffsetDateTime::now_utc();
+        Record {
+            seq: tail.seq + 1,
+            time: crate::x509::validity::fmt(now.replace_nanosecond(0).unwrap_or(now)),
+            event,
+            operator: operator.map(str::to_string),
+            tool: format!("hsmca {}", env!("CARGO_PKG_VERSION")),
+            prev: tail.hash.clone(),
+        }
     }
 }
 
@@ -538,7 +561,18 @@ impl Tail {
     }
 }
 
-/// What a seal at record `seq` signs: a context string, its number and the chain hash before it.
-fn seal_message(seq: u64, chain_hash: &str) -> Vec<u8> {
-    format!("{SEAL_CONTEXT}\nseq={seq}\nchain={chain_hash}\n").into_bytes()
+/// What the seal `record` signs: a context string and every field of its record but the
+/// signature, JSON-encoded so no value can run into the next.
+fn seal_message(record: &Record, key_uri: &str, signature_algorithm: &str) -> Vec<u8> {
+    serde_json::to_vec(&(
+        SEAL_CONTEXT,
+        record.seq,
+        &record.time,
+        &record.operator,
+        &record.tool,
+        key_uri,
+        signature_algorithm,
+        &record.prev,
+    ))
+    .unwrap_or_default()
 }

@@ -1,6 +1,7 @@
 //! CA operations that join the layers: key generation with its self-test, the self-signed
 //! root, certificates signed from CSRs, CRLs, and the records of all of them.
 
+pub mod anchor;
 pub mod audit;
 pub mod batch;
 pub mod bench;

@@ -35,16 +35,25 @@ impl Recorder {
     /// chain is checked record by record and the last seal's signature (which covers the
     /// chain before it) with the CA key; `hsmca log verify` checks every seal.
     pub fn open(ca_dir: Option<&Path>, operator: Option<&str>) -> Result<Recorder> {
+        Self::open_as(ca_dir, operator, Access::Write)
+    }
+
+    /// [`Recorder::open`] for a command that starts a CA (key generate, root create, csr, a
+    /// ceremony): the directory is created if it does not exist.
+    pub fn create(ca_dir: Option<&Path>, operator: Option<&str>) -> Result<Recorder> {
+        Self::open_as(ca_dir, operator, Access::Create)
+    }
+
+    fn open_as(ca_dir: Option<&Path>, operator: Option<&str>, access: Access) -> Result<Recorder> {
         let operator = operator
             .map(str::to_string)
             .or_else(|| std::env::var("LOGNAME").ok())
             .or_else(|| std::env::var("USER").ok());
         let dir = match ca_dir {
             Some(p) => {
-                let mut dir = CaDir::open(p, Access::Write)?;
+                let mut dir = CaDir::open(p, access)?;
                 let missing = dir.check_files()?;
-                if let Ok(bytes) = std::fs::read(dir.ca_cert_path()) {
-                    let ca = load_certificate(&bytes)?;
+                if let Some(ca) = dir.recorded_ca_cert()? {
                     super::audit::verify_last_seal(
                         &dir.entries,
                         ca.tbs_certificate().subject_public_key_info(),

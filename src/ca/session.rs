@@ -66,6 +66,8 @@ pub fn with_token<T>(
     work: impl FnOnce(&mut CaToken<'_, '_, '_>) -> Result<T>,
 ) -> Result<T> {
     let module = Module::load(token.module)?;
+    // Read-write whenever a CA directory is recorded: the token keeps the log's head.
+    let rw = rw || rec.dir().is_some();
     let mut session = TokenSession::open(&module, &token.selector, rw)?;
     login(&mut session, pin, rec)?;
     let mut ca = CaToken {
@@ -174,7 +176,45 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
                 ));
             }
         }
+        self.anchor(crate::x509::signer::CaSigner::public_key(&signer))?;
         self.signer = Some(signer);
+        Ok(())
+    }
+
+    /// Checks the CA directory against the head the token keeps for `ca_key` (the last seal
+    /// must be this key's), and marks a command under way.
+    fn anchor(&mut self, ca_key: &spki::SubjectPublicKeyInfoOwned) -> Result<()> {
+        let Some(dir) = self.rec.dir() else {
+            return Ok(());
+        };
+        let sealed_by_key = super::audit::last_seal_verifies(&dir.entries, ca_key);
+        if sealed_by_key == Some(false) {
+            return Err(Error::invalid(
+                format!(
+                    "the last seal of the audit log in {} does not verify with this key: the log was changed, or it belongs to another CA key",
+                    dir.path().display()
+                ),
+                "pass the CA's own key with --key, or examine the CA directory before signing anything",
+            ));
+        }
+        let head = super::anchor::read(self.session, ca_key)?;
+        super::anchor::check(dir, head.as_ref())?;
+        match head {
+            Some(head) => super::anchor::open(self.session, ca_key, &head)?,
+            None => {
+                let last_seal = dir
+                    .entries
+                    .iter()
+                    .rev()
+                    .find(|e| matches!(e.record.event, super::audit::Event::Seal { .. }));
+                if last_seal.is_some() {
+                    eprintln!(
+                        "note: the token keeps no head of this CA key's audit log yet (a CA directory from before heads, a reset token, or a key restored on a new token); it keeps one from now on, as the log stands"
+                    );
+                }
+                super::anchor::adopt(self.session, ca_key, dir, last_seal)?;
+            }
+        }
         Ok(())
     }
 
@@ -184,7 +224,7 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
     }
 
     /// Generates a key pair on the token (checked and self-tested, see
-    /// [`super::generate_key`]), records it, and writes its public key to `public_out`.
+    /// [`super::generate_key`]) and records it.
     pub fn generate_key(
         &mut self,
         spec: KeySpec,
@@ -192,7 +232,6 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
         label: &str,
         id: &[u8],
         command: &str,
-        public_out: Option<(&Path, Overwrite)>,
     ) -> Result<GeneratedKey> {
         let generated = super::generate_key(self.session, spec, label, id, self.rec, command)?;
         self.rec.append(Event::KeyGenerated {
@@ -200,20 +239,28 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
             algorithm: algorithm.to_string(),
             spki_sha256: hex::encode(generated.spki_sha256),
         })?;
-        if let Some((path, ow)) = public_out {
-            use der::Encode;
-            let der = generated
-                .spki
-                .to_der()
-                .map_err(|e| Error::invalid(format!("public key encoding: {e}"), "report a bug"))?;
-            crate::output::write_atomic(
-                path,
-                crate::x509::decode::to_pem("PUBLIC KEY", &der)?.as_bytes(),
-                0o644,
-                ow,
-            )?;
-        }
         Ok(generated)
+    }
+
+    /// Writes a generated key's public key (PEM) to `path`.
+    pub fn write_public_key(
+        &self,
+        generated: &GeneratedKey,
+        path: &Path,
+        ow: Overwrite,
+    ) -> Result<()> {
+        use der::Encode;
+        let der = generated
+            .spki
+            .to_der()
+            .map_err(|e| Error::invalid(format!("public key encoding: {e}"), "report a bug"))?;
+        crate::output::write_atomic(
+            path,
+            crate::x509::decode::to_pem("PUBLIC KEY", &der)?.as_bytes(),
+            0o644,
+            ow,
+        )?;
+        Ok(())
     }
 
     /// Issues one certificate through the issuance transaction ([`super::issuance::issue`]).
@@ -268,7 +315,17 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
     /// Seals what this command recorded since the last seal, when a CA key is bound.
     pub fn seal(&mut self) -> Result<()> {
         match &self.signer {
-            Some(s) if self.rec.unsealed() => self.rec.seal(s, &s.key().uri.to_string()),
+            Some(s) if self.rec.unsealed() => {
+                self.rec.seal(s, &s.key().uri.to_string())?;
+                match self.rec.dir() {
+                    Some(dir) => super::anchor::sealed(
+                        self.session,
+                        crate::x509::signer::CaSigner::public_key(s),
+                        dir,
+                    ),
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }

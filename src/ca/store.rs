@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::audit::{
@@ -25,6 +26,10 @@ pub struct CaDir {
     opened_at: u64,
     serials: Serials,
     interrupted: Option<InterruptedAppend>,
+    /// SHA-256 of the first record: the log's identity, which the token's anchor names.
+    log_id: Option<String>,
+    /// The highest CRL number recorded, this process's included.
+    crl_number: u64,
 }
 
 /// How the directory is locked.
@@ -34,6 +39,9 @@ pub enum Access {
     Read,
     /// Exclusive: every command that appends to the log. A held lock is refused, not awaited.
     Write,
+    /// [`Access::Write`], creating the directory if it does not exist (commands that start a
+    /// CA); every other command refuses a directory that does not exist.
+    Create,
 }
 
 impl CaDir {
@@ -49,15 +57,33 @@ impl CaDir {
                 })
             }
         };
-        if access == Access::Write {
-            for sub in ["certs", "crls"] {
-                std::fs::create_dir_all(path.join(sub)).map_err(io("creating the CA directory"))?;
-            }
-        } else if !path.is_dir() {
+        if !path.is_dir() && access != Access::Create {
             return Err(Error::invalid(
                 format!("the CA directory {} does not exist", path.display()),
-                "pass --ca-dir (or HSMCA_CA_DIR) naming the directory the signing commands wrote",
+                "check --ca-dir (or HSMCA_CA_DIR): a CA directory is created only by the command that starts a CA (key generate, root create, csr, or a ceremony)",
             ));
+        }
+        if access != Access::Read {
+            // Owner-only whatever the umask: the log, the lock and the directories.
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            for dir in [path.to_path_buf(), path.join("certs"), path.join("crls")] {
+                if !dir.is_dir() {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(&dir)
+                        .map_err(io("creating the CA directory"))?;
+                }
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io("setting the CA directory's mode"))?;
+            }
+            for file in ["audit.jsonl", "lock"] {
+                let f = path.join(file);
+                if f.exists() {
+                    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                        .map_err(io("setting the mode of a CA directory file"))?;
+                }
+            }
         }
         // No output of this process may land in here, --force or not.
         crate::output::protect(path).map_err(io("resolving the CA directory"))?;
@@ -65,10 +91,11 @@ impl CaDir {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(path.join("lock"))
             .map_err(io("opening the lock file"))?;
         let locked = match access {
-            Access::Write => lock.try_lock(),
+            Access::Write | Access::Create => lock.try_lock(),
             Access::Read => lock.try_lock_shared(),
         };
         if locked.is_err() {
@@ -83,16 +110,19 @@ impl CaDir {
         let log = AuditLog::new(&path.join("audit.jsonl"));
         let (entries, interrupted) = log.read_all()?;
         let tail = Tail::after(&entries);
-        let serials = Ledger::from_entries(&entries).serials();
+        let ledger = Ledger::from_entries(&entries);
+        let crl_number = check_crl_numbers(&entries)?;
         Ok(CaDir {
             path: path.to_path_buf(),
             _lock: lock,
             log,
+            log_id: entries.first().map(|e| e.hash.clone()),
             entries,
             opened_at: tail.seq,
             tail,
-            serials,
+            serials: ledger.serials(),
             interrupted,
+            crl_number,
         })
     }
 
@@ -128,9 +158,17 @@ impl CaDir {
         let serial = event
             .issued_cert()
             .and_then(|cert| hex::decode(&cert.serial).ok());
+        let crl_number = match &event {
+            Event::CrlIssued { crl_number, .. } => Some(*crl_number),
+            _ => None,
+        };
         self.log.append(&mut self.tail, event, operator)?;
+        self.appended();
         if let Some(serial) = serial {
             self.serials.insert(&serial);
+        }
+        if let Some(n) = crl_number {
+            self.crl_number = self.crl_number.max(n);
         }
         Ok(())
     }
@@ -142,7 +180,31 @@ impl CaDir {
         key_uri: &str,
         operator: Option<&str>,
     ) -> Result<()> {
-        self.log.seal(&mut self.tail, signer, key_uri, operator)
+        self.log.seal(&mut self.tail, signer, key_uri, operator)?;
+        self.appended();
+        Ok(())
+    }
+
+    /// After an append: the first record names the log.
+    fn appended(&mut self) {
+        if self.log_id.is_none() && self.tail.seq > 0 {
+            self.log_id = Some(self.tail.hash.clone());
+        }
+    }
+
+    /// The log's identity (SHA-256 of its first record), once it has one.
+    pub fn log_id(&self) -> Option<&str> {
+        self.log_id.as_deref()
+    }
+
+    /// The last record's hash.
+    pub fn last_hash(&self) -> &str {
+        &self.tail.hash
+    }
+
+    /// The highest CRL number recorded.
+    pub fn crl_number(&self) -> u64 {
+        self.crl_number
     }
 
     /// Whether this process appended to the log (a seal included).
@@ -171,6 +233,7 @@ impl CaDir {
 
     /// Adds serials issued through a [`LogAppender`].
     pub fn add_serials(&mut self, serials: Serials) {
+        self.appended();
         self.serials.extend(serials);
     }
 
@@ -182,6 +245,50 @@ impl CaDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The CA's own certificate, checked against the log: `ca.crt` exists exactly when the log
+    /// records a root, and is that root. Anything else is a broken CA directory.
+    pub fn recorded_ca_cert(&self) -> Result<Option<x509_cert::Certificate>> {
+        let broken = |why: String| {
+            Error::invalid(
+                format!("the CA directory {} is broken: {why}", self.path.display()),
+                "do not sign anything until it is examined: restore the CA directory from a backup (ca.crt and audit.jsonl together)",
+            )
+        };
+        let recorded = self
+            .entries
+            .iter()
+            .rev()
+            .find_map(|e| match &e.record.event {
+                Event::RootCreated { cert } => Some(cert),
+                _ => None,
+            });
+        match (std::fs::read(self.ca_cert_path()), recorded) {
+            (Ok(bytes), Some(cert)) => {
+                let ca = crate::x509::decode::load_certificate(&bytes)?;
+                let der = der::Encode::to_der(&ca).map_err(|e| {
+                    Error::invalid(format!("certificate encoding: {e}"), "report a bug")
+                })?;
+                if sha256_hex(&der) != cert.cert_sha256 {
+                    return Err(broken(
+                        "ca.crt is not the root certificate its audit log records".into(),
+                    ));
+                }
+                Ok(Some(ca))
+            }
+            (Ok(_), None) if self.entries.is_empty() => Err(broken(
+                "ca.crt exists but the audit log is empty or missing".into(),
+            )),
+            (Ok(_), None) => Err(broken(
+                "ca.crt exists but the audit log records no root".into(),
+            )),
+            (Err(_), Some(cert)) => Err(broken(format!(
+                "the audit log records the root {} (serial {}), but ca.crt is missing",
+                cert.subject, cert.serial
+            ))),
+            (Err(_), None) => Ok(None),
+        }
     }
 
     /// Where the CA's own certificate is kept.
@@ -335,6 +442,40 @@ impl MissingKept {
             (c, r) => format!("{} and {}", plural(c, "certificate"), plural(r, "CRL")),
         }
     }
+}
+
+/// The CRL numbers of the log, which must rise strictly (RFC 5280 §5.2.3: never reused);
+/// returns the highest.
+fn check_crl_numbers(entries: &[Entry]) -> Result<u64> {
+    let mut last = 0u64;
+    for e in entries {
+        if let Event::CrlIssued { crl_number, .. } = &e.record.event {
+            if *crl_number <= last {
+                return Err(Error::invalid(
+                    format!(
+                        "the audit log is broken at record {}: CRL number {crl_number} does not rise above {last}",
+                        e.record.seq
+                    ),
+                    "do not sign anything until the log is examined: CRL numbers are never reused",
+                ));
+            }
+            last = *crl_number;
+        }
+    }
+    Ok(last)
+}
+
+/// The highest CRL number recorded in the first `seq` records.
+pub fn crl_number_up_to(entries: &[Entry], seq: u64) -> u64 {
+    entries
+        .iter()
+        .take_while(|e| e.record.seq <= seq)
+        .filter_map(|e| match &e.record.event {
+            Event::CrlIssued { crl_number, .. } => Some(*crl_number),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A revocation as recorded.

@@ -123,7 +123,7 @@ pub fn run(path: &Path, opts: &Options, console: &mut dyn Console) -> Result<Out
 
     // 2. Lock the CA directory and plan again from what is under the lock.
     let ca_dir = file.resolve(&file.ceremony.ca_dir);
-    let mut rec = Recorder::open(Some(&ca_dir), Some(&file.ceremony.operator))?;
+    let mut rec = Recorder::create(Some(&ca_dir), Some(&file.ceremony.operator))?;
     let state = ca_state(&rec)?;
     let last_seq_before_run = state.entries.last().map_or(0, |e| e.record.seq);
     let plan = view_token(&token, |session| {
@@ -407,7 +407,6 @@ impl Run<'_> {
             &g.label,
             &id,
             "ceremony generate_key",
-            None,
         )?;
         let said = format!(
             "generated {} key \"{}\": attributes checked (sensitive, never extractable, local), test signature verified\n  uri: {}\n  spki-sha256: {}\n",

@@ -153,31 +153,32 @@ fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
     if let Some(p) = &a.public_key_out {
         check_free(p, overwrite(a.force))?;
     }
-    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
+    let mut rec = Recorder::create(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let token = TokenRef {
         module: g.module.as_deref(),
         selector: selector(&a.token),
     };
     let (generated, token_label) =
         with_token(&token, true, &pin_source(g, None), &mut rec, |ca| {
-            let public_out = a.public_key_out.as_deref().map(|p| (p, overwrite(a.force)));
             let generated = ca.generate_key(
                 key_spec(alg),
                 &alg.to_string(),
                 &a.label,
                 &id,
                 "key generate",
-                public_out,
             )?;
-            // A CA directory that already has its CA certificate is sealed by that CA's key; a
-            // new key is recorded there but does not seal, or `log verify` would stop trusting
-            // the log.
-            if ca
-                .recorder()
-                .dir()
-                .is_some_and(|d| !d.ca_cert_path().exists())
-            {
+            // The first key of a new CA directory seals it (and the token keeps its head).
+            if ca.recorder().dir().is_some_and(|d| {
+                !d.ca_cert_path().exists()
+                    && !d
+                        .entries
+                        .iter()
+                        .any(|e| matches!(e.record.event, crate::ca::audit::Event::Seal { .. }))
+            }) {
                 ca.bind(generated.key.clone(), SignatureChoice::default())?;
+            }
+            if let Some(p) = &a.public_key_out {
+                ca.write_public_key(&generated, p, overwrite(a.force))?;
             }
             Ok((generated, ca.session().label().to_string()))
         })?;
@@ -289,7 +290,7 @@ fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
     let period = validity(&a.validity)?;
     let ow = overwrite(a.force);
     check_free(&a.out, ow)?;
-    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
+    let mut rec = Recorder::create(g.ca_dir.as_deref(), g.operator.as_deref())?;
     if let Some(dir) = rec.dir() {
         // The CA directory's certificate is never replaced, --force or not.
         crate::output::check_ca_file_free(&dir.ca_cert_path())?;
@@ -330,7 +331,7 @@ fn csr(g: &GlobalArgs, a: super::CsrArgs) -> Result<()> {
     let subject = parse_name(&a.subject)?;
     let ow = overwrite(a.force);
     check_free(&a.out, ow)?;
-    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
+    let mut rec = Recorder::create(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let csr = with_ca_key(
         g.module.as_deref(),
         &uri,

@@ -254,6 +254,68 @@ impl<'m> TokenSession<'m> {
         })
     }
 
+    /// The values of the private data objects (CKO_DATA) whose CKA_APPLICATION is `name`.
+    /// Private objects need the login.
+    pub fn read_data(&self, name: &str) -> Result<Vec<Vec<u8>>, TokenError> {
+        self.find_data(name)?
+            .into_iter()
+            .map(|handle| {
+                let attrs = self
+                    .session
+                    .get_attributes(handle, &[AttributeType::Value])
+                    .map_err(TokenError::during(
+                        "reading a data object (C_GetAttributeValue)",
+                    ))?;
+                Ok(attrs
+                    .into_iter()
+                    .find_map(|a| match a {
+                        Attribute::Value(v) => Some(v),
+                        _ => None,
+                    })
+                    .unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// Replaces the private data objects named `name` by one holding `value`: the new object
+    /// is created first (private, never modified: tokens such as SoftHSM2 refuse to change a
+    /// data object's value), then the old ones are destroyed, so a crash in between leaves
+    /// both, never none. Needs a read-write session.
+    pub fn replace_data(&self, name: &str, value: &[u8]) -> Result<(), TokenError> {
+        let old = self.find_data(name)?;
+        self.session
+            .create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Modifiable(false),
+                Attribute::Label(name.as_bytes().to_vec()),
+                Attribute::Application(name.as_bytes().to_vec()),
+                Attribute::Value(value.to_vec()),
+            ])
+            .map_err(TokenError::during(
+                "creating a data object (C_CreateObject)",
+            ))?;
+        for handle in old {
+            self.session
+                .destroy_object(handle)
+                .map_err(TokenError::during(
+                    "removing an older data object (C_DestroyObject)",
+                ))?;
+        }
+        Ok(())
+    }
+
+    /// The private data objects whose CKA_APPLICATION is `name`.
+    fn find_data(&self, name: &str) -> Result<Vec<ObjectHandle>, TokenError> {
+        self.session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Application(name.as_bytes().to_vec()),
+            ])
+            .map_err(TokenError::during("searching data objects (C_FindObjects)"))
+    }
+
     /// The public key object named by `label` (and `id`, where given). Public objects need no
     /// login, so a ceremony plan can check that a key exists, or not yet, before any PIN.
     pub fn find_public_key(

@@ -220,7 +220,7 @@ class Bench:
             note(f"raw and batches, repetition {rep + 1}/{a.reps} (load {loadavg()}, "
                  f"durable file creation {self.fsyncs[-1][1]:.2f} ms)")
             for alg in rotate(list(a.algs), rep):
-                out = capture([self.hsmca, "bench", "raw", "--key", self.uri(alg), "--count",
+                out = capture([self.hsmca, "bench", "raw", "--key", self.uri(f"raw-{alg}"), "--count",
                                str(a.raw_count)], self.env_hsmca, f"hsmca bench raw {alg}")
                 m = re.search(r"median ([\d.]+) us, p10 ([\d.]+) us, p90 ([\d.]+) us", out)
                 if not m:

@@ -114,6 +114,8 @@ SETUP_OUTPUT="$(bash scripts/setup-token.sh "$WORK/token" "$LABEL")"
 eval "$(grep '^export ' <<<"$SETUP_OUTPUT")" # SOFTHSM2_CONF, HSMCA_MODULE
 for alg in "${ALGS[@]}"; do
     "$HSMCA" key generate --token "$LABEL" --label "$alg" --algorithm "$alg" >/dev/null
+    # `bench raw` refuses CA keys (their signatures are all recorded): a twin key of its own.
+    "$HSMCA" key generate --token "$LABEL" --label "raw-$alg" --algorithm "$alg" >/dev/null
     # The CA directory as `root create` leaves it; every measured run records into a copy.
     "$HSMCA" --ca-dir "$WORK/ca-$alg" root create --key "pkcs11:token=$LABEL_URI;object=$alg" \
         --subject "CN=Bench Root $alg,O=hsmca bench" --validity 20y --out "$WORK/root-$alg.crt" >/dev/null

@@ -1287,3 +1287,337 @@ fn signing_an_already_signed_request_says_so() {
         stderr_of(&out)
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// 3. The head on the token: someone with write access to the CA directory, without the PIN
+// ------------------------------------------------------------------------------------------------
+
+/// The CA directory after `edit`, and the refusals every command that logs in gives: `sign`,
+/// `crl` and `revoke` refuse naming `cause` and change nothing; `log verify --key` fails too.
+#[track_caller]
+fn refused_by_the_head(ca: &Ca, dir: &str, cause: &[&str]) {
+    let before = files_in(&ca.t.path(dir));
+    let out_file = format!("{dir}-signed.crt");
+    let crl_file = format!("{dir}.crl");
+    // A serial this directory's log lets one revoke (so the refusal is the head's, if any).
+    let text = fs::read_to_string(ca.t.path(dir).join("audit.jsonl")).unwrap_or_default();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let serial = records
+        .iter()
+        .filter(|r| r["event"] == "csr_signed")
+        .map(|r| r["cert"]["serial"].as_str().unwrap_or_default().to_string())
+        .find(|s| {
+            !records
+                .iter()
+                .any(|r| r["event"] == "certificate_revoked" && r["serial"] == s.as_str())
+        })
+        .unwrap_or_else(|| ca.root_serial.clone());
+    for (what, out) in [
+        (
+            "sign",
+            ca.run_dir(dir, &ca.sign_args("csr/late.csr", &out_file)),
+        ),
+        (
+            "crl",
+            ca.run_dir(
+                dir,
+                &[
+                    "crl",
+                    "--key",
+                    &ca.uri,
+                    "--next-update",
+                    "30d",
+                    "--out",
+                    &crl_file,
+                ],
+            ),
+        ),
+        (
+            "revoke",
+            ca.run_dir(
+                dir,
+                &[
+                    "revoke",
+                    "--key",
+                    &ca.uri,
+                    "--serial",
+                    &serial,
+                    "--reason",
+                    "superseded",
+                ],
+            ),
+        ),
+        (
+            "log verify --key",
+            ca.run_dir(dir, &["log", "verify", "--key", &ca.uri]),
+        ),
+    ] {
+        let err = assert_fails(&out);
+        assert!(
+            cause.iter().any(|c| err.contains(c)),
+            "{what} on {dir}: expected one of {cause:?}:\n{err}"
+        );
+    }
+    assert!(!ca.t.path(&out_file).exists() && !ca.t.path(&crl_file).exists());
+    assert_same_files(&before, &files_in(&ca.t.path(dir)));
+}
+
+/// `revoke` logs in and seals; a revocation dropped by cutting the log back to the seal before
+/// it (its kept CRL deleted too), a forged one appended after the last seal with the chain
+/// recomputed, and a CRL number forged to 2^64-1 are each caught by the head on the token,
+/// although `log verify` without the token still passes the first (and says freshness was
+/// not checked).
+#[test]
+fn the_head_on_the_token_catches_a_log_cut_back_or_extended() {
+    let (ca, lines) = tamper_setup();
+    let revoked = records_of(&lines, "certificate_revoked")[0];
+    assert_eq!(
+        json(&lines[revoked])["event"],
+        "seal",
+        "revoke seals its record"
+    );
+
+    // 1. Cut back to the seal before the revocation; the CRL after it deleted.
+    let seal_before = *records_of(&lines, "seal")
+        .iter()
+        .rfind(|s| **s < revoked)
+        .unwrap();
+    tampered_copy(&ca, "ca-cut", &joined(&lines[..seal_before]));
+    let _ = fs::remove_dir_all(ca.t.path("ca-cut/crls"));
+    fs::create_dir(ca.t.path("ca-cut/crls")).unwrap();
+    for f in files_in(&ca.t.path("ca-cut/certs")).into_keys() {
+        let serial = f.file_stem().unwrap().to_string_lossy().to_string();
+        if !lines[..seal_before].iter().any(|l| l.contains(&serial)) {
+            fs::remove_file(ca.t.path("ca-cut/certs").join(f)).unwrap();
+        }
+    }
+    let quiet = assert_ok(&ca.run_dir("ca-cut", &["log", "verify"]));
+    assert_mentions(&quiet, &["not checked"]);
+    refused_by_the_head(&ca, "ca-cut", &["cut off"]);
+
+    // 2. A forged revocation after the last seal, the chain recomputed.
+    let mut forged = lines.clone();
+    let template = json(&lines[revoked - 1]);
+    let mut fake = template.clone();
+    fake["seq"] = serde_json::json!(lines.len() + 1);
+    fake["serial"] = serde_json::json!(ca.root_serial.clone());
+    fake["reason"] = serde_json::json!("keyCompromise");
+    forged.push(serde_json::to_string(&fake).unwrap());
+    tampered_copy(&ca, "ca-forged", &joined(&rechain(&forged)));
+    refused_by_the_head(&ca, "ca-forged", &["records were added"]);
+
+    // 3. A forged CRL number 2^64-1 after the last seal.
+    let crl = records_of(&lines, "crl_issued")[0];
+    let mut fake = json(&lines[crl - 1]);
+    fake["seq"] = serde_json::json!(lines.len() + 1);
+    fake["crl_number"] = serde_json::json!(u64::MAX);
+    let mut forged = lines.clone();
+    forged.push(serde_json::to_string(&fake).unwrap());
+    tampered_copy(&ca, "ca-crlnum", &joined(&rechain(&forged)));
+    refused_by_the_head(&ca, "ca-crlnum", &["records were added"]);
+
+    // The real CA directory is untouched by all that and goes on.
+    let head = assert_ok(&ca.run(&["log", "verify", "--key", &ca.uri]));
+    assert_mentions(&head, &["was not cut back"]);
+    ca.sign("csr/late.csr", "late.crt");
+}
+
+/// Edits no seal can catch without the token: an emptied log beside `ca.crt`, a hidden
+/// `ca.crt`, a stripped final newline, a seal's own time changed. Each is refused by
+/// `log verify` and by `sign`, which writes nothing.
+#[test]
+fn a_ca_directory_someone_edited_is_refused() {
+    let (ca, lines) = tamper_setup();
+
+    copy_dir(&ca.t.path(CA), &ca.t.path("ca-empty"));
+    fs::write(ca.t.path("ca-empty/audit.jsonl"), b"").unwrap();
+    for sub in ["certs", "crls"] {
+        fs::remove_dir_all(ca.t.path("ca-empty").join(sub)).unwrap();
+        fs::create_dir(ca.t.path("ca-empty").join(sub)).unwrap();
+    }
+    assert_mentions(
+        &assert_fails(&ca.run_dir("ca-empty", &["log", "verify"])),
+        &["audit log is empty or missing"],
+    );
+    refused_by_the_head(&ca, "ca-empty", &["audit log is empty or missing"]);
+
+    copy_dir(&ca.t.path(CA), &ca.t.path("ca-hidden"));
+    fs::rename(ca.t.path("ca-hidden/ca.crt"), ca.t.path("hidden.crt")).unwrap();
+    refused_by_the_head(&ca, "ca-hidden", &["ca.crt is missing"]);
+
+    let text = fs::read(ca.t.path("ca/audit.jsonl")).unwrap();
+    tampered_copy(&ca, "ca-newline", &text[..text.len() - 1]);
+    assert_mentions(
+        &assert_fails(&ca.run_dir("ca-newline", &["log", "verify"])),
+        &["without its line end"],
+    );
+    refused_by_the_head(&ca, "ca-newline", &["without its line end"]);
+
+    let last_seal = *records_of(&lines, "seal").last().unwrap();
+    let mut edited = lines.clone();
+    let mut seal = json(&edited[last_seal - 1]);
+    seal["time"] = serde_json::json!("2030-01-01T00:00:00Z");
+    edited[last_seal - 1] = serde_json::to_string(&seal).unwrap();
+    tampered_copy(&ca, "ca-sealtime", &joined(&rechain(&edited)));
+    assert_mentions(
+        &assert_fails(&ca.run_dir("ca-sealtime", &["log", "verify"])),
+        &["seal's signature does not verify"],
+    );
+}
+
+/// A mistyped --ca-dir is refused (and not created) by every command but those that start a
+/// CA; `bench raw` refuses a CA key; under umask 000 the CA directory, its log and lock are
+/// still owner-only.
+#[test]
+fn ca_directories_are_created_on_purpose_and_owner_only() {
+    let ca = Ca::new();
+    let csr = ca.csr("one", "One CA");
+    let out = ca.run_dir("cA", &ca.sign_args(&csr, "one.crt"));
+    assert_mentions(&assert_fails(&out), &["does not exist"]);
+    assert!(!ca.t.path("cA").exists());
+
+    let err = assert_fails(&ca.t.run(["bench", "raw", "--key", &ca.uri, "--count", "3"]));
+    assert_mentions(&err, &["is a CA key"]);
+    assert!(
+        !fs::read_to_string(ca.t.path("ca/audit.jsonl"))
+            .unwrap()
+            .contains("bench")
+    );
+
+    let t = &ca.t;
+    t.generate_key("umask-key", "ecdsa-p256");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(hsmca_bin())
+        .args(["--ca-dir", "open-ca"])
+        .args(root_create_args(
+            &t.key_uri("umask-key"),
+            "1y",
+            "umask-root.crt",
+        ));
+    t.configure(&mut cmd);
+    assert_ok(&run_command(&mut cmd));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| fs::metadata(t.path(p)).unwrap().permissions().mode() & 0o777;
+    for dir in ["open-ca", "open-ca/certs", "open-ca/crls"] {
+        assert_eq!(mode(dir), 0o700, "{dir}");
+    }
+    for file in ["open-ca/audit.jsonl", "open-ca/lock"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+}
+
+/// The root's CRL as rustls-webpki reads it. Without a URL its issuingDistributionPoint has no
+/// distributionPoint, which webpki refuses; with `crl --url` it loads, a chain through a
+/// valid intermediate verifies with it, and once that intermediate is revoked (and the next
+/// CRL issued) webpki reports the chain revoked.
+#[test]
+fn the_roots_crl_with_a_url_works_in_rustls_webpki() {
+    use rustls_pki_types::{CertificateDer, UnixTime};
+    use webpki::{
+        BorrowedCertRevocationList, CertRevocationList, EndEntityCert, KeyUsage,
+        RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
+    };
+    let ca = Ca::new();
+    let t = &ca.t;
+    let (inter_csr, inter_key) = make_csr(&t.path("csr"), "inter", CsrAlg::P256, "Web CA");
+    let inter_serial = ca.sign(inter_csr.to_str().unwrap(), "inter.crt");
+    let (leaf_csr, _) = make_csr(&t.path("csr"), "leaf", CsrAlg::P256, "www.example.com");
+    openssl_sign_leaf(
+        &t.path("inter.crt"),
+        &inter_key,
+        &leaf_csr,
+        &["www.example.com"],
+        &t.path("leaf.crt"),
+    )
+    .unwrap();
+    let der = |p: &str| cert_der(&t.path(p));
+    let crl_der = |p: &str| {
+        pem_blocks(&fs::read_to_string(t.path(p)).unwrap())[0]
+            .1
+            .clone()
+    };
+    let (root, inter, leaf) = (der("root.crt"), der("inter.crt"), der("leaf.crt"));
+    let verify = |crl: &[u8]| {
+        let crl = CertRevocationList::Borrowed(BorrowedCertRevocationList::from_der(crl).unwrap());
+        let crls = [&crl];
+        let revocation = RevocationOptionsBuilder::new(&crls)
+            .unwrap()
+            .with_depth(RevocationCheckDepth::Chain)
+            .with_status_policy(UnknownStatusPolicy::Allow)
+            .build();
+        let root = CertificateDer::from(root.as_slice());
+        let anchor = webpki::anchor_from_trusted_cert(&root).unwrap();
+        let intermediates = [CertificateDer::from(inter.clone())];
+        let leaf = CertificateDer::from(leaf.as_slice());
+        EndEntityCert::try_from(&leaf)
+            .unwrap()
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &[anchor],
+                &intermediates,
+                UnixTime::since_unix_epoch(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap(),
+                ),
+                KeyUsage::server_auth(),
+                Some(revocation),
+                None,
+            )
+            .map(|_| ())
+    };
+
+    ca.crl("no-url.crl");
+    assert!(
+        BorrowedCertRevocationList::from_der(&crl_der("no-url.crl")).is_err(),
+        "webpki now loads an IDP without a distributionPoint: the --url advice can be relaxed"
+    );
+    let url = "http://pki.example.com/root-2026.crl";
+    let crl = |out: &str| {
+        assert_ok(&ca.run(&[
+            "crl",
+            "--key",
+            &ca.uri,
+            "--next-update",
+            "30d",
+            "--url",
+            url,
+            "--out",
+            out,
+        ]));
+        let text = openssl_x509_crl_text(t, out);
+        assert!(text.contains(url), "{text}");
+        crl_der(out)
+    };
+    verify(&crl("before.crl")).unwrap();
+    assert_no_findings_at_or_above_warning(
+        &pkilint(
+            "lint_crl",
+            &["-t", "ARL", "-p", "PKIX"],
+            &t.path("before.crl"),
+        ),
+        &[],
+    );
+    assert_ok(&ca.run(&[
+        "revoke",
+        "--serial",
+        &inter_serial,
+        "--reason",
+        "keyCompromise",
+    ]));
+    assert_eq!(verify(&crl("after.crl")), Err(webpki::Error::CertRevoked));
+}
+
+/// `openssl crl -text` of a CRL file.
+fn openssl_x509_crl_text(t: &TestToken, crl: &str) -> String {
+    assert_ok(&run_in(
+        t.dir(),
+        "openssl",
+        &["crl", "-in", crl, "-noout", "-text"],
+    ))
+}

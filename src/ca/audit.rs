@@ -295,6 +295,16 @@ impl AuditLog {
         while !rest.is_empty() {
             n += 1;
             let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+                // One write puts a record and its line end down together: a whole record
+                // without its line end is an edit (cutting it off as unfinished would drop it).
+                if serde_json::from_slice::<Record>(rest)
+                    .is_ok_and(|r| r.seq == n && r.prev == prev)
+                {
+                    return Err(broken(
+                        n,
+                        "it is a whole record without its line end, which no interrupted append leaves (the log was edited)",
+                    ));
+                }
                 let interrupted = InterruptedAppend {
                     offset: (bytes.len() - rest.len()) as u64,
                     bytes: rest.to_vec(),

@@ -75,6 +75,7 @@ pub(crate) fn issue_crl_recorded(
     signer: &TokenSigner<'_, '_>,
     rec: &mut Recorder,
     lifetime: Lifetime,
+    url: Option<&str>,
     out: &Path,
     ow: Overwrite,
 ) -> Result<CertificateList> {
@@ -107,13 +108,27 @@ pub(crate) fn issue_crl_recorded(
             reason: revocation_reason(&entry.reason)?,
         });
     }
-    let number = ledger.last_crl_number + 1;
+    // The next number after every one recorded (the token's head holds the last as well).
+    let number = dir.crl_number().checked_add(1).ok_or_else(|| {
+        Error::invalid(
+            "the recorded CRL number is 2^64-1: no next number (a log no command wrote)",
+            "do not sign anything until the CA directory is examined",
+        )
+    })?;
     let now = OffsetDateTime::now_utc();
     let this_update = now.replace_nanosecond(0).unwrap_or(now);
     // nextUpdate is an instant, not an inclusive period end: add the lifetime exactly.
     let next_update =
         ValidityPeriod::starting(this_update, lifetime)?.not_after + time::Duration::SECOND;
-    let crl = issue_crl(signer, &issuer, number, this_update, next_update, &revoked)?;
+    let crl = issue_crl(
+        signer,
+        &issuer,
+        number,
+        this_update,
+        next_update,
+        &revoked,
+        url,
+    )?;
     let der = crl
         .to_der()
         .map_err(|e| Error::invalid(format!("CRL encoding: {e}"), "report a bug"))?;

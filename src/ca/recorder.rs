@@ -17,6 +17,8 @@ pub struct Recorder {
     operator: Option<String>,
     no_serials: Serials,
     sealed_at: Option<u64>,
+    /// Kept copies a crash lost, written again once the log is checked against the token.
+    missing: Option<MissingKept>,
 }
 
 impl Recorder {
@@ -27,6 +29,7 @@ impl Recorder {
             operator: None,
             no_serials: Serials::new(),
             sealed_at: None,
+            missing: None,
         }
     }
 
@@ -70,20 +73,27 @@ impl Recorder {
             None => None,
         };
         let (dir, missing) = dir.map_or((None, None), |(d, m)| (Some(d), Some(m)));
-        let rec = Recorder {
+        Ok(Recorder {
             dir,
             operator,
             no_serials: Serials::new(),
             sealed_at: None,
-        };
-        if let Some(missing) = missing.filter(|m| !m.is_empty()) {
-            rec.restore_kept(&missing)?;
+            missing: missing.filter(|m| !m.is_empty()),
+        })
+    }
+
+    /// Writes again the kept copies a crash lost, from their records: only once the log is
+    /// known to be the one the token's head names (a forged record would otherwise put its
+    /// file in the CA directory).
+    pub fn recover(&mut self) -> Result<()> {
+        if let Some(missing) = self.missing.take() {
+            self.restore_kept(&missing)?;
             eprintln!(
                 "note: {} recorded in the audit log had no kept copy (a command was stopped after recording them); kept again from the log",
                 missing.describe()
             );
         }
-        Ok(rec)
+        Ok(())
     }
 
     /// Writes the kept copies a crash lost, from their records (the log is checked by now).

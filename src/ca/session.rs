@@ -104,6 +104,32 @@ pub fn with_ca_key<T>(
     })
 }
 
+/// Logs in (read only) and checks the CA directory `dir` against the log head the token keeps
+/// for the CA key `uri` names, which must be the key of `ca_key`. Returns the head's record,
+/// `None` when the token keeps no head for the key yet.
+pub fn verify_head(
+    module: Option<&Path>,
+    uri: &Pkcs11Uri,
+    pin: &PinSource,
+    dir: &super::store::CaDir,
+    ca_key: &spki::SubjectPublicKeyInfoOwned,
+) -> Result<Option<u64>> {
+    let token = TokenRef::of_uri(module, uri);
+    let module = Module::load(token.module)?;
+    let mut session = TokenSession::open(&module, &token.selector, false)?;
+    login(&mut session, pin, &mut Recorder::none())?;
+    let key = session.open_key(uri)?;
+    if &super::signer::spki_from_material(&key.public)? != ca_key {
+        return Err(Error::invalid(
+            format!("the key {} is not the key of the CA certificate", key.uri),
+            "pass the CA's own key with --key",
+        ));
+    }
+    let head = super::anchor::read(&session, ca_key)?;
+    super::anchor::check(dir, head.as_ref())?;
+    Ok(head.map(|h| h.seq))
+}
+
 /// Logs in exactly once, printing the token's PIN-counter warnings; a failure is recorded.
 fn login(session: &mut TokenSession<'_>, source: &PinSource, rec: &mut Recorder) -> Result<()> {
     let pin = Pin::read(
@@ -199,6 +225,10 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
         }
         let head = super::anchor::read(self.session, ca_key)?;
         super::anchor::check(dir, head.as_ref())?;
+        self.rec.recover()?;
+        let Some(dir) = self.rec.dir() else {
+            return Ok(());
+        };
         match head {
             Some(head) => super::anchor::open(self.session, ca_key, &head)?,
             None => {
@@ -288,11 +318,12 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
     pub fn crl(
         &mut self,
         lifetime: Lifetime,
+        url: Option<&str>,
         out: &Path,
         ow: Overwrite,
     ) -> Result<CertificateList> {
         let signer = self.signer.as_ref().ok_or_else(no_key)?;
-        ops::issue_crl_recorded(signer, self.rec, lifetime, out, ow)
+        ops::issue_crl_recorded(signer, self.rec, lifetime, url, out, ow)
     }
 
     /// Makes a request for a CA certificate for the bound key ([`ops::issue_request`]).
@@ -310,6 +341,28 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
     /// Records a checked revocation ([`ops::revoke`]); the seal at the end covers it.
     pub fn revoke(&mut self, checked: &ops::CheckedRevocation) -> Result<String> {
         ops::revoke(self.rec, checked)
+    }
+
+    /// Times `count` raw signatures with the bound key, which must not be a CA key: a key
+    /// whose log head the token keeps, or the CA directory's, signs nothing unrecorded.
+    pub fn bench_raw(&self, count: usize) -> Result<super::bench::RawSignStats> {
+        let signer = self.signer()?;
+        let key = crate::x509::signer::CaSigner::public_key(signer);
+        let is_ca_dir_key = self
+            .rec
+            .dir()
+            .and_then(|d| d.recorded_ca_cert().ok().flatten())
+            .is_some_and(|ca| ca.tbs_certificate().subject_public_key_info() == key);
+        if is_ca_dir_key || super::anchor::read(self.session, key)?.is_some() {
+            return Err(Error::invalid(
+                format!(
+                    "{} is a CA key (it seals a CA directory's audit log): every signature it makes is recorded, and a benchmark's would not be",
+                    signer.key().uri
+                ),
+                "benchmark a key made for it: hsmca key generate --label bench-p256 (without --ca-dir), then bench raw --key with that key",
+            ));
+        }
+        super::bench::raw_sign(signer, count)
     }
 
     /// Seals what this command recorded since the last seal, when a CA key is bound.

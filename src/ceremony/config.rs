@@ -238,6 +238,8 @@ pub struct RevokeConfig {
 pub struct CrlConfig {
     /// nextUpdate as a duration from thisUpdate, at most 365d.
     pub next_update: String,
+    /// The http:// URL the CRL is published at (its issuingDistributionPoint).
+    pub url: Option<String>,
     /// Where the CRL is written (PEM).
     pub out: PathBuf,
 }
@@ -461,6 +463,8 @@ pub struct Revoke {
 pub struct Crl {
     /// nextUpdate lifetime, as written and parsed.
     pub next_update: (String, Lifetime),
+    /// Where it is published.
+    pub url: Option<String>,
     /// Output.
     pub out: PathBuf,
 }
@@ -1119,7 +1123,11 @@ impl CrlConfig {
     /// Checks the step.
     pub fn validate(self) -> Result<Crl> {
         let lifetime: Lifetime = self.next_update.parse()?;
+        if let Some(url) = &self.url {
+            crate::x509::profile::check_http_url(url)?;
+        }
         Ok(Crl {
+            url: self.url,
             next_update: (self.next_update, lifetime),
             out: self.out,
         })
@@ -1195,7 +1203,7 @@ pub fn normal_step(step: &Step) -> Value {
             "reason": r.reason, "date": r.date.map(fmt),
         }),
         Step::Crl(c) => json!({
-            "kind": "crl", "next_update": c.next_update.0, "out": path_text(&c.out),
+            "kind": "crl", "next_update": c.next_update.0, "url": c.url, "out": path_text(&c.out),
         }),
         Step::Csr(r) => json!({
             "kind": "csr", "subject": r.subject.to_string(), "path_len": r.path_len,

@@ -363,7 +363,7 @@ impl Run<'_> {
                 }
                 Step::Crl(c) => {
                     let out = self.output(&c.out)?;
-                    let crl = ca.crl(c.next_update.1, &out, Overwrite::Refuse)?;
+                    let crl = ca.crl(c.next_update.1, c.url.as_deref(), &out, Overwrite::Refuse)?;
                     let listed = crl
                         .tbs_cert_list
                         .revoked_certificates

@@ -56,7 +56,9 @@ pub fn run(cli: Cli) -> Result<()> {
             date,
         } => super::records::revoke(g, key.as_deref(), &serial, &reason, date.as_deref()),
         Command::Crl(a) => crl(g, a),
-        Command::Log(LogCmd::Verify { root }) => super::records::log_verify(g, root.as_deref()),
+        Command::Log(LogCmd::Verify { root, key }) => {
+            super::records::log_verify(g, root.as_deref(), key.as_deref())
+        }
         Command::Bench(BenchCmd::Raw { key, count }) => bench_raw(g, &key, count),
         Command::K8s(c) => super::k8s::run(g, c),
         Command::Ceremony(c) => super::ceremony::run(g, c),
@@ -709,7 +711,7 @@ fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
         &pin_source(g, Some(&uri)),
         choice(&a.key),
         &mut rec,
-        |ca| ca.crl(lifetime, &a.out, ow),
+        |ca| ca.crl(lifetime, a.url.as_deref(), &a.out, ow),
     )?;
     let listed = crl
         .tbs_cert_list
@@ -730,8 +732,8 @@ fn bench_raw(g: &GlobalArgs, key: &super::SigningKeyArgs, count: usize) -> Resul
         &uri,
         &pin_source(g, Some(&uri)),
         choice(key),
-        &mut Recorder::none(),
-        |ca| crate::ca::bench::raw_sign(ca.signer()?, count),
+        &mut Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?,
+        |ca| ca.bench_raw(count),
     )?;
     let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
     say!(

@@ -148,6 +148,10 @@ struct CrlArgs {
     /// nextUpdate as a duration from now, at most 365d.
     #[arg(long, value_name = "DURATION")]
     next_update: String,
+    /// The http:// URL the CRL is published at: its issuingDistributionPoint names it (as the
+    /// certificates' cRLDistributionPoints do), which rustls-webpki requires of a root's CRL.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
     /// Where to write the CRL (PEM).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -163,6 +167,10 @@ enum LogCmd {
         /// The CA certificate whose key seals the log (default: the CA directory's).
         #[arg(long, value_name = "FILE")]
         root: Option<PathBuf>,
+        /// The CA key: log in and check that the log is the one whose head the token keeps
+        /// (not cut back, swapped or extended). Without it freshness is not checked.
+        #[arg(long, value_name = "URI")]
+        key: Option<String>,
     },
 }
 

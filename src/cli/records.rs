@@ -195,20 +195,53 @@ pub fn revoke(
 }
 
 /// `hsmca log verify`: the whole chain and every seal; exit 0 only when intact.
-pub fn log_verify(g: &GlobalArgs, root: Option<&Path>) -> Result<()> {
+pub fn log_verify(g: &GlobalArgs, root: Option<&Path>, key: Option<&str>) -> Result<()> {
     let dir = open(g, Access::Read)?;
+    let ca = match root {
+        Some(p) => load_certificate(&read_file(p)?)?,
+        None => dir.recorded_ca_cert()?.ok_or_else(|| {
+            Error::invalid(
+                format!("{} has no CA certificate (ca.crt)", dir.path().display()),
+                "pass --root with the certificate of the CA key that seals this log",
+            )
+        })?,
+    };
     let ca_path = root
         .map(Path::to_path_buf)
         .unwrap_or_else(|| dir.ca_cert_path());
-    let ca = load_certificate(&read_file(&ca_path)?)?;
-    let report = dir.verify(ca.tbs_certificate().subject_public_key_info())?;
+    let ca_key = ca.tbs_certificate().subject_public_key_info();
+    let report = dir.verify(ca_key)?;
     let missing = dir.check_files()?;
+    let head = match key {
+        Some(k) => {
+            let uri = super::commands::parse_key_uri(k)?;
+            Some(crate::ca::session::verify_head(
+                g.module.as_deref(),
+                &uri,
+                &super::commands::pin_source(g, Some(&uri)),
+                &dir,
+                ca_key,
+            )?)
+        }
+        None => None,
+    };
     say!(
         "audit log intact: {} records, {} seals verified with {}",
         report.records,
         report.seals,
         ca_path.display()
     );
+    match head {
+        Some(Some(seq)) => say!(
+            "log head: the token's head (record {seq}) is in this log: it was not cut back, swapped or extended"
+        ),
+        Some(None) => say!(
+            "log head: the token keeps no head for this key yet (the next signing command stores one)"
+        ),
+        None => say!(
+            "log head: not checked (a log cut back to an earlier seal passes the checks above); pass --key with the CA key to check the log against the head the token keeps"
+        ),
+    }
     if report.unsealed_tail > 0 {
         say!(
             "note: the last {} record(s) come after the last seal (a command that stopped before sealing, or refusals); the next signing command seals them",

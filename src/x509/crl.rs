@@ -11,6 +11,7 @@ use x509_cert::certificate::Version;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::ToExtension;
 use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
 use x509_cert::serial_number::SerialNumber;
 
@@ -47,8 +48,12 @@ pub fn issue_crl(
     this_update: OffsetDateTime,
     next_update: OffsetDateTime,
     revoked: &[Revocation],
+    url: Option<&str>,
 ) -> Result<CertificateList> {
     let facts = issuer_facts(issuer)?;
+    if let Some(url) = url {
+        super::profile::check_http_url(url)?;
+    }
     if issuer.tbs_certificate().subject_public_key_info() != signer.public_key() {
         return Err(Error::invalid(
             "the key is not the issuer's: its public key differs from the CA certificate's",
@@ -104,12 +109,23 @@ pub fn issue_crl(
             .to_extension(subject, &[])
             .map_err(enc)?,
     ];
-    if facts.self_signed {
+    if facts.self_signed || url.is_some() {
         // A root signs only CA certificates: its CRL says so, and linters treat it as an ARL.
+        // The URL it is published at goes in as the distribution point: rustls-webpki refuses
+        // an issuingDistributionPoint without one.
+        let distribution_point = url
+            .map(|u| {
+                Ok::<_, Error>(DistributionPointName::FullName(vec![
+                    GeneralName::UniformResourceIdentifier(
+                        der::asn1::Ia5String::new(u).map_err(enc)?,
+                    ),
+                ]))
+            })
+            .transpose()?;
         let idp = IssuingDistributionPoint {
-            distribution_point: None,
+            distribution_point,
             only_contains_user_certs: false,
-            only_contains_ca_certs: true,
+            only_contains_ca_certs: facts.self_signed,
             only_some_reasons: None,
             indirect_crl: false,
             only_contains_attribute_certs: false,

@@ -194,6 +194,25 @@ fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
     }
 }
 
+/// `--ca-dir ca k8s sign` of the requests in `dir` with `config`, under `root.crt`, confirmed.
+fn k8s_sign_args(c: &Ceremony, dir: &str, config: &Path) -> Vec<String> {
+    strings(&[
+        "--ca-dir",
+        "ca",
+        "k8s",
+        "sign",
+        "--key",
+        &c.uri,
+        "--issuer",
+        "root.crt",
+        "--requests",
+        dir,
+        "--config",
+        config.to_str().unwrap(),
+        "--yes",
+    ])
+}
+
 /// The ceremony as it happens: only `dir/requests` travels to `ceremony/dir`, `k8s sign` runs
 /// there (recording in `ca/`), and only the certificates travel back into `dir/pki`.
 fn sign_as_ceremony(
@@ -208,24 +227,7 @@ fn sign_as_ceremony(
         &c.t.path(&cdir).join("requests"),
         &|_| true,
     );
-    let config = config.to_str().unwrap();
-    let mut args = vec![
-        "--ca-dir",
-        "ca",
-        "k8s",
-        "sign",
-        "--key",
-        &c.uri,
-        "--issuer",
-        "root.crt",
-        "--requests",
-        &cdir,
-        "--config",
-        config,
-        "--yes",
-    ];
-    args.extend_from_slice(extra);
-    let out = c.t.run(&args);
+    let out = c.t.run(k8s_sign_args(c, &cdir, config).with(extra));
     if out.status.success() {
         let ceremony_files = files_in(&c.t.path(&cdir));
         assert!(
@@ -1696,24 +1698,7 @@ fn links_planted_in_the_cluster_directory_are_refused() {
             .matches("\"event\":\"request_refused\"")
             .count()
     };
-    let sign = |dir: &str| {
-        c.t.run([
-            "--ca-dir",
-            "ca",
-            "k8s",
-            "sign",
-            "--key",
-            &c.uri,
-            "--issuer",
-            "root.crt",
-            "--requests",
-            dir,
-            "--config",
-            cfg.to_str().unwrap(),
-            "--yes",
-            "--force",
-        ])
-    };
+    let sign = |dir: &str| c.t.run(k8s_sign_args(&c, dir, &cfg).with(&["--force"]));
     let ca_files = files_in(&c.t.path("ca"));
 
     // 1. pki -> the CA directory: refused, naming the link, with --force too.

@@ -165,12 +165,13 @@ fn event_name(event: &Event) -> String {
         .unwrap_or_default()
 }
 
-/// Marks a command under way (records may follow the head unsealed if it stops).
+/// Marks a command under way (records may follow the head unsealed if it stops); returns the
+/// version written.
 pub fn open(
     session: &TokenSession<'_>,
     ca_key: &SubjectPublicKeyInfoOwned,
     head: &Head,
-) -> Result<()> {
+) -> Result<u64> {
     // Written even when already open (a command before stopped): every command moves the head
     // the same way, so its calls are the same whatever came before.
     let open = Head {
@@ -178,33 +179,33 @@ pub fn open(
         version: head.version + 1,
         ..head.clone()
     };
-    write(session, ca_key, &open)
+    write(session, ca_key, &open)?;
+    Ok(open.version)
 }
 
-/// Stores the head after a seal: the directory's last record, closed. A failure is the
-/// seal's: what came before is signed, recorded and written, and the head the token still
-/// holds is open, so the next command accepts the records after it.
+/// Stores the head after a seal: the directory's last record, closed, as version `version`
+/// (one above the head this command read or wrote). A failure is the seal's: what came before
+/// is signed, recorded and written, and the head the token still holds is open, so the next
+/// command accepts the records after it.
 pub fn sealed(
     session: &TokenSession<'_>,
     ca_key: &SubjectPublicKeyInfoOwned,
     dir: &CaDir,
+    version: u64,
 ) -> Result<()> {
     let Some(log) = dir.log_id() else {
         return Ok(());
     };
-    let stored = read(session, ca_key).and_then(|old| {
-        let head = Head {
-            format: FORMAT.into(),
-            log: log.to_string(),
-            seq: dir.last_seq(),
-            chain: dir.last_hash().to_string(),
-            crl_number: dir.crl_number(),
-            open: false,
-            version: old.map_or(1, |h| h.version + 1),
-        };
-        write(session, ca_key, &head)
-    });
-    stored.map_err(|e| {
+    let head = Head {
+        format: FORMAT.into(),
+        log: log.to_string(),
+        seq: dir.last_seq(),
+        chain: dir.last_hash().to_string(),
+        crl_number: dir.crl_number(),
+        open: false,
+        version,
+    };
+    write(session, ca_key, &head).map_err(|e| {
         let (cause, _) = e.cause_and_hint();
         Error::invalid(
             format!(
@@ -218,14 +219,15 @@ pub fn sealed(
 /// Stores the head of a log the token keeps none for yet, as of its last seal by this key
 /// and open (the command goes on). A token that lost its head (reset, or a key restored on a
 /// new token) thus takes the CA directory as it is: trust on first use, said to the operator.
+/// Returns the version written (0: none, the log has no seal).
 pub fn adopt(
     session: &TokenSession<'_>,
     ca_key: &SubjectPublicKeyInfoOwned,
     dir: &CaDir,
     last_seal: Option<&Entry>,
-) -> Result<()> {
+) -> Result<u64> {
     let (Some(log), Some(seal)) = (dir.log_id(), last_seal) else {
-        return Ok(());
+        return Ok(0);
     };
     let head = Head {
         format: FORMAT.into(),
@@ -236,7 +238,8 @@ pub fn adopt(
         open: true,
         version: 1,
     };
-    write(session, ca_key, &head)
+    write(session, ca_key, &head)?;
+    Ok(1)
 }
 
 fn write(

@@ -74,6 +74,7 @@ pub fn with_token<T>(
         session: &session,
         rec,
         signer: None,
+        head_version: 0,
     };
     match work(&mut ca) {
         Ok(out) => {
@@ -162,6 +163,8 @@ pub struct CaToken<'s, 'm, 'r> {
     session: &'s TokenSession<'m>,
     rec: &'r mut Recorder,
     signer: Option<TokenSigner<'s, 'm>>,
+    /// The version of the log head this command last read or wrote on the token (0: none).
+    head_version: u64,
 }
 
 impl<'s, 'm> CaToken<'s, 'm, '_> {
@@ -229,7 +232,7 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
         let Some(dir) = self.rec.dir() else {
             return Ok(());
         };
-        match head {
+        self.head_version = match head {
             Some(head) => super::anchor::open(self.session, ca_key, &head)?,
             None => {
                 let last_seal = dir
@@ -242,9 +245,9 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
                         "note: the token keeps no head of this CA key's audit log yet (a CA directory from before heads, a reset token, or a key restored on a new token); it keeps one from now on, as the log stands"
                     );
                 }
-                super::anchor::adopt(self.session, ca_key, dir, last_seal)?;
+                super::anchor::adopt(self.session, ca_key, dir, last_seal)?
             }
-        }
+        };
         Ok(())
     }
 
@@ -370,14 +373,16 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
         match &self.signer {
             Some(s) if self.rec.unsealed() => {
                 self.rec.seal(s, &s.key().uri.to_string())?;
-                match self.rec.dir() {
-                    Some(dir) => super::anchor::sealed(
+                if let Some(dir) = self.rec.dir() {
+                    super::anchor::sealed(
                         self.session,
                         crate::x509::signer::CaSigner::public_key(s),
                         dir,
-                    ),
-                    None => Ok(()),
+                        self.head_version + 1,
+                    )?;
+                    self.head_version += 1;
                 }
+                Ok(())
             }
             _ => Ok(()),
         }

@@ -188,6 +188,10 @@ pub struct IssuedCert {
     pub cert_der: String,
     /// The signing key's URI.
     pub key_uri: String,
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo (records before it lack it): a command
+    /// learns which keys the CA certified without decoding every certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spki_sha256: Option<String>,
 }
 
 impl IssuedCert {

@@ -114,17 +114,25 @@ impl CaKeys {
             let is_ca = matches!(cert.profile.as_str(), "root" | "intermediate")
                 || matches!(e.record.event, audit::Event::CrossSigned { .. });
             if is_ca {
-                let parsed = Certificate::from_der(&cert.der()?).map_err(|e| {
-                    Error::invalid(
-                        format!("a recorded CA certificate does not decode: {e}"),
-                        "run hsmca log verify",
-                    )
-                })?;
-                keys.entry(spki_sha256(
-                    parsed.tbs_certificate().subject_public_key_info(),
-                ))
-                .or_default()
-                .push(parsed.tbs_certificate().subject().to_string());
+                let recorded = cert
+                    .spki_sha256
+                    .as_deref()
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let key = match recorded {
+                    Some(key) => key,
+                    None => {
+                        let parsed = Certificate::from_der(&cert.der()?).map_err(|e| {
+                            Error::invalid(
+                                format!("a recorded CA certificate does not decode: {e}"),
+                                "run hsmca log verify",
+                            )
+                        })?;
+                        spki_sha256(parsed.tbs_certificate().subject_public_key_info())
+                    }
+                };
+                // The record's subject is the certificate's, as `Name::to_string` wrote it.
+                keys.entry(key).or_default().push(cert.subject.clone());
             }
         }
         Ok(CaKeys(keys))
@@ -196,6 +204,7 @@ pub fn issued_record(cert: &Certificate, profile: &str, key_uri: &str) -> Result
         cert_sha256: sha256_hex(&der),
         cert_der: b64(&der),
         key_uri: key_uri.to_string(),
+        spki_sha256: Some(hex::encode(spki_sha256(tbs.subject_public_key_info()))),
     })
 }
 

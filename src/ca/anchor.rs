@@ -183,15 +183,17 @@ pub fn open(
     Ok(open.version)
 }
 
-/// Stores the head after a seal: the directory's last record, closed, as version `version`
-/// (one above the head this command read or wrote). A failure is the seal's: what came before
-/// is signed, recorded and written, and the head the token still holds is open, so the next
-/// command accepts the records after it.
+/// Stores the head after a seal: the directory's last record, as version `version` (one above
+/// the head this command read or wrote), `open` while the command goes on (a ceremony between
+/// steps), closed at its end. A failure is the seal's: what came before is signed, recorded and
+/// written, and the head the token still holds is open, so the next command accepts the
+/// records after it.
 pub fn sealed(
     session: &TokenSession<'_>,
     ca_key: &SubjectPublicKeyInfoOwned,
     dir: &CaDir,
     version: u64,
+    open: bool,
 ) -> Result<()> {
     let Some(log) = dir.log_id() else {
         return Ok(());
@@ -202,7 +204,7 @@ pub fn sealed(
         seq: dir.last_seq(),
         chain: dir.last_hash().to_string(),
         crl_number: dir.crl_number(),
-        open: false,
+        open,
         version,
     };
     write(session, ca_key, &head).map_err(|e| {

@@ -75,16 +75,17 @@ pub fn with_token<T>(
         rec,
         signer: None,
         head_version: 0,
+        head_open: false,
     };
     match work(&mut ca) {
         Ok(out) => {
-            ca.seal()?;
+            ca.finish()?;
             Ok(out)
         }
         // A seal that fails as well (a token that stopped answering) is left to the next
         // command, which finds the records unsealed.
         Err(e) => {
-            let _ = ca.seal();
+            let _ = ca.finish();
             Err(e)
         }
     }
@@ -165,6 +166,8 @@ pub struct CaToken<'s, 'm, 'r> {
     signer: Option<TokenSigner<'s, 'm>>,
     /// The version of the log head this command last read or wrote on the token (0: none).
     head_version: u64,
+    /// Whether the head on the token is open (this command is under way) and must be closed.
+    head_open: bool,
 }
 
 impl<'s, 'm> CaToken<'s, 'm, '_> {
@@ -248,6 +251,7 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
                 super::anchor::adopt(self.session, ca_key, dir, last_seal)?
             }
         };
+        self.head_open = self.head_version > 0;
         Ok(())
     }
 
@@ -368,24 +372,41 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
         super::bench::raw_sign(signer, count)
     }
 
-    /// Seals what this command recorded since the last seal, when a CA key is bound.
+    /// Seals what this command recorded since the last seal, when a CA key is bound, and moves
+    /// the head on the token to that seal, still open: the command goes on (a ceremony seals
+    /// after every step). The command's end closes it.
     pub fn seal(&mut self) -> Result<()> {
-        match &self.signer {
-            Some(s) if self.rec.unsealed() => {
-                self.rec.seal(s, &s.key().uri.to_string())?;
-                if let Some(dir) = self.rec.dir() {
-                    super::anchor::sealed(
-                        self.session,
-                        crate::x509::signer::CaSigner::public_key(s),
-                        dir,
-                        self.head_version + 1,
-                    )?;
-                    self.head_version += 1;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
+        self.seal_and_move(true)
+    }
+
+    /// The end of the command: what it recorded sealed, the head on the token closed (also
+    /// when it recorded nothing after opening it).
+    fn finish(&mut self) -> Result<()> {
+        if self.rec.unsealed() || self.head_open {
+            self.seal_and_move(false)?;
         }
+        Ok(())
+    }
+
+    fn seal_and_move(&mut self, open: bool) -> Result<()> {
+        let Some(s) = &self.signer else {
+            return Ok(());
+        };
+        if self.rec.unsealed() {
+            self.rec.seal(s, &s.key().uri.to_string())?;
+        }
+        if let Some(dir) = self.rec.dir() {
+            super::anchor::sealed(
+                self.session,
+                crate::x509::signer::CaSigner::public_key(s),
+                dir,
+                self.head_version + 1,
+                open,
+            )?;
+            self.head_version += 1;
+            self.head_open = open;
+        }
+        Ok(())
     }
 }
 

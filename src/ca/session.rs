@@ -117,19 +117,18 @@ pub fn verify_head(
     ca_key: &spki::SubjectPublicKeyInfoOwned,
 ) -> Result<Option<u64>> {
     let token = TokenRef::of_uri(module, uri);
-    let module = Module::load(token.module)?;
-    let mut session = TokenSession::open(&module, &token.selector, false)?;
-    login(&mut session, pin, &mut Recorder::none())?;
-    let key = session.open_key(uri)?;
-    if &super::signer::spki_from_material(&key.public)? != ca_key {
-        return Err(Error::invalid(
-            format!("the key {} is not the key of the CA certificate", key.uri),
-            "pass the CA's own key with --key",
-        ));
-    }
-    let head = super::anchor::read(&session, ca_key)?;
-    super::anchor::check(dir, head.as_ref())?;
-    Ok(head.map(|h| h.seq))
+    with_token(&token, false, pin, &mut Recorder::none(), |ca| {
+        let key = ca.session.open_key(uri)?;
+        if &super::signer::spki_from_material(&key.public)? != ca_key {
+            return Err(Error::invalid(
+                format!("the key {} is not the key of the CA certificate", key.uri),
+                "pass the CA's own key with --key",
+            ));
+        }
+        let head = super::anchor::read(ca.session, ca_key)?;
+        super::anchor::check(dir, head.as_ref())?;
+        Ok(head.map(|h| h.seq))
+    })
 }
 
 /// Logs in exactly once, printing the token's PIN-counter warnings; a failure is recorded.

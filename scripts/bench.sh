@@ -16,6 +16,12 @@
 # The figures are printed, never asserted: a missed target is reported, not an error. The
 # script exits non-zero only when something fails (build, token, a tool's command).
 #
+#   - log scale (scripts/bench_log.py): a cold `sign` on a CA directory of ~100 records
+#     against one of ~100,000, alternated (target: the large <= 1.5x the small, time and
+#     peak memory); BENCH_LOG_RECORDS sets the large size (0 skips the phase).
+#
+# --log-only runs the log-scale phase alone (it builds its large directory: a few minutes).
+#
 # --perf also profiles a p384 batch of 1000 with --ca-dir (`perf record` with DWARF call
 # graphs; needs perf, package linux-perf) and prints where the on-CPU time goes.
 #
@@ -37,15 +43,17 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 PERF=0
+LOG_ONLY=0
 for arg in "$@"; do
     case "$arg" in
     --perf) PERF=1 ;;
+    --log-only) LOG_ONLY=1 ;;
     -h | --help)
         awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
         exit 0
         ;;
     *)
-        echo "bench: unknown argument $arg (usage: $0 [--perf])" >&2
+        echo "bench: unknown argument $arg (usage: $0 [--perf] [--log-only])" >&2
         exit 2
         ;;
     esac
@@ -124,6 +132,30 @@ done
 say "CSRs (one P-256 key, /CN=cN)"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/csr.key" 2>/dev/null
 openssl req -new -key "$WORK/csr.key" -subj "/O=hsmca bench/CN=Cold Intermediate CA" -out "$WORK/cold.csr"
+PYCRYPTO=""
+for py in "$REPO/.venv-pkilint/bin/python" python3; do
+    if "$py" -c 'import cryptography' 2>/dev/null; then
+        PYCRYPTO="$py"
+        break
+    fi
+done
+LOG_RECORDS="${BENCH_LOG_RECORDS:-100000}"
+log_scale() {
+    [ "$LOG_RECORDS" -gt 0 ] || return 0
+    [ -n "$PYCRYPTO" ] || {
+        say "the log-scale phase needs python's cryptography (scripts/install-deps.sh makes .venv-pkilint)"
+        exit 1
+    }
+    say "log scale (a few minutes: $LOG_RECORDS requests are made and signed)"
+    python3 "$REPO/scripts/bench_log.py" --hsmca "$HSMCA" --work "$WORK" \
+        --ca-dir "$WORK/ca-ecdsa-p256" --key "pkcs11:token=$LABEL_URI;object=ecdsa-p256" \
+        --csr "$WORK/cold.csr" --python "$PYCRYPTO" --records "$LOG_RECORDS"
+}
+if [ "$LOG_ONLY" -eq 1 ]; then
+    log_scale
+    say "done in $(($(date +%s) - STARTED)) s"
+    exit 0
+fi
 BIG="${BENCH_BIG:-10000}"
 if ! [ "$BIG" -ge 1000 ] 2>/dev/null; then
     say "BENCH_BIG must be at least 1000 (the batches of 100 and 1000 are taken from it)"
@@ -132,13 +164,6 @@ fi
 mkdir "$WORK/csr"
 # pkilint's virtualenv (made by install-deps.sh) has python's cryptography: 10000 CSRs in a
 # few seconds; otherwise one openssl process per CSR (a minute or two).
-PYCRYPTO=""
-for py in "$REPO/.venv-pkilint/bin/python" python3; do
-    if "$py" -c 'import cryptography' 2>/dev/null; then
-        PYCRYPTO="$py"
-        break
-    fi
-done
 if [ -n "$PYCRYPTO" ]; then
     "$PYCRYPTO" - "$WORK/csr.key" "$WORK/csr" "$BIG" <<'PY'
 import os, sys
@@ -203,4 +228,5 @@ PY_ARGS=(--hsmca "$HSMCA" --work "$WORK" --token-uri "token=$LABEL_URI" --module
     --big "$BIG" --budget "${BENCH_BUDGET:-300}" --source "$SOURCE" --command "scripts/bench.sh${*:+ $*}" --algs "${ALGS[@]}")
 [ "$PERF" -eq 1 ] && PY_ARGS+=(--perf)
 python3 "$REPO/scripts/bench.py" "${PY_ARGS[@]}"
+log_scale
 say "done in $(($(date +%s) - STARTED)) s"

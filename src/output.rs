@@ -182,7 +182,7 @@ impl DirSyncs {
     }
 }
 
-fn sync_dir(dir: &Path, path: &Path) -> Result<(), OutputError> {
+pub(crate) fn sync_dir(dir: &Path, path: &Path) -> Result<(), OutputError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| OutputError::Io {

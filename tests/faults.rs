@@ -1190,7 +1190,8 @@ fn sign_call(i: usize) -> usize {
 }
 
 /// The writer's fsyncs: certificate i's record is fsync #3(i-1)+1, its kept copy +2, its
-/// output +3; then #3·BATCH+1 the output directory, #3·BATCH+2 the seal's record.
+/// output +3; then #3·BATCH+1 the output directory, +2 `certs/`, +3 `crls/`, +4 the CA-key
+/// index, +5 the seal's record, +6 the stamp kept after the token's head moved.
 fn fsync_call(i: usize, step: usize) -> usize {
     3 * (i - 1) + step
 }
@@ -1310,17 +1311,17 @@ fn kill_points() -> Vec<KillPoint> {
             t(b),
         ),
         p(
-            s("every output linked, the directory not synced, the seal not started"),
-            "fsync",
-            fsync_call(b + 1, 1),
-            false,
-            e(b, b, b, false),
-        ),
-        p(
             s("every output durable, the seal not started"),
             "fsync",
             fsync_call(b + 1, 1),
             true,
+            e(b, b, b, false),
+        ),
+        p(
+            s("the kept copies durable, the CA-key index written, not synced, no seal"),
+            "fsync",
+            fsync_call(b + 1, 4),
+            false,
             e(b, b, b, false),
         ),
         p(
@@ -1333,7 +1334,7 @@ fn kill_points() -> Vec<KillPoint> {
         p(
             s("the seal written, not synced"),
             "fsync",
-            fsync_call(b + 1, 2),
+            fsync_call(b + 1, 5),
             false,
             e(b, b, b, true),
         ),
@@ -1345,9 +1346,9 @@ fn kill_points() -> Vec<KillPoint> {
             e(b, b, b, true),
         ),
         p(
-            s("sealed, session still open"),
-            "C_Logout",
-            1,
+            s("the token's head moved past the seal, its stamp not kept"),
+            "fsync",
+            fsync_call(b + 1, 6),
             false,
             e(b, b, b, true),
         ),
@@ -1577,25 +1578,27 @@ fn check_batch_shape(prepared: &Path) {
         .filter(|(_, c)| *c == "C_CreateObject")
         .map(|(i, _)| i)
         .collect();
-    let last_fsync = calls.iter().rposition(|c| c.starts_with("fsync:"));
+    let seal_fsync = calls.iter().rposition(|c| c == "fsync:record");
+    let stamp_fsync = calls.iter().rposition(|c| c == "fsync:ca/stamp.tmp");
     if creates.len() != 2
         || first("C_SignInit").is_none_or(|s| creates[0] > s)
-        || last_fsync.is_none_or(|f| creates[1] < f)
-        || calls.get(last_fsync.unwrap_or(0)).map(String::as_str) != Some("fsync:record")
+        || seal_fsync.is_none_or(|f| creates[1] < f)
+        || stamp_fsync.is_none_or(|f| creates[1] > f)
     {
         problems.push(
-            "the token's head is not written twice: opened before the first C_SignInit, moved after the seal's record's fsync".into(),
+            "the token's head is not written twice: opened before the first C_SignInit, moved after the seal's record's fsync and before the stamp's".into(),
         );
     }
     if !calls.ends_with(&strings(&[
         "C_CreateObject",
         "C_DestroyObject",
+        "fsync:ca/stamp.tmp",
         "C_Logout",
         "C_CloseSession",
         "C_Finalize",
     ])) {
         problems.push(
-            "the end is not the head's replacement on the token, C_Logout, C_CloseSession, C_Finalize".into(),
+            "the end is not the head's replacement on the token, the stamp, C_Logout, C_CloseSession, C_Finalize".into(),
         );
     }
     // The writer's thread.
@@ -1606,11 +1609,19 @@ fn check_batch_shape(prepared: &Path) {
     let mut want_fsyncs: Vec<&str> = std::iter::repeat_n(["record", "kept", "output"], BATCH)
         .flatten()
         .collect();
-    want_fsyncs.extend(["output dir", "record"]);
+    want_fsyncs.extend([
+        "output dir",
+        "ca/certs",
+        "ca/crls",
+        "ca/ca-keys",
+        "record",
+        "ca/stamp.tmp",
+    ]);
     if fsyncs != want_fsyncs {
         problems.push(format!(
             "fsyncs: not record, kept copy, output for each of {BATCH} certificates, then the \
-             output directory and the seal's record: {fsyncs:?}"
+             output directory, certs/, crls/, the CA-key index, the seal's record and the \
+             stamp: {fsyncs:?}"
         ));
     }
     // The orders between them (positions of the n-th call of each kind in the whole log).
@@ -1629,7 +1640,7 @@ fn check_batch_shape(prepared: &Path) {
             problems.push(format!("certificate {i} is recorded before its signature"));
         }
     }
-    if nth(&|c| c == "C_SignInit", BATCH + 1) < fsync(fsync_call(BATCH + 1, 1)) {
+    if nth(&|c| c == "C_SignInit", BATCH + 1) < fsync(fsync_call(BATCH + 1, 4)) {
         problems.push("the seal is signed before the writer's last fsync".into());
     }
     assert!(
@@ -1707,7 +1718,8 @@ fn run_and_kill(
 
 /// Files under `dirs` that do not parse whole: certificates (`*.crt`, `*.pem`: PEM
 /// certificates only, exactly as written), CRLs, the audit log (every line JSON, the chain
-/// intact), the lock file (empty); anything else is reported as unexpected.
+/// intact), the lock file (empty), the stamp (JSON); the CA-key index and the stamp's
+/// temporary file are whatever a kill left; anything else is reported as unexpected.
 fn unparsable_files(sb: &Sandbox, dirs: &[&str]) -> Vec<String> {
     use der::Decode;
     let mut problems = Vec::new();
@@ -1747,6 +1759,14 @@ fn unparsable_files(sb: &Sandbox, dirs: &[&str]) -> Vec<String> {
                 if !bytes.is_empty() {
                     problems.push(format!("{name} is not empty"));
                 }
+            } else if rel == Path::new("stamp") {
+                if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+                    problems.push(format!("{name} is not whole JSON"));
+                }
+            } else if rel == Path::new("ca-keys") || rel == Path::new("stamp.tmp") {
+                // The CA-key index (entries past the last seal's count are a stopped
+                // command's, cut off by the next one) and the stamp being replaced: neither is
+                // trusted as it stands (the seal's state and the token's head decide).
             } else {
                 problems.push(format!("unexpected file {name}"));
             }

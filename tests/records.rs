@@ -1265,11 +1265,21 @@ fn log_cut_back_to_an_earlier_seal_is_caught_by_the_kept_files() {
 
 /// Signing a request this CA already signed is allowed (a renewal) but said, with the serial to
 /// export: after a run that stopped between the record and the output, exporting is the fix.
+/// Such a run leaves its record unsealed and the directory changed since the last command, so
+/// the next command reads the whole log; here the log's inode is changed to the same effect
+/// (a directory as the last command left it is read from its last seal: only requests signed
+/// since are named).
 #[test]
 fn signing_an_already_signed_request_says_so() {
+    use std::os::unix::fs::PermissionsExt;
     let ca = Ca::new();
     let csr = ca.csr("again", "Again CA");
     let first = ca.sign(&csr, "again-1.crt");
+    fs::set_permissions(
+        ca.t.path("ca/audit.jsonl"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     let out = ca.run(&ca.sign_args(&csr, "again-2.crt"));
     let stdout = assert_ok(&out);
     let stderr = stderr_of(&out);
@@ -1620,4 +1630,109 @@ fn openssl_x509_crl_text(t: &TestToken, crl: &str) -> String {
         "openssl",
         &["crl", "-in", crl, "-noout", "-text"],
     ))
+}
+
+// ------------------------------------------------------------------------------------------------
+// 4. Reading from the last seal: the stamp and the CA-key index
+// ------------------------------------------------------------------------------------------------
+
+/// The stamp hsmca keeps of `dir` (its log, `certs/` and `crls/`) as they are now.
+fn stamp_of(dir: &Path) -> serde_json::Value {
+    use std::os::unix::fs::MetadataExt;
+    let one = |p: PathBuf| {
+        let m = fs::symlink_metadata(p).unwrap();
+        serde_json::json!({
+            "dev": m.dev(), "ino": m.ino(), "size": m.size(),
+            "ctime": m.ctime(), "ctime_nsec": m.ctime_nsec(),
+        })
+    };
+    serde_json::json!({
+        "log": one(dir.join("audit.jsonl")),
+        "certs": one(dir.join("certs")),
+        "crls": one(dir.join("crls")),
+    })
+}
+
+/// A signing command reads the log from its last seal when the directory is as the last
+/// command left it. Someone who edits a record before that seal in place and rewrites the
+/// stamp kept in the directory to match gets past the look before the login, not past the
+/// token's copy of the stamp: `sign`, `crl` and `revoke` read the whole log then and refuse
+/// with the error `log verify` gives, changing nothing.
+#[test]
+fn an_edit_before_the_last_seal_with_a_forged_stamp_is_caught_by_the_token() {
+    let (ca, lines) = tamper_setup();
+    let dir = ca.t.path(CA);
+    let stamp = fs::read(dir.join("stamp")).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&stamp).unwrap(),
+        stamp_of(&dir),
+        "the kept stamp is the directory's as the last command left it"
+    );
+    let k = middle_record(&lines);
+    let mut edited = lines.clone();
+    edited[k - 1] = edited[k - 1].replacen(
+        "CN=Cluster 1 Intermediate CA",
+        "CN=Cluster 7 Intermediate CA",
+        1,
+    );
+    assert_ne!(edited, lines);
+    // In place: the same inode, the same length.
+    let mut log = fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("audit.jsonl"))
+        .unwrap();
+    log.write_all(&joined(&edited)).unwrap();
+    drop(log);
+    fs::write(
+        dir.join("stamp"),
+        serde_json::to_vec(&stamp_of(&dir)).unwrap(),
+    )
+    .unwrap();
+    let verify = assert_fails(&ca.run(&["log", "verify"]));
+    assert!(named_records(&verify).contains(&(k as u64)), "{verify}");
+    refused_by_the_head(&ca, CA, &[verify.lines().next().unwrap()]);
+}
+
+/// The CA-key index is a cache the seals vouch for: emptied, or with an entry removed, it no
+/// longer matches the last seal, so the next signing command reads the whole log (and still
+/// refuses a CA's key under another subject) and its seal writes the index anew.
+#[test]
+fn a_ca_key_index_that_does_not_match_its_seal_is_rebuilt_from_the_log() {
+    let ca = Ca::new();
+    let csr = ca.csr("inter", "Indexed Intermediate CA");
+    ca.sign(&csr, "inter.crt");
+    let index = ca.t.path("ca/ca-keys");
+    let whole = fs::read(&index).unwrap();
+    assert_eq!(
+        whole.len(),
+        2 * 96,
+        "the root's and the intermediate's entries"
+    );
+
+    // The intermediate's key under another subject, with its entry gone from the index.
+    fs::write(&index, &whole[..96]).unwrap();
+    let key = ca.t.path("csr/inter.key");
+    assert!(key.exists(), "the request's key is kept beside it");
+    let renamed = ca.t.path("csr/renamed.csr");
+    assert_ok(&run_command(
+        Command::new("openssl")
+            .args(["req", "-new", "-subj", "/CN=Renamed CA", "-key"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&renamed),
+    ));
+    let refused = ca.run(&ca.sign_args("csr/renamed.csr", "renamed.crt"));
+    assert_mentions(
+        &assert_fails(&refused),
+        &["public key of a CA this CA directory certified as CN=Indexed Intermediate CA"],
+    );
+    assert!(!ca.t.path("renamed.crt").exists());
+
+    // Emptied: the next sign reads the whole log and its seal writes the index again.
+    fs::write(&index, b"").unwrap();
+    let other = ca.csr("other", "Other Intermediate CA");
+    ca.sign(&other, "other.crt");
+    assert_eq!(fs::read(&index).unwrap().len(), 3 * 96);
+    assert_eq!(&fs::read(&index).unwrap()[..2 * 96], &whole[..]);
+    assert_ok(&ca.run(&["log", "verify"]));
 }

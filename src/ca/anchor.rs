@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use spki::SubjectPublicKeyInfoOwned;
 
 use super::audit::{Entry, Event};
-use super::store::CaDir;
+use super::store::{CaDir, Stamp};
 use crate::error::{Error, Result};
 use crate::token::TokenSession;
 use crate::x509::algorithm::spki_sha256;
@@ -37,6 +37,10 @@ pub struct Head {
     pub open: bool,
     /// Counts the writes: of two objects a crash left, the higher is the head.
     version: u64,
+    /// The CA directory's stamp when the last command ended: a command that finds the same
+    /// one reads the log from its last seal on (heads from before it: the whole log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Stamp>,
 }
 
 /// The token object's label: one head per CA key.
@@ -93,14 +97,13 @@ fn changes_state(event: &Event) -> bool {
 /// Checks the CA directory's log against the token's head (without one there is nothing to
 /// check: see [`adopt`]).
 pub fn check(dir: &CaDir, head: Option<&Head>) -> Result<()> {
-    let entries = &dir.entries;
     let Some(head) = head else {
         return Ok(());
     };
     if dir.log_id() != Some(head.log.as_str()) {
         return Err(tampered(
             dir,
-            if entries.is_empty() {
+            if dir.log_id().is_none() {
                 "the audit log is empty or missing, and the token's head names a log of this key"
                     .into()
             } else {
@@ -109,13 +112,12 @@ pub fn check(dir: &CaDir, head: Option<&Head>) -> Result<()> {
             },
         ));
     }
-    let seq = usize::try_from(head.seq).unwrap_or(usize::MAX);
-    let Some(anchored) = seq.checked_sub(1).and_then(|i| entries.get(i)) else {
+    let Some(anchored) = dir.entry(head.seq) else {
         return Err(tampered(
             dir,
             format!(
                 "the log ends at record {}, but the token's head is record {} (records were cut off)",
-                entries.len(),
+                dir.last_seq(),
                 head.seq
             ),
         ));
@@ -140,7 +142,8 @@ pub fn check(dir: &CaDir, head: Option<&Head>) -> Result<()> {
         ));
     }
     if !head.open
-        && let Some(e) = entries[seq..]
+        && let Some(e) = dir
+            .entries_after(head.seq)
             .iter()
             .find(|e| changes_state(&e.record.event))
     {
@@ -198,6 +201,7 @@ pub fn sealed(
     let Some(log) = dir.log_id() else {
         return Ok(());
     };
+    let files = dir.stamp_now();
     let head = Head {
         format: FORMAT.into(),
         log: log.to_string(),
@@ -206,6 +210,7 @@ pub fn sealed(
         crl_number: dir.crl_number(),
         open,
         version,
+        files: files.clone(),
     };
     write(session, ca_key, &head).map_err(|e| {
         let (cause, _) = e.cause_and_hint();
@@ -215,7 +220,11 @@ pub fn sealed(
             ),
             "the outputs are valid and in the audit log; the next signing command seals it again (check the token first)",
         )
-    })
+    })?;
+    if let Some(files) = files {
+        dir.keep_stamp(&files)?;
+    }
+    Ok(())
 }
 
 /// Stores the head of a log the token keeps none for yet, as of its last seal by this key
@@ -236,9 +245,10 @@ pub fn adopt(
         log: log.to_string(),
         seq: seal.record.seq,
         chain: seal.hash.clone(),
-        crl_number: crate::ca::store::crl_number_up_to(&dir.entries, seal.record.seq),
+        crl_number: dir.crl_number_at(seal.record.seq),
         open: true,
         version: 1,
+        files: None,
     };
     write(session, ca_key, &head)?;
     Ok(1)

@@ -25,6 +25,8 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// Domain separation for seal signatures, so they can never be mistaken for a TBS.
 const SEAL_CONTEXT: &str = "hsmca-audit-seal-v2";
+/// The same for seals that also sign the CA directory's state ([`SealState`]).
+const SEAL_STATE_CONTEXT: &str = "hsmca-audit-seal-v3";
 
 /// One line of the log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,7 +154,38 @@ pub enum Event {
         signature_algorithm: String,
         /// The signature, base64.
         signature: String,
+        /// What the records before the seal add up to, signed with it: a command reads the
+        /// log from its last seal on instead of from the start (older seals lack it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<SealState>,
     },
+}
+
+/// The CA directory's state as of the record before a seal: what a signing command needs from
+/// the records, so that it need not read them (`log verify` recomputes it at every seal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealState {
+    /// SHA-256 of the log's first record (none when the seal is the first record).
+    pub log: Option<String>,
+    /// The highest CRL number issued.
+    pub crl_number: u64,
+    /// The CA's own certificate (the last root recorded), if any.
+    pub root: Option<RootRef>,
+    /// How many entries the CA-key index (`ca-keys`) holds: one per CA certificate issued.
+    pub ca_keys: u64,
+    /// SHA-256 of those entries.
+    pub ca_keys_sha256: String,
+}
+
+/// The root certificate a seal's state names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootRef {
+    /// Serial, upper-case hex.
+    pub serial: String,
+    /// Subject, RFC 4514.
+    pub subject: String,
+    /// SHA-256 of the DER certificate.
+    pub cert_sha256: String,
 }
 
 impl Event {
@@ -257,11 +290,88 @@ pub struct AuditLog {
     path: PathBuf,
 }
 
-fn broken(n: u64, why: impl std::fmt::Display) -> Error {
+pub(crate) fn broken(n: u64, why: impl std::fmt::Display) -> Error {
     Error::invalid(
         format!("the audit log is broken at record {n}: {why}"),
         "do not sign anything until the log is examined: restore it from a backup or investigate the change; every signing command refuses meanwhile",
     )
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Parses the whole lines of `bytes`, which start at byte `offset` of the log, as records
+/// `first_seq`, `first_seq + 1`, ..., each holding the hash of the line before; the first
+/// must hold `prev` (`None`: the first is taken as it is). Bytes after the last line end are
+/// an unfinished append, unless they are a whole record (an edit).
+fn parse(
+    bytes: &[u8],
+    offset: u64,
+    first_seq: u64,
+    prev: Option<String>,
+) -> Result<(Vec<Entry>, Option<InterruptedAppend>)> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut prev = prev;
+    let mut rest = bytes;
+    let mut n = first_seq - 1;
+    while !rest.is_empty() {
+        n += 1;
+        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+            // One write puts a record and its line end down together: a whole record
+            // without its line end is an edit (cutting it off as unfinished would drop it).
+            if serde_json::from_slice::<Record>(rest)
+                .is_ok_and(|r| r.seq == n && prev.as_ref().is_none_or(|p| r.prev == *p))
+            {
+                return Err(broken(
+                    n,
+                    "it is a whole record without its line end, which no interrupted append leaves (the log was edited)",
+                ));
+            }
+            let interrupted = InterruptedAppend {
+                offset: offset + (bytes.len() - rest.len()) as u64,
+                bytes: rest.to_vec(),
+            };
+            return Ok((entries, Some(interrupted)));
+        };
+        let line = &rest[..end];
+        rest = &rest[end + 1..];
+        let record: Record = serde_json::from_slice(line)
+            .map_err(|e| broken(n, format!("it is not a valid record ({e})")))?;
+        if record.seq != n {
+            return Err(broken(
+                n,
+                format!(
+                    "its sequence number is {} (records removed or reordered)",
+                    record.seq
+                ),
+            ));
+        }
+        if let Some(p) = &prev
+            && record.prev != *p
+        {
+            // The record whose bytes no longer match is, almost always, the one before.
+            return Err(if n == 1 {
+                broken(
+                    1,
+                    "it does not start the chain (records were removed before it)",
+                )
+            } else {
+                broken(
+                    n - 1,
+                    format!(
+                        "its hash is not the one record {n} holds: record {} was changed (or record {n}'s link to it)",
+                        n - 1
+                    ),
+                )
+            });
+        }
+        let hash = sha256_hex(line);
+        prev = Some(hash.clone());
+        entries.push(Entry { record, hash });
+    }
+    Ok((entries, None))
 }
 
 impl AuditLog {
@@ -292,66 +402,78 @@ impl AuditLog {
                 });
             }
         };
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut prev = GENESIS.to_string();
-        let mut rest = bytes.as_slice();
-        let mut n = 0u64;
-        while !rest.is_empty() {
-            n += 1;
-            let Some(end) = rest.iter().position(|b| *b == b'\n') else {
-                // One write puts a record and its line end down together: a whole record
-                // without its line end is an edit (cutting it off as unfinished would drop it).
-                if serde_json::from_slice::<Record>(rest)
-                    .is_ok_and(|r| r.seq == n && r.prev == prev)
-                {
-                    return Err(broken(
-                        n,
-                        "it is a whole record without its line end, which no interrupted append leaves (the log was edited)",
-                    ));
-                }
-                let interrupted = InterruptedAppend {
-                    offset: (bytes.len() - rest.len()) as u64,
-                    bytes: rest.to_vec(),
-                };
-                return Ok((entries, Some(interrupted)));
-            };
-            let line = &rest[..end];
-            rest = &rest[end + 1..];
-            let record: Record = serde_json::from_slice(line)
-                .map_err(|e| broken(n, format!("it is not a valid record ({e})")))?;
-            if record.seq != n {
-                return Err(broken(
-                    n,
-                    format!(
-                        "its sequence number is {} (records removed or reordered)",
-                        record.seq
-                    ),
-                ));
-            }
-            if record.prev != prev {
-                // The record whose bytes no longer match is, almost always, the one before.
-                return Err(if n == 1 {
-                    broken(
-                        1,
-                        "it does not start the chain (records were removed before it)",
-                    )
-                } else {
-                    broken(
-                        n - 1,
-                        format!(
-                            "its hash is not the one record {n} holds: record {} was changed (or record {n}'s link to it)",
-                            n - 1
-                        ),
-                    )
+        parse(&bytes, 0, 1, Some(GENESIS.to_string()))
+    }
+
+    /// The records from the last seal that signs the CA directory's state ([`SealState`]) to
+    /// the end, chain-checked from that seal on, and an unfinished last line as
+    /// [`AuditLog::read_all`] gives it; `None` when no seal signs a state (a log from before
+    /// them, or without a seal). The log is read backwards from its end until that seal, so
+    /// the cost is that of the records after it, whatever the log's length. The seal's own
+    /// link to the record before it is not checked here: its signature covers it.
+    pub fn read_from_last_state_seal(
+        &self,
+    ) -> Result<Option<(Vec<Entry>, Option<InterruptedAppend>)>> {
+        use std::os::unix::fs::FileExt;
+        let file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(Error::Read {
+                    path: self.path.clone(),
+                    source,
                 });
             }
-            prev = sha256_hex(line);
-            entries.push(Entry {
-                record,
-                hash: prev.clone(),
-            });
+        };
+        let read_err = |source| Error::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let len = file.metadata().map_err(read_err)?.len();
+        let mut window: u64 = 64 * 1024;
+        loop {
+            let start = len.saturating_sub(window);
+            let mut bytes = vec![0u8; usize::try_from(len - start).unwrap_or(usize::MAX)];
+            file.read_exact_at(&mut bytes, start).map_err(read_err)?;
+            // Whole lines only: the first one may begin before the window, the bytes after
+            // the last line end are an unfinished append.
+            let first = if start == 0 {
+                0
+            } else {
+                bytes
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(bytes.len(), |i| i + 1)
+            };
+            let whole_end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let mut end = whole_end;
+            while end > first {
+                let line_start = bytes[first..end - 1]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(first, |i| first + i + 1);
+                let line = &bytes[line_start..end - 1];
+                // A quick look before decoding: quotes inside a JSON string are escaped.
+                if contains(line, b"\"event\":\"seal\"")
+                    && contains(line, b"\"state\":")
+                    && let Ok(record) = serde_json::from_slice::<Record>(line)
+                    && matches!(record.event, Event::Seal { state: Some(_), .. })
+                {
+                    return parse(
+                        &bytes[line_start..],
+                        start + line_start as u64,
+                        record.seq,
+                        None,
+                    )
+                    .map(Some);
+                }
+                end = line_start;
+            }
+            if start == 0 {
+                return Ok(None);
+            }
+            window = window.saturating_mul(4);
         }
-        Ok((entries, None))
     }
 
     /// Checks the chain and every seal's signature with the CA's public key; returns the
@@ -454,6 +576,7 @@ fn verify_seal(entries: &[Entry], i: usize, ca_key: &SubjectPublicKeyInfoOwned) 
         key_uri,
         signature_algorithm,
         signature,
+        state,
     } = &e.record.event
     else {
         return Ok(());
@@ -467,7 +590,7 @@ fn verify_seal(entries: &[Entry], i: usize, ca_key: &SubjectPublicKeyInfoOwned) 
     let sig = B64
         .decode(signature)
         .map_err(|_| broken(n, "its signature is not base64"))?;
-    let message = seal_message(&e.record, key_uri, signature_algorithm);
+    let message = seal_message(&e.record, key_uri, signature_algorithm, state.as_ref());
     verify_signature(ca_key, &alg, &message, &sig).map_err(|_| {
         broken(n, "the seal's signature does not verify with the CA certificate's key (the seal or records before it were changed, or it was made by another key)")
     })
@@ -504,13 +627,15 @@ impl AuditLog {
     }
 
     /// Appends a seal: the CA key signs the seal's own record (number, time, operator, tool,
-    /// key URI, algorithm) with the hash of the chain up to the last record.
+    /// key URI, algorithm, the directory's `state`) with the hash of the chain up to the last
+    /// record.
     pub fn seal(
         &self,
         tail: &mut Tail,
         signer: &dyn CaSigner,
         key_uri: &str,
         operator: Option<&str>,
+        state: SealState,
     ) -> Result<()> {
         let alg = signer
             .signature_algorithm()
@@ -524,9 +649,10 @@ impl AuditLog {
                 key_uri: key_uri.to_string(),
                 signature_algorithm: b64(&alg),
                 signature: String::new(),
+                state: Some(state.clone()),
             },
         );
-        let message = seal_message(&record, key_uri, &b64(&alg));
+        let message = seal_message(&record, key_uri, &b64(&alg), Some(&state));
         let signed = b64(&signer.sign(&message)?);
         if let Event::Seal { signature, .. } = &mut record.event {
             *signature = signed;
@@ -576,8 +702,28 @@ impl Tail {
 }
 
 /// What the seal `record` signs: a context string and every field of its record but the
-/// signature, JSON-encoded so no value can run into the next.
-fn seal_message(record: &Record, key_uri: &str, signature_algorithm: &str) -> Vec<u8> {
+/// signature, JSON-encoded so no value can run into the next. A seal with a state signs it
+/// under its own context, so a state can be neither added to a seal nor removed from one.
+fn seal_message(
+    record: &Record,
+    key_uri: &str,
+    signature_algorithm: &str,
+    state: Option<&SealState>,
+) -> Vec<u8> {
+    if let Some(state) = state {
+        return serde_json::to_vec(&(
+            SEAL_STATE_CONTEXT,
+            record.seq,
+            &record.time,
+            &record.operator,
+            &record.tool,
+            key_uri,
+            signature_algorithm,
+            &record.prev,
+            state,
+        ))
+        .unwrap_or_default();
+    }
     serde_json::to_vec(&(
         SEAL_CONTEXT,
         record.seq,

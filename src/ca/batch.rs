@@ -37,6 +37,7 @@ use x509_cert::name::Name;
 use super::issuance::{Certify, Delivery, LintCopy, Order, deliver, prepare};
 use super::recorder::{BatchRecorder, Recorder};
 use super::signer::TokenSigner;
+use super::store::TakenSerials;
 use super::{CaKeys, CheckedCsr};
 use crate::error::{Error, MAX_CSR, Result, read_limited};
 use crate::output::{DirSyncs, Overwrite};
@@ -427,7 +428,7 @@ impl<T> Iterator for InOrder<T> {
 fn read_and_prepare(
     batch: &Batch<'_>,
     public: &PublicHalf,
-    taken: &Serials,
+    taken: TakenSerials<'_>,
     stop: &AtomicBool,
     to_token: SyncSender<(usize, Step<Prepared>)>,
 ) -> Serials {
@@ -448,7 +449,7 @@ fn read_and_prepare(
 fn prepare_one(
     batch: &Batch<'_>,
     public: &PublicHalf,
-    taken: &Serials,
+    taken: TakenSerials<'_>,
     issued: &mut Serials,
     index: usize,
     sha: &[u8; 32],
@@ -533,16 +534,25 @@ fn write_all(
 /// refusal, and the error.
 type CheckFailure = (usize, Option<Vec<u8>>, Error);
 
-/// Checks the requests `first..first + hashes.len()` (self-signature, key) and fills in their
-/// hashes; stops at the first failure. Returns the notes to print, with their request.
+/// A request as checked: the SHA-256 of its bytes and of its SPKI, and its subject.
+#[derive(Default, Clone)]
+struct Checked {
+    sha256: [u8; 32],
+    spki: [u8; 32],
+    subject: String,
+}
+
+/// Checks the requests `first..first + part.len()` (self-signature, key; the CA keys come
+/// after, for all at once) and fills in what was checked; stops at the first failure.
+/// Returns the notes to print, with their request.
 fn check_part(
     request: &(dyn Fn(usize) -> PathBuf + Sync),
-    ca_keys: &CaKeys,
     first: usize,
-    hashes: &mut [[u8; 32]],
+    part: &mut [Checked],
 ) -> (Vec<(usize, String)>, Option<CheckFailure>) {
     let mut notes = Vec::new();
-    for (k, hash) in hashes.iter_mut().enumerate() {
+    let no_keys = CaKeys::default();
+    for (k, checked) in part.iter_mut().enumerate() {
         let i = first + k;
         let path = request(i);
         let bytes = match read_limited(&path, MAX_CSR) {
@@ -551,7 +561,7 @@ fn check_part(
         };
         let csr = match Csr::parse(&bytes)
             .map_err(Error::from)
-            .and_then(|csr| CheckedCsr::check(csr, ca_keys))
+            .and_then(|csr| CheckedCsr::check(csr, &no_keys))
         {
             Ok(c) => c,
             Err(e) => return (notes, Some((i, Some(bytes), about(&path, e)))),
@@ -571,7 +581,11 @@ fn check_part(
             Ok(_) => {}
             Err(e) => return (notes, Some((i, None, e.into()))),
         }
-        *hash = csr.csr().sha256();
+        *checked = Checked {
+            sha256: csr.csr().sha256(),
+            spki: crate::x509::algorithm::spki_sha256(csr.csr().spki()),
+            subject: csr.csr().subject().to_string(),
+        };
     }
     (notes, None)
 }
@@ -585,8 +599,7 @@ pub fn check_requests(
     request: &(dyn Fn(usize) -> PathBuf + Sync),
     rec: &mut Recorder,
 ) -> Result<Vec<[u8; 32]>> {
-    let ca_keys = &rec.ca_keys()?;
-    let mut hashes = vec![[0u8; 32]; n];
+    let mut checked = vec![Checked::default(); n];
     let threads = if n < 16 {
         1
     } else {
@@ -594,16 +607,16 @@ pub fn check_requests(
     };
     let chunk = n.div_ceil(threads);
     let results: Vec<_> = if threads == 1 {
-        vec![check_part(request, ca_keys, 0, &mut hashes)]
+        vec![check_part(request, 0, &mut checked)]
     } else {
         std::thread::scope(|scope| {
-            let workers: Vec<_> = hashes
+            let workers: Vec<_> = checked
                 .chunks_mut(chunk)
                 .enumerate()
                 .map(|(c, part)| {
                     std::thread::Builder::new()
                         .name("sign-check".into())
-                        .spawn_scoped(scope, move || check_part(request, ca_keys, c * chunk, part))
+                        .spawn_scoped(scope, move || check_part(request, c * chunk, part))
                 })
                 .collect();
             workers
@@ -631,12 +644,28 @@ pub fn check_requests(
             failure = part_failure;
         }
     }
-    let stop = failure.as_ref().map_or(n, |f| f.0);
+    let mut stop = failure.as_ref().map_or(n, |f| f.0);
+    // The CA keys, for every request checked so far at once (one pass over the CA-key index).
+    let wanted = checked[..stop].iter().map(|c| c.spki).collect();
+    let ca_keys = rec.ca_keys(&wanted)?;
+    if let Some((i, refusal)) = checked[..stop]
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| Some((i, ca_keys.refusal(&c.spki, &c.subject)?)))
+    {
+        let path = request(i);
+        failure = Some((
+            i,
+            Some(read_limited(&path, MAX_CSR).unwrap_or_default()),
+            about(&path, refusal),
+        ));
+        stop = i;
+    }
     for (_, note) in notes.iter().filter(|(i, _)| *i < stop) {
         eprintln!("{note}");
     }
     match failure {
-        None => Ok(hashes),
+        None => Ok(checked.into_iter().map(|c| c.sha256).collect()),
         Some((_, Some(bytes), e)) => Err(rec.refuse("sign", Some(&bytes), e)),
         Some((_, None, e)) => Err(e),
     }

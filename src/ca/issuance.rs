@@ -29,7 +29,7 @@ use crate::output::{Overwrite, write_atomic};
 use crate::x509::issue::{CertRequest, PreparedCert, prepare_with_extras};
 use crate::x509::lint::{lint_before_signing, refuse_findings};
 use crate::x509::profile::{CaExtras, Profile};
-use crate::x509::serial::random_serial_excluding;
+use crate::x509::serial::random_serial_where;
 use crate::x509::signer::CaSigner;
 use crate::x509::validity::ValidityPeriod;
 
@@ -251,7 +251,8 @@ pub fn issue(
 ) -> Result<Certificate> {
     let key_uri = signer.key().uri.to_string();
     let signed = (|| {
-        let serial = random_serial_excluding(rec.taken_serials())?;
+        let taken = rec.taken_serials();
+        let serial = random_serial_where(|s| !taken.contains(s))?;
         let prepared = prepare(order, signer, issuer, serial, LintCopy::Throwaway)?;
         let cert = prepared.sign(signer)?;
         refuse_findings(&cert, issuer, "after signing")?;

@@ -5,6 +5,7 @@ pub mod anchor;
 pub mod audit;
 pub mod batch;
 pub mod bench;
+pub mod ca_keys;
 pub mod cross;
 pub mod issuance;
 pub mod ops;
@@ -26,6 +27,7 @@ use crate::x509::signer::CaSigner;
 use crate::x509::validity::{fmt, from_x509_time};
 use crate::x509::verify::verify_signature;
 use audit::{IssuedCert, b64, sha256_hex};
+pub use ca_keys::CaKeys;
 use recorder::Recorder;
 use signer::{SignatureChoice, TokenSigner, spki_from_material};
 
@@ -95,50 +97,6 @@ fn self_test(session: &TokenSession<'_>, key: &TokenKey) -> Result<GeneratedKey>
     })
 }
 
-/// The public keys of the CA certificates a CA directory records (its roots, intermediates
-/// and cross-certificates), by SHA-256 of their SPKI, with the subjects certified for each: a
-/// request may carry one only to renew that CA (same key, same subject), never to put the key
-/// under another name.
-#[derive(Debug, Default, Clone)]
-pub struct CaKeys(std::collections::BTreeMap<[u8; 32], Vec<String>>);
-
-impl CaKeys {
-    /// The CA keys of the records `entries`.
-    pub fn of(entries: &[audit::Entry]) -> Result<CaKeys> {
-        use der::Decode;
-        let mut keys = std::collections::BTreeMap::<[u8; 32], Vec<String>>::new();
-        for e in entries {
-            let Some(cert) = e.record.event.issued_cert() else {
-                continue;
-            };
-            let is_ca = matches!(cert.profile.as_str(), "root" | "intermediate")
-                || matches!(e.record.event, audit::Event::CrossSigned { .. });
-            if is_ca {
-                let recorded = cert
-                    .spki_sha256
-                    .as_deref()
-                    .and_then(|h| hex::decode(h).ok())
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
-                let key = match recorded {
-                    Some(key) => key,
-                    None => {
-                        let parsed = Certificate::from_der(&cert.der()?).map_err(|e| {
-                            Error::invalid(
-                                format!("a recorded CA certificate does not decode: {e}"),
-                                "run hsmca log verify",
-                            )
-                        })?;
-                        spki_sha256(parsed.tbs_certificate().subject_public_key_info())
-                    }
-                };
-                // The record's subject is the certificate's, as `Name::to_string` wrote it.
-                keys.entry(key).or_default().push(cert.subject.clone());
-            }
-        }
-        Ok(CaKeys(keys))
-    }
-}
-
 /// A CSR whose self-signature verified and whose key is acceptable: the only kind hsmca signs.
 pub struct CheckedCsr {
     csr: Csr,
@@ -151,16 +109,9 @@ impl CheckedCsr {
         csr.verify_self_signature()?;
         csr.public_key()?;
         crate::x509::weak_rsa::check_certifiable(csr.spki())?;
-        if let Some(subjects) = ca_keys.0.get(&spki_sha256(csr.spki()))
-            && !subjects.contains(&csr.subject().to_string())
+        if let Some(refusal) = ca_keys.refusal(&spki_sha256(csr.spki()), &csr.subject().to_string())
         {
-            return Err(Error::invalid(
-                format!(
-                    "the request carries the public key of a CA this CA directory certified as {}, under another subject",
-                    subjects.join(" and ")
-                ),
-                "refuse this request: a CA's key is certified again only to renew that CA (same subject); whoever made it does not hold a key of their own",
-            ));
+            return Err(refusal);
         }
         Ok(CheckedCsr { csr })
     }

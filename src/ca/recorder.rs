@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::audit::{Event, der_of, sha256_hex};
 use super::serial_hex;
-use super::store::{Access, CaDir, LogAppender, MissingKept};
+use super::store::{Access, CaDir, LogAppender, MissingKept, Reading, TakenSerials};
 use crate::error::{Error, Result};
 use crate::x509::decode::load_certificate;
 use crate::x509::serial::Serials;
@@ -38,30 +38,37 @@ impl Recorder {
     /// chain is checked record by record and the last seal's signature (which covers the
     /// chain before it) with the CA key; `hsmca log verify` checks every seal.
     pub fn open(ca_dir: Option<&Path>, operator: Option<&str>) -> Result<Recorder> {
-        Self::open_as(ca_dir, operator, Access::Write)
+        Self::open_as(ca_dir, operator, Access::Write, Reading::Whole)
+    }
+
+    /// [`Recorder::open`] for a command that only issues (sign, k8s sign): the log is read
+    /// from its last seal on when the directory is as the last command left it, so the
+    /// command's cost does not grow with the log; the token's head confirms that at login
+    /// ([`Recorder::read_whole`] otherwise). `log verify` stays the check of every record.
+    pub fn open_to_issue(ca_dir: Option<&Path>, operator: Option<&str>) -> Result<Recorder> {
+        Self::open_as(ca_dir, operator, Access::Write, Reading::FromLastSeal)
     }
 
     /// [`Recorder::open`] for a command that starts a CA (key generate, root create, csr, a
     /// ceremony): the directory is created if it does not exist.
     pub fn create(ca_dir: Option<&Path>, operator: Option<&str>) -> Result<Recorder> {
-        Self::open_as(ca_dir, operator, Access::Create)
+        Self::open_as(ca_dir, operator, Access::Create, Reading::Whole)
     }
 
-    fn open_as(ca_dir: Option<&Path>, operator: Option<&str>, access: Access) -> Result<Recorder> {
+    fn open_as(
+        ca_dir: Option<&Path>,
+        operator: Option<&str>,
+        access: Access,
+        reading: Reading,
+    ) -> Result<Recorder> {
         let operator = operator
             .map(str::to_string)
             .or_else(|| std::env::var("LOGNAME").ok())
             .or_else(|| std::env::var("USER").ok());
         let dir = match ca_dir {
             Some(p) => {
-                let mut dir = CaDir::open(p, access)?;
-                let missing = dir.check_files()?;
-                if let Some(ca) = dir.recorded_ca_cert()? {
-                    super::audit::verify_last_seal(
-                        &dir.entries,
-                        ca.tbs_certificate().subject_public_key_info(),
-                    )?;
-                }
+                let mut dir = CaDir::open(p, access, reading)?;
+                let missing = check(&dir)?;
                 // Only once the whole records are known good is the unfinished one removed.
                 if let Some(seq) = dir.remove_interrupted_append(operator.as_deref())? {
                     eprintln!(
@@ -80,6 +87,20 @@ impl Recorder {
             sealed_at: None,
             missing: missing.filter(|m| !m.is_empty()),
         })
+    }
+
+    /// Reads the whole log of a CA directory opened to issue, when the token's head does not
+    /// confirm that it is as the last command left it, and checks it as [`Recorder::open`]
+    /// does.
+    pub fn read_whole(&mut self) -> Result<()> {
+        if let Some(dir) = &mut self.dir
+            && dir.read_from_seal()
+        {
+            dir.read_whole()?;
+            let missing = check(dir)?;
+            self.missing = Some(missing).filter(|m| !m.is_empty());
+        }
+        Ok(())
     }
 
     /// Writes again the kept copies a crash lost, from their records: only once the log is
@@ -144,11 +165,14 @@ impl Recorder {
             .is_some_and(|d| d.changed() && Some(d.last_seq()) != self.sealed_at)
     }
 
-    /// The CA keys this CA directory certified (none without one): keys a request may carry
-    /// only to renew that CA.
-    pub fn ca_keys(&self) -> Result<super::CaKeys> {
-        match &self.dir {
-            Some(dir) => super::CaKeys::of(&dir.entries),
+    /// The CA keys this CA directory certified among `wanted` (SHA-256 of request SPKIs; none
+    /// without a CA directory): keys a request may carry only to renew that CA.
+    pub fn ca_keys(
+        &mut self,
+        wanted: &std::collections::HashSet<[u8; 32]>,
+    ) -> Result<super::CaKeys> {
+        match &mut self.dir {
+            Some(dir) => dir.ca_keys(wanted),
             None => Ok(super::CaKeys::default()),
         }
     }
@@ -159,8 +183,11 @@ impl Recorder {
     }
 
     /// Serials this CA already issued (none without a CA directory).
-    pub fn taken_serials(&self) -> &Serials {
-        self.dir.as_ref().map_or(&self.no_serials, CaDir::serials)
+    pub fn taken_serials(&self) -> TakenSerials<'_> {
+        match &self.dir {
+            Some(dir) => dir.serials(),
+            None => TakenSerials::none(&self.no_serials),
+        }
     }
 
     /// Keeps an issued certificate in the CA directory, after its record is on disk.
@@ -193,7 +220,7 @@ impl Recorder {
     /// The serials taken so far beside a [`BatchRecorder`], for a batch that picks serials on
     /// one thread and records on another; it hands the serials it issued back with
     /// [`Recorder::add_serials`].
-    pub fn split(&mut self) -> (&Serials, BatchRecorder<'_>) {
+    pub fn split(&mut self) -> (TakenSerials<'_>, BatchRecorder<'_>) {
         let operator = self.operator.as_deref();
         match &mut self.dir {
             Some(dir) => {
@@ -207,7 +234,7 @@ impl Recorder {
                 )
             }
             None => (
-                &self.no_serials,
+                TakenSerials::none(&self.no_serials),
                 BatchRecorder {
                     log: None,
                     operator,
@@ -266,6 +293,20 @@ impl BatchRecorder<'_> {
         }
         Ok(())
     }
+}
+
+/// The checks of an opened CA directory before anything is recorded: kept files against the
+/// log (returns what the log records that has no kept copy), `ca.crt` against the log, and the
+/// last seal with the CA certificate's key.
+fn check(dir: &CaDir) -> Result<MissingKept> {
+    let missing = dir.check_files()?;
+    if let Some(ca) = dir.recorded_ca_cert()? {
+        super::audit::verify_last_seal(
+            &dir.entries,
+            ca.tbs_certificate().subject_public_key_info(),
+        )?;
+    }
+    Ok(missing)
 }
 
 /// Appends the refusal of a request through `append` (a failure to record it is only warned

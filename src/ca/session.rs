@@ -229,6 +229,19 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
             ));
         }
         let head = super::anchor::read(self.session, ca_key)?;
+        // The records read from the last seal on are enough only if the directory is as the
+        // command that wrote the head left it; anything else reads and checks the whole log.
+        let as_left = head.as_ref().is_some_and(|h| {
+            h.files.is_some()
+                && h.files.as_ref() == dir.stamp_at_open()
+                && dir.entry(h.seq).is_some()
+        });
+        if dir.read_from_seal() && !as_left {
+            self.rec.read_whole()?;
+        }
+        let Some(dir) = self.rec.dir() else {
+            return Ok(());
+        };
         super::anchor::check(dir, head.as_ref())?;
         self.rec.recover()?;
         let Some(dir) = self.rec.dir() else {

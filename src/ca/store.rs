@@ -6,10 +6,13 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use super::audit::{
-    AuditLog, Entry, Event, InterruptedAppend, IssuedCert, LogReport, Tail, b64, sha256_hex,
-    verify_seals,
+    AuditLog, Entry, Event, InterruptedAppend, IssuedCert, LogReport, RootRef, SealState, Tail,
+    b64, broken, sha256_hex, verify_seals,
 };
+use super::ca_keys::{CaKeys, KeyIndex, StaleIndex, entries_sha256};
 use crate::error::{Error, Result};
 use crate::x509::serial::Serials;
 
@@ -19,17 +22,130 @@ pub struct CaDir {
     _lock: File,
     /// The audit log.
     pub log: AuditLog,
-    /// Its records, as read under the lock (records this process appends are not kept).
+    /// Its records, as read under the lock (records this process appends are not kept): the
+    /// whole log, or the records from the last seal that signs a state on
+    /// ([`Reading::FromLastSeal`]).
     pub entries: Vec<Entry>,
+    /// The state the first of `entries` signs, when the log was read from it.
+    from_seal: Option<SealState>,
     tail: Tail,
     /// The last record's sequence number when the directory was opened.
     opened_at: u64,
     serials: Serials,
     interrupted: Option<InterruptedAppend>,
+    derived: Derived,
+    /// The log and the kept-file directories as this command found them.
+    stamp_at_open: Option<Stamp>,
+}
+
+/// How much of the log a command reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Every record: the commands that need the whole history (CRLs, revocations, listings,
+    /// log verify, ceremonies).
+    Whole,
+    /// From the last seal that signs the directory's state on, when the directory is as the
+    /// last command left it (its [`Stamp`]): signing commands, whose cost must not grow with
+    /// the log. Anything else reads the whole log.
+    FromLastSeal,
+}
+
+/// What the records add up to, kept up to date as this process appends.
+struct Derived {
     /// SHA-256 of the first record: the log's identity, which the token's anchor names.
     log_id: Option<String>,
     /// The highest CRL number recorded, this process's included.
     crl_number: u64,
+    /// The last root recorded.
+    root: Option<RootRef>,
+    /// The CA keys certified.
+    index: KeyIndex,
+}
+
+impl Derived {
+    /// Takes in the record `seq` (read or appended).
+    fn note(&mut self, seq: u64, hash: &str, event: &Event) -> Result<()> {
+        if self.log_id.is_none() && seq == 1 {
+            self.log_id = Some(hash.to_string());
+        }
+        match event {
+            Event::CrlIssued { crl_number, .. } => {
+                // RFC 5280 §5.2.3: CRL numbers rise and are never reused.
+                if *crl_number <= self.crl_number {
+                    return Err(Error::invalid(
+                        format!(
+                            "the audit log is broken at record {seq}: CRL number {crl_number} does not rise above {}",
+                            self.crl_number
+                        ),
+                        "do not sign anything until the log is examined: CRL numbers are never reused",
+                    ));
+                }
+                self.crl_number = *crl_number;
+            }
+            Event::RootCreated { cert } => {
+                self.root = Some(RootRef {
+                    serial: cert.serial.clone(),
+                    subject: cert.subject.clone(),
+                    cert_sha256: cert.cert_sha256.clone(),
+                });
+            }
+            _ => {}
+        }
+        self.index.note(event)
+    }
+}
+
+/// When the log, `certs/` and `crls/` last changed (their inode change times, which no one
+/// without the system clock can set back): a command that finds them as the last command left
+/// them (the token's head keeps the stamp) knows that no record before the last seal was
+/// edited and no kept file added or removed since, without reading them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    log: FileStamp,
+    certs: FileStamp,
+    crls: FileStamp,
+}
+
+/// A file's identity, length and inode change time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            ctime: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+        })
+    }
+}
+
+impl Stamp {
+    /// The stamp of the CA directory `dir` now (none without a log).
+    fn of(dir: &Path) -> Option<Stamp> {
+        Some(Stamp {
+            log: FileStamp::of(&dir.join("audit.jsonl"))?,
+            certs: FileStamp::of(&dir.join("certs"))?,
+            crls: FileStamp::of(&dir.join("crls"))?,
+        })
+    }
+
+    /// The copy of the last command's stamp kept in the CA directory: only a hint that spares
+    /// a changed directory the token's login before it is read whole (the token's copy decides).
+    fn kept(dir: &Path) -> Option<Stamp> {
+        let bytes = std::fs::read(dir.join("stamp")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
 }
 
 /// How the directory is locked.
@@ -46,7 +162,7 @@ pub enum Access {
 
 impl CaDir {
     /// Opens (creating it for writers) and locks the directory, then reads the log.
-    pub fn open(path: &Path, access: Access) -> Result<CaDir> {
+    pub fn open(path: &Path, access: Access, reading: Reading) -> Result<CaDir> {
         let io = |step: &'static str| {
             let p = path.to_path_buf();
             move |source| {
@@ -64,8 +180,14 @@ impl CaDir {
             ));
         }
         if access != Access::Read {
-            // Owner-only whatever the umask: the log, the lock and the directories.
+            // Owner-only whatever the umask: the log, the lock and the directories. A mode is
+            // set only where it differs: setting it changes the inode's change time, which
+            // the directory's stamp compares.
             use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            let set_mode = |p: &Path, mode: u32| match std::fs::symlink_metadata(p) {
+                Ok(m) if m.permissions().mode() & 0o7777 == mode => Ok(()),
+                _ => std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)),
+            };
             for dir in [path.to_path_buf(), path.join("certs"), path.join("crls")] {
                 if !dir.is_dir() {
                     std::fs::DirBuilder::new()
@@ -74,14 +196,12 @@ impl CaDir {
                         .create(&dir)
                         .map_err(io("creating the CA directory"))?;
                 }
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                    .map_err(io("setting the CA directory's mode"))?;
+                set_mode(&dir, 0o700).map_err(io("setting the CA directory's mode"))?;
             }
             for file in ["audit.jsonl", "lock"] {
                 let f = path.join(file);
                 if f.exists() {
-                    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
-                        .map_err(io("setting the mode of a CA directory file"))?;
+                    set_mode(&f, 0o600).map_err(io("setting the mode of a CA directory file"))?;
                 }
             }
         }
@@ -108,22 +228,237 @@ impl CaDir {
             ));
         }
         let log = AuditLog::new(&path.join("audit.jsonl"));
-        let (entries, interrupted) = log.read_all()?;
-        let tail = Tail::after(&entries);
-        let ledger = Ledger::from_entries(&entries);
-        let crl_number = check_crl_numbers(&entries)?;
-        Ok(CaDir {
+        let stamp_at_open = Stamp::of(path);
+        let from_seal = match reading {
+            Reading::FromLastSeal
+                if stamp_at_open.is_some() && Stamp::kept(path) == stamp_at_open =>
+            {
+                // An unfinished append is a crash's: recovered from the whole log.
+                log.read_from_last_state_seal()?
+                    .filter(|(_, interrupted)| interrupted.is_none())
+                    .map(|(entries, _)| entries)
+            }
+            _ => None,
+        };
+        let read_from_seal = from_seal.is_some();
+        let (entries, interrupted) = match from_seal {
+            Some(entries) => (entries, None),
+            None => log.read_all()?,
+        };
+        let mut dir = CaDir {
             path: path.to_path_buf(),
             _lock: lock,
             log,
-            log_id: entries.first().map(|e| e.hash.clone()),
-            entries,
-            opened_at: tail.seq,
-            tail,
-            serials: ledger.serials(),
+            from_seal: None,
+            tail: Tail::after(&entries),
+            opened_at: 0,
+            serials: Serials::new(),
             interrupted,
-            crl_number,
+            derived: Derived {
+                log_id: None,
+                crl_number: 0,
+                root: None,
+                index: KeyIndex::new(path, None),
+            },
+            entries,
+            stamp_at_open,
+        };
+        dir.opened_at = dir.tail.seq;
+        dir.derive(read_from_seal)?;
+        Ok(dir)
+    }
+
+    /// Derives the state from the records read: from the state the first signs when they
+    /// were read from a seal, else from nothing, checking every seal's state on the way.
+    fn derive(&mut self, from_seal: bool) -> Result<()> {
+        let base = match self.entries.first().map(|e| &e.record.event) {
+            Some(Event::Seal {
+                state: Some(state), ..
+            }) if from_seal => Some(state.clone()),
+            _ => None,
+        };
+        let mut derived = Derived {
+            log_id: base.as_ref().and_then(|s| s.log.clone()),
+            crl_number: base.as_ref().map_or(0, |s| s.crl_number),
+            root: base.as_ref().and_then(|s| s.root.clone()),
+            index: KeyIndex::new(
+                &self.path,
+                base.as_ref().map(|s| (s.ca_keys, s.ca_keys_sha256.clone())),
+            ),
+        };
+        let mut serials = Serials::new();
+        // The whole log: each seal's state is recomputed and must be what the seal signed.
+        let mut keys = (0u64, <sha2::Sha256 as sha2::Digest>::new());
+        for e in &self.entries {
+            if base.is_none()
+                && let Event::Seal {
+                    state: Some(state), ..
+                } = &e.record.event
+            {
+                let expected = SealState {
+                    log: derived.log_id.clone().filter(|_| e.record.seq > 1),
+                    crl_number: derived.crl_number,
+                    root: derived.root.clone(),
+                    ca_keys: keys.0,
+                    ca_keys_sha256: entries_sha256(&keys.1),
+                };
+                if *state != expected {
+                    return Err(broken(
+                        e.record.seq,
+                        "the state its seal signs is not what the records before it add up to",
+                    ));
+                }
+            }
+            derived.note(e.record.seq, &e.hash, &e.record.event)?;
+            if base.is_none()
+                && let Some(entry) = super::ca_keys::index_entry(&e.record.event)?
+            {
+                use sha2::Digest;
+                keys.0 += 1;
+                keys.1.update(entry);
+            }
+            if let Some(serial) = e
+                .record
+                .event
+                .issued_cert()
+                .and_then(|c| hex::decode(&c.serial).ok())
+            {
+                serials.insert(&serial);
+            }
+        }
+        if let Some(first) = self.entries.first()
+            && base.is_some()
+            && derived.log_id.is_none()
+        {
+            derived.log_id = Some(first.hash.clone());
+        }
+        self.from_seal = base;
+        self.derived = derived;
+        self.serials = serials;
+        Ok(())
+    }
+
+    /// Whether the records were read from the last seal on rather than whole.
+    pub fn read_from_seal(&self) -> bool {
+        self.from_seal.is_some()
+    }
+
+    /// Reads the whole log instead of the records from the last seal (the directory was not
+    /// as the last command left it, or the CA-key index is stale). Records this process
+    /// appended are among those read.
+    pub fn read_whole(&mut self) -> Result<()> {
+        let (entries, interrupted) = self.log.read_all()?;
+        self.tail = Tail::after(&entries);
+        self.entries = entries;
+        self.interrupted = interrupted;
+        self.derive(false)
+    }
+
+    /// The stamp of the directory when this command opened it.
+    pub fn stamp_at_open(&self) -> Option<&Stamp> {
+        self.stamp_at_open.as_ref()
+    }
+
+    /// The stamp of the directory now (after this command's last change).
+    pub fn stamp_now(&self) -> Option<Stamp> {
+        Stamp::of(&self.path)
+    }
+
+    /// Keeps a copy of `stamp` in the directory, which the next command compares before it
+    /// logs in (the token's head holds the copy that counts). A copy that is lost only makes
+    /// the next command read the whole log.
+    pub fn keep_stamp(&self, stamp: &Stamp) -> Result<()> {
+        let io = |step: &'static str| {
+            let p = self.path.join("stamp");
+            move |source| {
+                Error::from(crate::output::OutputError::Io {
+                    path: p,
+                    step,
+                    source,
+                })
+            }
+        };
+        let bytes = serde_json::to_vec(stamp)
+            .map_err(|e| Error::invalid(format!("stamp encoding: {e}"), "report a bug"))?;
+        let tmp = self.path.join("stamp.tmp");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io("writing the stamp"))?;
+        std::io::Write::write_all(&mut f, &bytes)
+            .and_then(|()| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, self.path.join("stamp")))
+            .map_err(io("writing the stamp"))
+    }
+
+    /// The record `seq`, if it was read (or `None`: before the records read, or after them).
+    pub fn entry(&self, seq: u64) -> Option<&Entry> {
+        let first = self.entries.first()?.record.seq;
+        let i = usize::try_from(seq.checked_sub(first)?).ok()?;
+        self.entries.get(i)
+    }
+
+    /// The records read after record `seq`.
+    pub fn entries_after(&self, seq: u64) -> &[Entry] {
+        let first = self.entries.first().map_or(1, |e| e.record.seq);
+        let skip =
+            usize::try_from(seq.saturating_add(1).saturating_sub(first)).unwrap_or(usize::MAX);
+        &self.entries[skip.min(self.entries.len())..]
+    }
+
+    /// The CA keys among `wanted` (SHA-256 of request SPKIs) with their subjects: from the
+    /// CA-key index when the log was read from a seal (a stale index: the whole log is read).
+    pub fn ca_keys(&mut self, wanted: &std::collections::HashSet<[u8; 32]>) -> Result<CaKeys> {
+        if self.from_seal.is_some() {
+            match self.derived.index.lookup(wanted)? {
+                Ok(keys) => return Ok(keys),
+                Err(StaleIndex) => self.read_whole()?,
+            }
+        }
+        CaKeys::of(&self.entries)
+    }
+
+    /// The state the next seal signs: the CA-key index written first (fsynced), and the kept
+    /// files made durable, since the next command trusts both as of the seal.
+    fn seal_state(&mut self) -> Result<SealState> {
+        for sub in ["certs", "crls"] {
+            let dir = self.path.join(sub);
+            if dir.is_dir() {
+                crate::output::sync_dir(&dir, &dir)?;
+            }
+        }
+        let (ca_keys, ca_keys_sha256) = match self.derived.index.write()? {
+            Ok(written) => written,
+            Err(StaleIndex) => {
+                self.read_whole()?;
+                self.derived.index.write()?.map_err(|StaleIndex| {
+                    Error::invalid("the CA-key index could not be written anew", "report a bug")
+                })?
+            }
+        };
+        Ok(SealState {
+            log: self.derived.log_id.clone(),
+            crl_number: self.derived.crl_number,
+            root: self.derived.root.clone(),
+            ca_keys,
+            ca_keys_sha256,
         })
+    }
+
+    /// The highest CRL number in the records up to `seq`.
+    pub fn crl_number_at(&self, seq: u64) -> u64 {
+        let base = self.from_seal.as_ref().map_or(0, |s| s.crl_number);
+        self.entries
+            .iter()
+            .take_while(|e| e.record.seq <= seq)
+            .filter_map(|e| match &e.record.event {
+                Event::CrlIssued { crl_number, .. } => Some(*crl_number),
+                _ => None,
+            })
+            .fold(base, u64::max)
     }
 
     /// Checks every seal of the records read when the directory was opened ([`AuditLog::verify`]
@@ -153,48 +488,39 @@ impl CaDir {
         Ok(Some(self.tail.seq))
     }
 
-    /// Appends a record (fsynced) and remembers the serial it issues, if any.
+    /// Appends a record (fsynced) and remembers what it changes (the serial it issues, the
+    /// CRL number, the CA key).
     pub fn append(&mut self, event: Event, operator: Option<&str>) -> Result<()> {
         let serial = event
             .issued_cert()
             .and_then(|cert| hex::decode(&cert.serial).ok());
-        let crl_number = match &event {
-            Event::CrlIssued { crl_number, .. } => Some(*crl_number),
-            _ => None,
-        };
-        self.log.append(&mut self.tail, event, operator)?;
-        self.appended();
+        let derived = &mut self.derived;
+        append_noting(&self.log, &mut self.tail, derived, event, operator)?;
         if let Some(serial) = serial {
             self.serials.insert(&serial);
-        }
-        if let Some(n) = crl_number {
-            self.crl_number = self.crl_number.max(n);
         }
         Ok(())
     }
 
-    /// Appends a seal signed by `signer` over the chain so far.
+    /// Appends a seal signed by `signer` over the chain so far and the directory's state.
     pub fn seal(
         &mut self,
         signer: &dyn crate::x509::signer::CaSigner,
         key_uri: &str,
         operator: Option<&str>,
     ) -> Result<()> {
-        self.log.seal(&mut self.tail, signer, key_uri, operator)?;
-        self.appended();
-        Ok(())
-    }
-
-    /// After an append: the first record names the log.
-    fn appended(&mut self) {
-        if self.log_id.is_none() && self.tail.seq > 0 {
-            self.log_id = Some(self.tail.hash.clone());
+        let state = self.seal_state()?;
+        self.log
+            .seal(&mut self.tail, signer, key_uri, operator, state)?;
+        if self.derived.log_id.is_none() {
+            self.derived.log_id = Some(self.tail.hash.clone());
         }
+        Ok(())
     }
 
     /// The log's identity (SHA-256 of its first record), once it has one.
     pub fn log_id(&self) -> Option<&str> {
-        self.log_id.as_deref()
+        self.derived.log_id.as_deref()
     }
 
     /// The last record's hash.
@@ -204,7 +530,7 @@ impl CaDir {
 
     /// The highest CRL number recorded.
     pub fn crl_number(&self) -> u64 {
-        self.crl_number
+        self.derived.crl_number
     }
 
     /// Whether this process appended to the log (a seal included).
@@ -220,12 +546,16 @@ impl CaDir {
     /// The serials issued so far (read-only) beside what appending needs, for a batch that
     /// picks serials on one thread and records on another. Records appended through the
     /// [`LogAppender`] do not add their serials: the batch adds them ([`CaDir::add_serials`]).
-    pub fn split(&mut self) -> (&Serials, LogAppender<'_>) {
+    pub fn split(&mut self) -> (TakenSerials<'_>, LogAppender<'_>) {
         (
-            &self.serials,
+            TakenSerials {
+                set: &self.serials,
+                kept: self.from_seal.is_some().then_some(&self.path),
+            },
             LogAppender {
                 log: &self.log,
                 tail: &mut self.tail,
+                derived: &mut self.derived,
                 path: &self.path,
             },
         )
@@ -233,13 +563,15 @@ impl CaDir {
 
     /// Adds serials issued through a [`LogAppender`].
     pub fn add_serials(&mut self, serials: Serials) {
-        self.appended();
         self.serials.extend(serials);
     }
 
     /// Every serial this CA has issued, including in this process.
-    pub fn serials(&self) -> &Serials {
-        &self.serials
+    pub fn serials(&self) -> TakenSerials<'_> {
+        TakenSerials {
+            set: &self.serials,
+            kept: self.from_seal.is_some().then_some(&self.path),
+        }
     }
 
     /// The directory.
@@ -256,14 +588,7 @@ impl CaDir {
                 "do not sign anything until it is examined: restore the CA directory from a backup (ca.crt and audit.jsonl together)",
             )
         };
-        let recorded = self
-            .entries
-            .iter()
-            .rev()
-            .find_map(|e| match &e.record.event {
-                Event::RootCreated { cert } => Some(cert),
-                _ => None,
-            });
+        let recorded = self.derived.root.as_ref();
         match (std::fs::read(self.ca_cert_path()), recorded) {
             (Ok(bytes), Some(cert)) => {
                 let ca = crate::x509::decode::load_certificate(&bytes)?;
@@ -277,7 +602,7 @@ impl CaDir {
                 }
                 Ok(Some(ca))
             }
-            (Ok(_), None) if self.entries.is_empty() => Err(broken(
+            (Ok(_), None) if self.derived.log_id.is_none() => Err(broken(
                 "ca.crt exists but the audit log is empty or missing".into(),
             )),
             (Ok(_), None) => Err(broken(
@@ -310,6 +635,9 @@ impl CaDir {
     /// that has no kept copy. A log cut back to an earlier seal still verifies on its own; the
     /// files issued after the cut give it away.
     pub fn check_files(&self) -> Result<MissingKept> {
+        if self.from_seal.is_some() {
+            return self.check_files_after_seal();
+        }
         let ledger = self.ledger();
         // One index instead of a scan of the ledger per kept file.
         let cert_hashes: std::collections::HashMap<&str, &str> = ledger
@@ -392,9 +720,124 @@ impl CaDir {
         Ok(MissingKept { certs, crls })
     }
 
-    /// The ledger derived from the log.
+    /// [`CaDir::check_files`] for a log read from a seal: the kept copies of the records after
+    /// it (those before it were durable when it was written, and the directories' stamps say
+    /// that nothing was added or removed since; `log verify` checks every one).
+    fn check_files_after_seal(&self) -> Result<MissingKept> {
+        let mut missing = MissingKept::default();
+        let differs = |file: &Path| {
+            Error::invalid(
+                format!(
+                    "{} differs from what the audit log recorded: the file was changed",
+                    file.display()
+                ),
+                "do not sign anything until the log is examined: restore the log from a backup or investigate",
+            )
+        };
+        for e in &self.entries {
+            match &e.record.event {
+                Event::CrlIssued {
+                    crl_number,
+                    crl_sha256,
+                    crl_der,
+                    ..
+                } => {
+                    let file = self.crl_path(*crl_number);
+                    match std::fs::read(&file) {
+                        Ok(bytes) => {
+                            if pem_or_der(&bytes).map(|d| sha256_hex(&d)).as_ref()
+                                != Some(crl_sha256)
+                            {
+                                return Err(differs(&file));
+                            }
+                        }
+                        Err(_) => missing.crls.push((*crl_number, crl_der.clone())),
+                    }
+                }
+                event => {
+                    let Some(cert) = event.issued_cert() else {
+                        continue;
+                    };
+                    let file = self.cert_path(&cert.serial);
+                    match std::fs::read(&file) {
+                        Ok(bytes) => {
+                            let der = crate::x509::decode::load_certificates_with_der(&bytes)
+                                .ok()
+                                .and_then(|mut c| c.pop())
+                                .map(|c| c.der);
+                            if der.map(|d| sha256_hex(&d)).as_ref() != Some(&cert.cert_sha256) {
+                                return Err(differs(&file));
+                            }
+                        }
+                        Err(_) => missing.certs.push(cert.clone()),
+                    }
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    /// The ledger derived from the log; only a log read whole holds all of it.
     pub fn ledger(&self) -> Ledger {
+        debug_assert!(
+            self.from_seal.is_none(),
+            "a ledger of a log read from a seal"
+        );
         Ledger::from_entries(&self.entries)
+    }
+}
+
+/// Appends `event` after `tail` and takes it into `derived`.
+fn append_noting(
+    log: &AuditLog,
+    tail: &mut Tail,
+    derived: &mut Derived,
+    event: Event,
+    operator: Option<&str>,
+) -> Result<()> {
+    // Checked before the append: a record the state refuses (a CRL number that does not
+    // rise) is never written.
+    if let Event::CrlIssued { crl_number, .. } = &event
+        && *crl_number <= derived.crl_number
+    {
+        return Err(Error::invalid(
+            format!(
+                "CRL number {crl_number} does not rise above {}",
+                derived.crl_number
+            ),
+            "report a bug",
+        ));
+    }
+    let noted = event.clone();
+    log.append(tail, event, operator)?;
+    derived.note(tail.seq, &tail.hash, &noted)
+}
+
+/// The serials a CA directory's CA issued: those of the records read and appended, and, when
+/// the log was read from a seal, those with a kept copy (every certificate before the seal
+/// has one: the seal is written once `certs/` is durable).
+#[derive(Clone, Copy)]
+pub struct TakenSerials<'a> {
+    set: &'a Serials,
+    kept: Option<&'a PathBuf>,
+}
+
+impl<'a> TakenSerials<'a> {
+    /// The serials of `set` only.
+    pub fn none(set: &'a Serials) -> TakenSerials<'a> {
+        TakenSerials { set, kept: None }
+    }
+
+    /// Whether `serial` (its content octets) was issued.
+    pub fn contains(&self, serial: &[u8]) -> bool {
+        self.set.contains(serial)
+            || self.kept.is_some_and(|dir| {
+                std::fs::symlink_metadata(
+                    dir.join("certs")
+                        .join(format!("{}.pem", hex::encode_upper(serial))),
+                )
+                .is_ok()
+            })
     }
 }
 
@@ -402,13 +845,14 @@ impl CaDir {
 pub struct LogAppender<'a> {
     log: &'a AuditLog,
     tail: &'a mut Tail,
+    derived: &'a mut Derived,
     path: &'a Path,
 }
 
 impl LogAppender<'_> {
     /// Appends a record (fsynced).
     pub fn append(&mut self, event: Event, operator: Option<&str>) -> Result<()> {
-        self.log.append(self.tail, event, operator)
+        append_noting(self.log, self.tail, self.derived, event, operator)
     }
 
     /// Where an issued certificate is kept.
@@ -442,40 +886,6 @@ impl MissingKept {
             (c, r) => format!("{} and {}", plural(c, "certificate"), plural(r, "CRL")),
         }
     }
-}
-
-/// The CRL numbers of the log, which must rise strictly (RFC 5280 §5.2.3: never reused);
-/// returns the highest.
-fn check_crl_numbers(entries: &[Entry]) -> Result<u64> {
-    let mut last = 0u64;
-    for e in entries {
-        if let Event::CrlIssued { crl_number, .. } = &e.record.event {
-            if *crl_number <= last {
-                return Err(Error::invalid(
-                    format!(
-                        "the audit log is broken at record {}: CRL number {crl_number} does not rise above {last}",
-                        e.record.seq
-                    ),
-                    "do not sign anything until the log is examined: CRL numbers are never reused",
-                ));
-            }
-            last = *crl_number;
-        }
-    }
-    Ok(last)
-}
-
-/// The highest CRL number recorded in the first `seq` records.
-pub fn crl_number_up_to(entries: &[Entry], seq: u64) -> u64 {
-    entries
-        .iter()
-        .take_while(|e| e.record.seq <= seq)
-        .filter_map(|e| match &e.record.event {
-            Event::CrlIssued { crl_number, .. } => Some(*crl_number),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// A revocation as recorded.

@@ -20,7 +20,7 @@ use crate::ca::issuance::{Certify, Delivery, Order};
 use crate::ca::recorder::Recorder;
 use crate::ca::session::{CaToken, TokenRef, view_token, with_token};
 use crate::ca::signer::key_spec;
-use crate::ca::store::{Access, CaDir};
+use crate::ca::store::{Access, CaDir, Reading};
 use crate::ca::{CheckedCsr, serial_hex};
 use crate::error::{Error, MAX_CSR, Result, read_file, read_limited};
 use crate::output::Overwrite;
@@ -93,7 +93,7 @@ pub fn plan_only(path: &Path, opts: &Options) -> Result<Plan> {
     let module = module_path(&file, opts)?;
     let ca_dir = file.resolve(&file.ceremony.ca_dir);
     let state = if ca_dir.is_dir() {
-        CaState::of(&CaDir::open(&ca_dir, Access::Read)?)?
+        CaState::of(&CaDir::open(&ca_dir, Access::Read, Reading::Whole)?)?
     } else {
         CaState::empty()
     };

@@ -550,7 +550,9 @@ impl Outputs {
 }
 
 /// Says which requests this CA directory already signed: signing again is allowed (a renewal),
-/// but after a run that stopped between a record and its output, exporting is the fix.
+/// but after a run that stopped between a record and its output, exporting is the fix. Such a
+/// run left records no seal covers, which every command reads; a log read from its last seal
+/// on shows no older ones (`hsmca list` does).
 fn note_already_signed(rec: &Recorder, requests: &Requests, checked: &[[u8; 32]]) {
     let Some(dir) = rec.dir() else { return };
     let mut signed: std::collections::HashMap<String, (&str, u64)> = Default::default();
@@ -608,7 +610,7 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     if let Some(chain) = &a.chain_out {
         check_free(chain, ow)?;
     }
-    let mut rec = Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?;
+    let mut rec = Recorder::open_to_issue(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let issuer_path = match (&a.issuer, rec.dir()) {
         (Some(p), _) => p.clone(),
         (None, Some(dir)) => dir.ca_cert_path(),
@@ -732,7 +734,7 @@ fn bench_raw(g: &GlobalArgs, key: &super::SigningKeyArgs, count: usize) -> Resul
         &uri,
         &pin_source(g, Some(&uri)),
         choice(key),
-        &mut Recorder::open(g.ca_dir.as_deref(), g.operator.as_deref())?,
+        &mut Recorder::open_to_issue(g.ca_dir.as_deref(), g.operator.as_deref())?,
         |ca| ca.bench_raw(count),
     )?;
     let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;

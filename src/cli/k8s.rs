@@ -259,7 +259,7 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
             "pass --ca-dir (or HSMCA_CA_DIR) with the root's CA directory",
         ));
     };
-    let mut rec = Recorder::open(Some(ca_dir), g.operator.as_deref())?;
+    let mut rec = Recorder::open_to_issue(Some(ca_dir), g.operator.as_deref())?;
     let issuer_path = match (&a.issuer, rec.dir()) {
         (Some(p), _) => p.clone(),
         (None, Some(dir)) => dir.ca_cert_path(),

@@ -11,7 +11,7 @@ use crate::ca::ops::{self, write_pem_certs};
 use crate::ca::recorder::Recorder;
 use crate::ca::session::with_ca_key;
 use crate::ca::signer::SignatureChoice;
-use crate::ca::store::{Access, CaDir, normalize_serial};
+use crate::ca::store::{Access, CaDir, Reading, normalize_serial};
 use crate::error::{Error, Result, read_file};
 use crate::x509::decode::{load_certificate, to_pem};
 use crate::x509::validity::{fmt, parse_time};
@@ -23,7 +23,7 @@ fn open(g: &GlobalArgs, access: Access) -> Result<CaDir> {
             "pass --ca-dir DIR or set HSMCA_CA_DIR",
         )
     })?;
-    CaDir::open(path, access)
+    CaDir::open(path, access, Reading::Whole)
 }
 
 fn not_found(serial: &str) -> Error {

@@ -97,7 +97,15 @@ pub fn plan(
 ) -> Result<SignPlan> {
     let req_dir = requests_dir(cluster_dir);
     let pki = pki_dir(cluster_dir);
-    let ca_keys = rec.ca_keys()?;
+    // The CA keys the requests may meet, in one pass over the CA-key index; the requests are
+    // read again below, one by one, with the checks and refusals in their order.
+    let wanted = CaRole::ALL
+        .iter()
+        .filter_map(|role| read_below(cluster_dir, &role.csr_path(&req_dir), MAX_CSR).ok())
+        .filter_map(|bytes| Csr::parse(&bytes).ok())
+        .map(|csr| crate::x509::algorithm::spki_sha256(csr.spki()))
+        .collect();
+    let ca_keys = rec.ca_keys(&wanted)?;
     let mut requests = Vec::new();
     let mut keys = Vec::new();
     for role in CaRole::ALL {

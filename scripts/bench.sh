@@ -147,8 +147,7 @@ log_scale() {
         exit 1
     }
     say "log scale (a few minutes: $LOG_RECORDS requests are made and signed)"
-    python3 "$REPO/scripts/bench_log.py" --hsmca "$HSMCA" --work "$WORK" \
-        --ca-dir "$WORK/ca-ecdsa-p256" --key "pkcs11:token=$LABEL_URI;object=ecdsa-p256" \
+    python3 "$REPO/scripts/bench_log.py" --hsmca "$HSMCA" --work "$WORK" --token "$LABEL" \
         --csr "$WORK/cold.csr" --python "$PYCRYPTO" --records "$LOG_RECORDS"
 }
 if [ "$LOG_ONLY" -eq 1 ]; then

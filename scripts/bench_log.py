@@ -9,7 +9,6 @@ on a directory that was changed since the last command, which reads the whole lo
 """
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -73,8 +72,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--hsmca", required=True)
     p.add_argument("--work", required=True)
-    p.add_argument("--ca-dir", required=True, help="a CA directory as root create left it")
-    p.add_argument("--key", required=True, help="its key's PKCS#11 URI")
+    p.add_argument("--token", required=True, help="the token's label")
     p.add_argument("--csr", required=True, help="the request each measured sign signs")
     p.add_argument("--python", required=True, help="a python with 'cryptography'")
     p.add_argument("--records", type=int, default=100000)
@@ -84,7 +82,19 @@ def main():
     env = dict(os.environ)
     work = os.path.join(a.work, "log-scale")
     os.makedirs(work)
-    base = records(a.ca_dir)
+    # A CA directory per size, each with a P-256 root key of its own: the token keeps one log
+    # head per CA key, so two directories of one key would be one log cut back.
+    dirs, keys = {}, {}
+    for name in ("small", "large"):
+        d = os.path.join(work, f"ca-{name}")
+        run([a.hsmca, "--ca-dir", d, "key", "generate", "--token", a.token, "--label",
+             f"log-{name}", "--algorithm", "ecdsa-p256"], env, f"the {name} directory's key")
+        keys[name] = f"pkcs11:token={a.token.replace(' ', '%20')};object=log-{name}"
+        run([a.hsmca, "--ca-dir", d, "root", "create", "--key", keys[name], "--subject",
+             f"CN=Log Scale {name},O=hsmca bench", "--validity", "20y",
+             "--out", os.path.join(work, f"root-{name}.crt")], env, f"the {name} root")
+        dirs[name] = d
+    base = records(dirs["large"])
 
     t0 = time.perf_counter()
     say(f"log scale: {a.records} requests, each with a key of its own")
@@ -96,21 +106,19 @@ def main():
     for n in names[: max(a.small - base - 1, 1)]:
         os.link(os.path.join(work, "csr", n), os.path.join(small_csr, n))
 
-    dirs = {}
     for name, csrs in (("small", small_csr), ("large", os.path.join(work, "csr"))):
-        d = os.path.join(work, f"ca-{name}")
-        shutil.copytree(a.ca_dir, d)
+        d = dirs[name]
         t0 = time.perf_counter()
-        run([a.hsmca, "--ca-dir", d, "sign", "--key", a.key, "--csr-dir", csrs,
+        run([a.hsmca, "--ca-dir", d, "sign", "--key", keys[name], "--csr-dir", csrs,
              "--out-dir", os.path.join(work, f"out-{name}"), "--profile", "intermediate",
              "--path-len", "0", "--validity", "1y"], env, f"the {name} directory's batch")
-        dirs[name] = d
         say(f"log scale: {name} directory, {records(d)} records, "
             f"{os.path.getsize(os.path.join(d, 'audit.jsonl')) / 1e6:.1f} MB log "
             f"(batch {time.perf_counter() - t0:.0f} s)")
 
     os.makedirs(os.path.join(work, "out"))
-    sign = lambda d, i: [a.hsmca, "--ca-dir", d, "sign", "--key", a.key, "--csr", a.csr,
+    key_of = {d: keys[name] for name, d in dirs.items()}
+    sign = lambda d, i: [a.hsmca, "--ca-dir", d, "sign", "--key", key_of[d], "--csr", a.csr,
                          "--profile", "intermediate", "--path-len", "0", "--validity", "1y",
                          "--out", os.path.join(work, "out", f"{os.path.basename(d)}-{i}.crt")]
     # One unmeasured sign each: the page cache holds what a sign reads, as in every round.

@@ -354,4 +354,13 @@ fn attribute_check_catches_an_unprotected_key() {
         caught.is_err(),
         "check_key_attributes accepted an unprotected key"
     );
+    // hsmca names every attribute that breaks its policy, not only the first.
+    let list = assert_ok(&t.run(["key", "list", "--token", "Root CA"]));
+    let fails = list
+        .lines()
+        .find(|l| l.contains("ca-key-policy: FAILS"))
+        .unwrap_or_else(|| panic!("no failing policy line:\n{list}"));
+    for attr in ["CKA_EXTRACTABLE", "CKA_NEVER_EXTRACTABLE", "CKA_DECRYPT", "CKA_DERIVE"] {
+        assert!(fails.contains(attr), "{attr} not named: {fails}");
+    }
 }

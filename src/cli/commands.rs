@@ -242,11 +242,9 @@ fn key_list(g: &GlobalArgs, a: TokenArgs) -> Result<()> {
             .map(|(n, v)| format!("{}={v}", n.trim_start_matches("CKA_").to_ascii_lowercase()))
             .collect();
         say!("  attributes: {}", attrs.join(" "));
-        match k.attributes.first_violation() {
+        match k.attributes.describe_violations() {
             None => say!("  ca-key-policy: ok"),
-            Some((n, want, got)) => {
-                say!("  ca-key-policy: FAILS ({n} is {got}, must be {want})")
-            }
+            Some(why) => say!("  ca-key-policy: FAILS ({why})"),
         }
     }
     Ok(())

@@ -119,18 +119,12 @@ pub enum TokenError {
         what: String,
     },
     /// The key's attributes are not those of a CA key.
-    #[error(
-        "the key {uri} is not protected as a CA key must be: {attribute} is {found}, must be {expected}"
-    )]
+    #[error("the key {uri} is not protected as a CA key must be: {violations}")]
     KeyAttribute {
         /// The URI.
         uri: String,
-        /// CKA_ name.
-        attribute: &'static str,
-        /// What it must be.
-        expected: bool,
-        /// What it is.
-        found: String,
+        /// Every attribute that breaks the policy, what it is and what it must be.
+        violations: String,
     },
     /// The token cannot do what was asked (mechanism missing).
     #[error("the token does not support {what} (mechanism {mechanism} is missing)")]
@@ -227,13 +221,26 @@ impl TokenError {
         Some(h.to_string())
     }
 
-    /// Wraps a cryptoki error with what was being done.
+    /// Wraps a cryptoki error with what was being done; the function named in parentheses is
+    /// the one that failed (a mechanism the token refuses fails in C_SignInit, not C_Sign).
     pub fn during(during: impl Into<String>) -> impl FnOnce(CkError) -> TokenError {
         let during = during.into();
         move |e| match e {
-            CkError::Pkcs11(rv, _) => TokenError::Pkcs11 { during, rv },
+            CkError::Pkcs11(rv, function) => TokenError::Pkcs11 {
+                during: naming(during, function),
+                rv,
+            },
             source => TokenError::Library { during, source },
         }
+    }
+}
+
+/// `during` ("signing (C_Sign)") with the function in parentheses replaced by `function`.
+fn naming(during: String, function: cryptoki::context::Function) -> String {
+    let actual = format!("C_{function:?}");
+    match during.rfind("(C_") {
+        Some(i) if during.ends_with(')') => format!("{}({actual})", &during[..i]),
+        _ => format!("{during} ({actual})"),
     }
 }
 

@@ -175,9 +175,9 @@ pub const CA_KEY_POLICY: &[(&str, bool)] = &[
 pub struct KeyAttributes(pub Vec<(&'static str, AttrValue)>);
 
 impl KeyAttributes {
-    /// The first attribute that breaks the CA key policy: (name, required, found).
-    pub fn first_violation(&self) -> Option<(&'static str, bool, AttrValue)> {
-        CA_KEY_POLICY.iter().find_map(|(name, required)| {
+    /// Every attribute that breaks the CA key policy: (name, required, found).
+    pub fn violations(&self) -> Vec<(&'static str, bool, AttrValue)> {
+        CA_KEY_POLICY.iter().filter_map(|(name, required)| {
             let found = self
                 .0
                 .iter()
@@ -192,6 +192,18 @@ impl KeyAttributes {
                 _ => false,
             };
             (!ok).then_some((*name, *required, found))
+        })
+        .collect()
+    }
+
+    /// The violations as a reader sees them: "CKA_SENSITIVE is false (must be true), ...".
+    pub fn describe_violations(&self) -> Option<String> {
+        let v = self.violations();
+        (!v.is_empty()).then(|| {
+            v.iter()
+                .map(|(n, want, got)| format!("{n} is {got} (must be {want})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         })
     }
 }

@@ -189,12 +189,10 @@ impl<'m> TokenSession<'m> {
             object_type: Some("private".into()),
             ..Pkcs11Uri::default()
         };
-        if let Some((attribute, expected, found)) = info.attributes.first_violation() {
+        if let Some(violations) = info.attributes.describe_violations() {
             return Err(TokenError::KeyAttribute {
                 uri: uri.to_string(),
-                attribute,
-                expected,
-                found: found.to_string(),
+                violations,
             });
         }
         let public = info

@@ -360,7 +360,12 @@ fn attribute_check_catches_an_unprotected_key() {
         .lines()
         .find(|l| l.contains("ca-key-policy: FAILS"))
         .unwrap_or_else(|| panic!("no failing policy line:\n{list}"));
-    for attr in ["CKA_EXTRACTABLE", "CKA_NEVER_EXTRACTABLE", "CKA_DECRYPT", "CKA_DERIVE"] {
+    for attr in [
+        "CKA_EXTRACTABLE",
+        "CKA_NEVER_EXTRACTABLE",
+        "CKA_DECRYPT",
+        "CKA_DERIVE",
+    ] {
         assert!(fails.contains(attr), "{attr} not named: {fails}");
     }
 }

@@ -54,7 +54,12 @@ pub(crate) fn generate_key(
     command: &str,
 ) -> Result<GeneratedKey> {
     let key = match session.generate(spec, label, id) {
-        Ok(key) => key,
+        Ok((key, note)) => {
+            if let Some(note) = note {
+                eprintln!("note: {note}");
+            }
+            key
+        }
         Err(e @ crate::token::TokenError::AfterGeneration { .. }) => {
             return Err(rec.refuse(command, None, e.into()));
         }

@@ -365,33 +365,30 @@ impl CaDir {
     }
 
     /// Keeps a copy of `stamp` in the directory, which the next command compares before it
-    /// logs in (the token's head holds the copy that counts). A copy that is lost only makes
-    /// the next command read the whole log.
+    /// logs in (the token's head holds the copy that counts). Written in place, with no
+    /// temporary file: a copy a crash tore or lost only makes the next command read the whole
+    /// log.
     pub fn keep_stamp(&self, stamp: &Stamp) -> Result<()> {
-        let io = |step: &'static str| {
-            let p = self.path.join("stamp");
-            move |source| {
-                Error::from(crate::output::OutputError::Io {
-                    path: p,
-                    step,
-                    source,
-                })
-            }
+        let path = self.path.join("stamp");
+        let io = |source| {
+            Error::from(crate::output::OutputError::Io {
+                path: path.clone(),
+                step: "writing the stamp",
+                source,
+            })
         };
         let bytes = serde_json::to_vec(stamp)
             .map_err(|e| Error::invalid(format!("stamp encoding: {e}"), "report a bug"))?;
-        let tmp = self.path.join("stamp.tmp");
         let mut f = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .mode(0o600)
-            .open(&tmp)
-            .map_err(io("writing the stamp"))?;
+            .open(&path)
+            .map_err(io)?;
         std::io::Write::write_all(&mut f, &bytes)
             .and_then(|()| f.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, self.path.join("stamp")))
-            .map_err(io("writing the stamp"))
+            .map_err(io)
     }
 
     /// The record `seq`, if it was read (or `None`: before the records read, or after them).

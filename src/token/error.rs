@@ -126,6 +126,18 @@ pub enum TokenError {
         /// Every attribute that breaks the policy, what it is and what it must be.
         violations: String,
     },
+    /// The token cannot make a key of this size (its mechanism info says).
+    #[error(
+        "the token makes keys of this type of {min} to {max} bits only (its C_GetMechanismInfo), so not {what}"
+    )]
+    KeySize {
+        /// The algorithm asked for.
+        what: String,
+        /// The smallest size.
+        min: usize,
+        /// The largest size.
+        max: usize,
+    },
     /// The token cannot do what was asked (mechanism missing).
     #[error("the token does not support {what} (mechanism {mechanism} is missing)")]
     Unsupported {
@@ -208,7 +220,7 @@ impl TokenError {
             TokenError::KeyAttribute { .. } => {
                 "generate a CA key with 'hsmca key generate', which sets every attribute explicitly"
             }
-            TokenError::Unsupported { .. } => {
+            TokenError::Unsupported { .. } | TokenError::KeySize { .. } => {
                 "choose another algorithm; 'hsmca token list' shows what this token can generate"
             }
             TokenError::AfterGeneration { .. } => {

@@ -177,23 +177,25 @@ pub struct KeyAttributes(pub Vec<(&'static str, AttrValue)>);
 impl KeyAttributes {
     /// Every attribute that breaks the CA key policy: (name, required, found).
     pub fn violations(&self) -> Vec<(&'static str, bool, AttrValue)> {
-        CA_KEY_POLICY.iter().filter_map(|(name, required)| {
-            let found = self
-                .0
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| *v)
-                .unwrap_or(AttrValue::Absent);
-            let ok = match (required, found) {
-                (true, AttrValue::True) => true,
-                (false, AttrValue::False) => true,
-                // A capability the token does not know is a capability the key does not have.
-                (false, AttrValue::Absent) => true,
-                _ => false,
-            };
-            (!ok).then_some((*name, *required, found))
-        })
-        .collect()
+        CA_KEY_POLICY
+            .iter()
+            .filter_map(|(name, required)| {
+                let found = self
+                    .0
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| *v)
+                    .unwrap_or(AttrValue::Absent);
+                let ok = match (required, found) {
+                    (true, AttrValue::True) => true,
+                    (false, AttrValue::False) => true,
+                    // A capability the token does not know is a capability the key does not have.
+                    (false, AttrValue::Absent) => true,
+                    _ => false,
+                };
+                (!ok).then_some((*name, *required, found))
+            })
+            .collect()
     }
 
     /// The violations as a reader sees them: "CKA_SENSITIVE is false (must be true), ...".

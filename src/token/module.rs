@@ -131,17 +131,26 @@ impl Module {
             let mechanisms = ctx.get_mechanism_list(slot).map_err(TokenError::during(
                 "listing mechanisms (C_GetMechanismList)",
             ))?;
+            // A size the mechanism info rules out is not offered (tpm2-pkcs11: RSA up to 3072).
+            let rsa_sizes = self.key_sizes(slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN);
             let can_generate = KeySpec::ALL
                 .iter()
                 .copied()
                 .filter(|spec| spec.supported_by(&mechanisms))
+                .filter(|spec| match (spec, rsa_sizes) {
+                    (KeySpec::Rsa(bits), Some((min, max))) => {
+                        let bits = *bits as usize;
+                        bits >= min && (max == 0 || bits <= max)
+                    }
+                    _ => true,
+                })
                 .collect();
             out.push(TokenSummary {
                 slot_id: slot.id(),
-                label: info.label().trim_end().to_string(),
-                serial: info.serial_number().trim_end().to_string(),
-                manufacturer: info.manufacturer_id().trim_end().to_string(),
-                model: info.model().trim_end().to_string(),
+                label: field(info.label()),
+                serial: field(info.serial_number()),
+                manufacturer: field(info.manufacturer_id()),
+                model: field(info.model()),
                 flags,
                 can_generate,
             });
@@ -161,8 +170,8 @@ impl Module {
             let info = ctx.get_token_info(slot).map_err(TokenError::during(
                 "reading token information (C_GetTokenInfo)",
             ))?;
-            let label = info.label().trim_end().to_string();
-            let serial = info.serial_number().trim_end().to_string();
+            let label = field(info.label());
+            let serial = field(info.serial_number());
             let ok = sel.label.as_deref().is_none_or(|l| l == label)
                 && sel.serial.as_deref().is_none_or(|s| s == serial);
             if ok {
@@ -183,6 +192,23 @@ impl Module {
         }
     }
 
+    /// The Cryptoki version the module implements ((2, 20) if it does not say).
+    pub(crate) fn cryptoki_version(&self) -> (u8, u8) {
+        self.ctx()
+            .get_library_info()
+            .map(|i| (i.cryptoki_version().major(), i.cryptoki_version().minor()))
+            .unwrap_or((2, 20))
+    }
+
+    /// The key sizes (in bits for RSA) the slot's token says it can make with `mechanism`,
+    /// if it says (C_GetMechanismInfo).
+    pub(crate) fn key_sizes(&self, slot: Slot, mechanism: MechanismType) -> Option<(usize, usize)> {
+        self.ctx()
+            .get_mechanism_info(slot, mechanism)
+            .ok()
+            .map(|i| (i.min_key_size(), i.max_key_size()))
+    }
+
     /// The mechanisms a slot's token offers.
     pub(crate) fn mechanisms(&self, slot: Slot) -> Result<Vec<MechanismType>, TokenError> {
         self.ctx()
@@ -199,4 +225,11 @@ impl Drop for Module {
         // finalizing a clone finalizes the library.
         let _ = self.ctx.clone().finalize();
     }
+}
+
+/// A blank-padded token-info field as text: some modules pad with NULs (tpm2-pkcs11's model).
+pub(crate) fn field(value: &str) -> String {
+    value
+        .trim_end_matches(|c: char| c == '\0' || c.is_whitespace())
+        .to_string()
 }

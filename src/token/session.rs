@@ -57,8 +57,8 @@ impl<'m> TokenSession<'m> {
                 "reading token information (C_GetTokenInfo)",
             ))?
             .label()
-            .trim_end()
             .to_string();
+        let label = super::module::field(&label);
         Ok(TokenSession {
             module,
             slot,
@@ -429,7 +429,12 @@ impl<'m> TokenSession<'m> {
 
     /// Generates a CA key pair on the token with every security attribute set explicitly.
     /// Refuses a label or id already present. The caller verifies the result before use.
-    pub fn generate(&self, spec: KeySpec, label: &str, id: &[u8]) -> Result<TokenKey, TokenError> {
+    pub fn generate(
+        &self,
+        spec: KeySpec,
+        label: &str,
+        id: &[u8],
+    ) -> Result<(TokenKey, Option<String>), TokenError> {
         let mechanisms = self.mechanisms()?;
         if !spec.supported_by(&mechanisms) {
             let missing = if mechanisms.contains(&spec.generation_mechanism()) {
@@ -462,34 +467,40 @@ impl<'m> TokenSession<'m> {
                 return Err(TokenError::KeyExists { what });
             }
         }
-        let common = |private: bool| {
-            vec![
-                Attribute::Token(true),
-                Attribute::Label(label.as_bytes().to_vec()),
-                Attribute::Id(id.to_vec()),
-                Attribute::Private(private),
-                Attribute::Modifiable(false),
-                Attribute::Copyable(false),
-                Attribute::Derive(false),
-            ]
-        };
-        let mut public = common(false);
-        public.extend([
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
-            Attribute::Wrap(false),
-        ]);
+        // What the CA key policy needs, and nothing the token may reject for no gain: the
+        // public key carries no usage flags (hsmca verifies on the host; tpm2-pkcs11 refuses
+        // flags that do not match what it derives from the private key's usage).
+        let mut public = vec![
+            Attribute::Token(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+            Attribute::Private(false),
+        ];
         // SoftHSM2's defaults for a minimal template are a non-sensitive, extractable key that
-        // can decrypt and unwrap: every attribute is set here on purpose.
-        let mut private = common(true);
-        private.extend([
+        // can decrypt and unwrap: every attribute the policy reads is set here on purpose.
+        let private = vec![
+            Attribute::Token(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+            Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
-            Attribute::SignRecover(false),
             Attribute::Decrypt(false),
             Attribute::Unwrap(false),
-        ]);
+        ];
+        // Restrictions a token may not know (CKA_COPYABLE is from Cryptoki 2.40): left out of
+        // a module older than that, and dropped if the token refuses the template. Whatever
+        // the token then sets, the read-back check below requires the policy's values.
+        let mut optional = vec![
+            Attribute::Derive(false),
+            Attribute::Modifiable(false),
+            Attribute::SignRecover(false),
+        ];
+        let version = self.module.cryptoki_version();
+        if version >= (2, 40) {
+            optional.push(Attribute::Copyable(false));
+        }
         let mechanism = match spec {
             KeySpec::EcP256 | KeySpec::EcP384 => {
                 let params = if spec == KeySpec::EcP256 {
@@ -501,6 +512,7 @@ impl<'m> TokenSession<'m> {
                 Mechanism::EccKeyPairGen
             }
             KeySpec::Rsa(bits) => {
+                self.check_key_size(spec, bits)?;
                 public.push(Attribute::ModulusBits(u64::from(bits).into()));
                 public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
                 Mechanism::RsaPkcsKeyPairGen
@@ -510,20 +522,65 @@ impl<'m> TokenSession<'m> {
                 Mechanism::EccEdwardsKeyPairGen
             }
         };
-        let (_, private_handle) = self
+        let with_optional: Vec<Attribute> = private.iter().chain(&optional).cloned().collect();
+        let mut note = None;
+        let generated = match self
             .session
-            .generate_key_pair(&mechanism, &public, &private)
-            .map_err(TokenError::during(format!(
-                "generating an {} key pair (C_GenerateKeyPair)",
-                spec.name()
-            )))?;
+            .generate_key_pair(&mechanism, &public, &with_optional)
+        {
+            Err(CkError::Pkcs11(
+                rv @ (RvError::AttributeTypeInvalid
+                | RvError::TemplateInconsistent
+                | RvError::AttributeValueInvalid),
+                _,
+            )) if !optional.is_empty() => {
+                let left_out: Vec<String> = optional
+                    .iter()
+                    .map(|a| a.attribute_type().to_string())
+                    .collect();
+                note = Some(format!(
+                    "the token refused the key template ({}); generated without the optional restrictions {} (Cryptoki {}.{} module); the key's attributes are checked as strictly as ever",
+                    crate::token::error::ckr_name(&rv),
+                    left_out.join(", "),
+                    version.0,
+                    version.1
+                ));
+                self.session
+                    .generate_key_pair(&mechanism, &public, &private)
+            }
+            other => other,
+        };
+        let (_, private_handle) = generated.map_err(TokenError::during(format!(
+            "generating an {} key pair (C_GenerateKeyPair)",
+            spec.name()
+        )))?;
         self.key_info(private_handle)
             .and_then(|info| self.key_from_info(private_handle, info))
+            .map(|key| (key, note))
             .map_err(|e| TokenError::AfterGeneration {
                 label: label.to_string(),
                 id: hex::encode(id),
                 source: Box::new(e),
             })
+    }
+
+    /// Refuses a key size the token's mechanism info rules out, before asking for it.
+    fn check_key_size(&self, spec: KeySpec, bits: u32) -> Result<(), TokenError> {
+        let Some((min, max)) = self
+            .module
+            .key_sizes(self.slot, spec.generation_mechanism())
+        else {
+            return Ok(());
+        };
+        let bits = bits as usize;
+        if bits < min || (max > 0 && bits > max) {
+            return Err(TokenError::KeySize {
+                what: spec.name(),
+                min,
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// Signs `data` with `key`. For [`SignMechanism::EcdsaPrehashed`] `data` is the digest and

@@ -129,7 +129,7 @@ for alg in "${ALGS[@]}"; do
         --subject "CN=Bench Root $alg,O=hsmca bench" --validity 20y --out "$WORK/root-$alg.crt" >/dev/null
 done
 
-say "CSRs (one P-256 key, /CN=cN)"
+say "CSRs (a P-256 key each, /CN=cN)"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/csr.key" 2>/dev/null
 openssl req -new -key "$WORK/csr.key" -subj "/O=hsmca bench/CN=Cold Intermediate CA" -out "$WORK/cold.csr"
 PYCRYPTO=""
@@ -164,21 +164,25 @@ mkdir "$WORK/csr"
 # pkilint's virtualenv (made by install-deps.sh) has python's cryptography: 10000 CSRs in a
 # few seconds; otherwise one openssl process per CSR (a minute or two).
 if [ -n "$PYCRYPTO" ]; then
-    "$PYCRYPTO" - "$WORK/csr.key" "$WORK/csr" "$BIG" <<'PY'
+    "$PYCRYPTO" - "$WORK/csr" "$BIG" <<'PY'
 import os, sys
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-key = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), None)
-for i in range(1, int(sys.argv[3]) + 1):
+# A key per request: every run records into the algorithm's one CA directory, where a CA key
+# certified under one subject is refused under another (signed again, a request is a renewal).
+for i in range(1, int(sys.argv[2]) + 1):
+    key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"c{i}")])
     csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
-    with open(os.path.join(sys.argv[2], f"c{i:05d}.csr"), "wb") as f:
+    with open(os.path.join(sys.argv[1], f"c{i:05d}.csr"), "wb") as f:
         f.write(csr.public_bytes(serialization.Encoding.PEM))
 PY
 else
     for i in $(seq 1 "$BIG"); do
-        openssl req -new -key "$WORK/csr.key" -subj "/CN=c$i" -out "$WORK/csr/$(printf 'c%05d' "$i").csr"
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null \
+            -subj "/CN=c$i" -out "$WORK/csr/$(printf 'c%05d' "$i").csr" 2>/dev/null
     done
 fi
 # Batches of the first N, as hard links.

@@ -392,6 +392,33 @@ fn global_flags_pin_file_and_module() {
     openssl_verify(&t.path("root.crt"), &[], &t.path("root.crt")).unwrap();
 }
 
+/// A module p11-kit registers is found by its name: `--module softhsm2` and RFC 7512's
+/// `module-name=softhsm2` in a key URI (Debian's softhsm2-common registers it); a name nobody
+/// registers is refused with the names that are.
+#[test]
+fn modules_registered_with_p11_kit_are_found_by_name() {
+    let t = TestToken::new("Root CA");
+    let no_module = [("HSMCA_MODULE", None)];
+    let list = assert_ok(&t.run_env(&no_module, ["--module", "softhsm2", "token", "list"]));
+    assert_mentions(&list, &["Root CA"]);
+    let key = parse_generated_key(&assert_ok(
+        &t.run_env(
+            &no_module,
+            [
+                strings(&["--module", "softhsm2"]),
+                key_generate_args("Root CA", "root-2026", "ecdsa-p256"),
+            ]
+            .concat(),
+        ),
+    ));
+    let by_name = format!("{}?module-name=softhsm2", key.uri);
+    assert_ok(&t.run_env(&no_module, root_create_args(&by_name, "1y", "root.crt")));
+    openssl_verify(&t.path("root.crt"), &[], &t.path("root.crt")).unwrap();
+    let err = assert_fails(&t.run_env(&no_module, ["--module", "no-such-hsm", "token", "list"]));
+    assert_mentions(&err, &["no-such-hsm"]);
+    assert_mentions(&err, &["softhsm2"]);
+}
+
 #[test]
 fn force_replaces_an_existing_output() {
     let t = TestToken::new("Root CA");

@@ -13,6 +13,17 @@ pub enum TokenError {
         /// The paths tried.
         tried: Vec<PathBuf>,
     },
+    /// No p11-kit registration has this name.
+    #[error(
+        "no PKCS#11 module is registered with p11-kit as \"{name}\" (registered: {})",
+        if registered.is_empty() { "none".to_string() } else { registered.join(", ") }
+    )]
+    ModuleNotRegistered {
+        /// The name asked for.
+        name: String,
+        /// The names p11-kit registers.
+        registered: Vec<String>,
+    },
     /// The file exists but is not a loadable PKCS#11 library.
     #[error("{} is not a usable PKCS#11 module: {source}", path.display())]
     ModuleLoad {
@@ -172,6 +183,9 @@ impl TokenError {
         let h = match self {
             TokenError::ModuleNotFound { .. } => {
                 "install SoftHSM2 (apt-get install softhsm2) or name the module with --module PATH or HSMCA_MODULE"
+            }
+            TokenError::ModuleNotRegistered { .. } => {
+                "name a registered module (p11-kit list-modules), or give the module's path with --module PATH or HSMCA_MODULE"
             }
             TokenError::ModuleLoad { .. } => {
                 "point --module (or HSMCA_MODULE) at the vendor's PKCS#11 .so, e.g. /usr/lib/softhsm/libsofthsm2.so"

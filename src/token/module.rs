@@ -19,6 +19,55 @@ pub const DEFAULT_MODULES: &[&str] = &[
     "/opt/homebrew/lib/softhsm/libsofthsm2.so",
 ];
 
+/// Where p11-kit's module registrations live (`p11-kit list-modules`), user's first.
+const P11KIT_CONFIG_DIRS: &[&str] = &["/etc/pkcs11/modules", "/usr/share/p11-kit/modules"];
+
+/// Where p11-kit looks for a registration's module given without a path.
+const P11KIT_MODULE_DIRS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/pkcs11",
+    "/usr/lib/aarch64-linux-gnu/pkcs11",
+    "/usr/lib64/pkcs11",
+    "/usr/lib/pkcs11",
+];
+
+/// The module p11-kit registers under `name` (the registration file's name without
+/// `.module`, as `p11-kit list-modules` shows it), if any.
+pub fn registered_module(name: &str) -> Option<PathBuf> {
+    let module = P11KIT_CONFIG_DIRS.iter().find_map(|dir| {
+        let text = std::fs::read_to_string(Path::new(dir).join(format!("{name}.module"))).ok()?;
+        text.lines().find_map(|l| {
+            let value = l.trim().strip_prefix("module:")?.trim();
+            (!value.is_empty()).then(|| PathBuf::from(value))
+        })
+    })?;
+    if module.is_absolute() {
+        return Some(module);
+    }
+    P11KIT_MODULE_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(&module))
+        .find(|p| p.exists())
+}
+
+/// The names p11-kit registers modules under.
+pub fn registered_names() -> Vec<String> {
+    let mut names: Vec<String> = P11KIT_CONFIG_DIRS
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".module")
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// An initialised PKCS#11 module; C_Finalize runs when it is dropped, on every exit path.
 pub struct Module {
     ctx: Pkcs11,
@@ -65,9 +114,18 @@ impl std::fmt::Display for TokenSelector {
 }
 
 impl Module {
-    /// Loads and initialises `path`, or the first usual SoftHSM2 path that exists.
+    /// Loads and initialises `path` (a file, or the name of a module p11-kit registers, as RFC
+    /// 7512's `module-name`), or the first usual SoftHSM2 path that exists.
     pub fn load(path: Option<&Path>) -> Result<Module, TokenError> {
         let path = match path {
+            // A bare name that is no file here: a p11-kit registration.
+            Some(p) if p.components().count() == 1 && !p.exists() => {
+                let name = p.to_string_lossy();
+                registered_module(&name).ok_or_else(|| TokenError::ModuleNotRegistered {
+                    name: name.to_string(),
+                    registered: registered_names(),
+                })?
+            }
             Some(p) => p.to_path_buf(),
             None => DEFAULT_MODULES
                 .iter()

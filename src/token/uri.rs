@@ -128,7 +128,18 @@ impl FromStr for Pkcs11Uri {
                     let text = utf8(name, percent_decode(value).map_err(bad)?).map_err(bad)?;
                     uri.module_path = Some(PathBuf::from(text));
                 }
-                "module-name" => {}
+                "module-name" => {
+                    // A module p11-kit registers (RFC 7512): loaded by name; a module-path wins.
+                    let text = utf8(name, percent_decode(value).map_err(bad)?).map_err(bad)?;
+                    if text.is_empty() || text.contains('/') {
+                        return Err(bad(
+                            "module-name is a name p11-kit registers (p11-kit list-modules), not a path: use module-path for a file".into(),
+                        ));
+                    }
+                    if uri.module_path.is_none() {
+                        uri.module_path = Some(PathBuf::from(text));
+                    }
+                }
                 _ => return Err(bad(format!("unknown query attribute \"{name}\""))),
             }
         }

@@ -69,8 +69,13 @@ impl CaKeys {
     /// Why a request for `spki` (the SHA-256 of its SPKI) under `subject` must be refused:
     /// its key is a CA's, certified under other subjects only.
     pub fn refusal(&self, spki: &[u8; 32], subject: &str) -> Option<Error> {
+        self.refusal_by_hash(spki, &sha256(subject))
+    }
+
+    /// [`CaKeys::refusal`] with the subject's SHA-256 ([`subject_sha256`]).
+    pub fn refusal_by_hash(&self, spki: &[u8; 32], subject: &[u8; 32]) -> Option<Error> {
         let certified = self.0.get(spki)?;
-        if certified.subjects.contains(&sha256(subject)) {
+        if certified.subjects.contains(subject) {
             return None;
         }
         let under = if certified.names.is_empty() {
@@ -89,6 +94,11 @@ impl CaKeys {
 
 fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
+}
+
+/// The SHA-256 of a subject (RFC 4514) as the index and [`CaKeys::refusal_by_hash`] take it.
+pub fn subject_sha256(subject: &str) -> [u8; 32] {
+    sha256(subject)
 }
 
 fn split(entry: &KeyEntry) -> ([u8; 32], [u8; 32]) {
@@ -160,17 +170,26 @@ pub fn entries_sha256(hasher: &Sha256) -> String {
 }
 
 /// The CA-key index of a CA directory: the entries a seal vouches for, on disk, and those
-/// recorded since, in memory until the next seal writes them.
+/// recorded since, written after them as a command goes on and vouched for by its seal.
 pub struct KeyIndex {
     path: PathBuf,
     /// Entries on disk that the last seal's state vouches for (count, SHA-256 hex); `None`:
-    /// the file is not trusted and the next seal writes it anew from `pending`.
+    /// the file is not trusted and is written anew from `pending`.
     signed: Option<(u64, String)>,
-    /// The hasher after the signed entries, once this process read them and they matched.
+    /// The hasher after the signed entries and those this process wrote after them, once the
+    /// signed ones were read and matched (or there are none to trust).
     verified: Option<Sha256>,
-    /// CA-key entries recorded after the signed ones (every one, when `signed` is `None`).
+    /// Entries this process wrote after the signed ones, not yet sealed.
+    written: u64,
+    /// Whether this process cut the file back to the signed entries (a stopped command's
+    /// entries after them go) before writing after them.
+    cut: bool,
+    /// CA-key entries recorded after those, in memory.
     pending: Vec<KeyEntry>,
 }
+
+/// How many entries a command keeps in memory before it writes them to the index.
+const PENDING_MAX: usize = 1024;
 
 /// The index is not the one the last seal names (a cache gone stale or edited).
 pub struct StaleIndex;
@@ -183,6 +202,8 @@ impl KeyIndex {
             path: dir.join("ca-keys"),
             signed,
             verified: None,
+            written: 0,
+            cut: false,
             pending: Vec::new(),
         }
     }
@@ -192,6 +213,59 @@ impl KeyIndex {
         if let Some(entry) = index_entry(event)? {
             self.pending.push(entry);
         }
+        Ok(())
+    }
+
+    /// After an append: many pending entries are written out, so that a batch's memory does
+    /// not grow by them (only once the signed entries are known to match).
+    pub fn appended(&mut self) -> Result<()> {
+        if self.pending.len() >= PENDING_MAX && (self.verified.is_some() || self.signed.is_none()) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending entries after the signed and written ones (not fsynced: the seal
+    /// does that). The signed ones must have matched, or be none.
+    fn flush(&mut self) -> Result<()> {
+        let mut hasher = match (&self.signed, self.verified.take()) {
+            (_, Some(h)) => h,
+            (None, None) => Sha256::new(),
+            (Some(_), None) => {
+                return Err(Error::invalid(
+                    "the CA-key index was written before it was checked",
+                    "report a bug",
+                ));
+            }
+        };
+        let io = |step: &'static str| {
+            let path = self.path.clone();
+            move |source| Error::from(crate::output::OutputError::Io { path, step, source })
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(io("opening the CA-key index"))?;
+        let base = self.signed.as_ref().map_or(0, |(n, _)| *n);
+        if !self.cut {
+            file.set_len(base * ENTRY as u64)
+                .map_err(io("writing the CA-key index"))?;
+            self.cut = true;
+        }
+        let mut bytes = Vec::with_capacity(self.pending.len() * ENTRY);
+        for entry in &self.pending {
+            bytes.extend_from_slice(entry);
+        }
+        file.seek(SeekFrom::Start((base + self.written) * ENTRY as u64))
+            .and_then(|_| file.write_all(&bytes))
+            .map_err(io("writing the CA-key index"))?;
+        hasher.update(&bytes);
+        self.written += self.pending.len() as u64;
+        self.pending.clear();
+        self.verified = Some(hasher);
         Ok(())
     }
 
@@ -216,7 +290,21 @@ impl KeyIndex {
             for entry in &found {
                 keys.add(entry, kept_subject(dir, entry).as_deref());
             }
-            self.verified = Some(hasher);
+            // Entries this process already wrote after them are its own; the hasher then
+            // already covers them.
+            if self.written == 0 {
+                self.verified = Some(hasher);
+            } else {
+                let mut ours = Vec::new();
+                self.read_range(count, self.written, |e| {
+                    if wanted.contains(&split(e).0) {
+                        ours.push(*e);
+                    }
+                })?;
+                for entry in &ours {
+                    keys.add(entry, kept_subject(dir, entry).as_deref());
+                }
+            }
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
         for entry in &self.pending {
@@ -225,6 +313,24 @@ impl KeyIndex {
             }
         }
         Ok(Ok(keys))
+    }
+
+    /// Hands the `count` entries from entry `first` on to `visit` (none if the file is short).
+    fn read_range(&self, first: u64, count: u64, mut visit: impl FnMut(&KeyEntry)) -> Result<()> {
+        let bytes = std::fs::read(&self.path).map_err(|source| Error::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        let from = usize::try_from(first * ENTRY as u64).unwrap_or(usize::MAX);
+        let to = usize::try_from((first + count) * ENTRY as u64).unwrap_or(usize::MAX);
+        if let Some(range) = bytes.get(from..to) {
+            for chunk in range.chunks_exact(ENTRY) {
+                if let Ok(entry) = <&KeyEntry>::try_from(chunk) {
+                    visit(entry);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads the `count` signed entries, hashing them and handing each to `visit`; the
@@ -278,42 +384,33 @@ impl KeyIndex {
     /// seal signs: the count and SHA-256 of every entry. `Err(StaleIndex)`: the signed entries
     /// no longer match, and the caller must read the whole log and write the index anew.
     pub fn write(&mut self) -> Result<std::result::Result<(u64, String), StaleIndex>> {
-        let (count, hasher) = match (&self.signed, self.verified.take()) {
-            (Some((count, _)), Some(hasher)) => (*count, hasher),
-            (Some((count, sha)), None) => match self.read_signed(*count, &sha.clone(), |_| {})? {
-                Some(hasher) => (*count, hasher),
+        if let (Some((count, sha)), None) = (self.signed.clone(), &self.verified) {
+            match self.read_signed(count, &sha, |_| {})? {
+                Some(hasher) => self.verified = Some(hasher),
                 None => return Ok(Err(StaleIndex)),
-            },
-            (None, _) => (0, Sha256::new()),
-        };
-        let io = |step: &'static str| {
-            let path = self.path.clone();
-            move |source| Error::from(crate::output::OutputError::Io { path, step, source })
-        };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.path)
-            .map_err(io("opening the CA-key index"))?;
-        let mut hasher = hasher;
-        let mut bytes = Vec::with_capacity(self.pending.len() * ENTRY);
-        for entry in &self.pending {
-            bytes.extend_from_slice(entry);
+            }
         }
-        hasher.update(&bytes);
-        // Entries after the signed ones are a stopped command's: they go.
-        file.set_len(count * ENTRY as u64)
-            .and_then(|()| file.seek(SeekFrom::End(0)).map(drop))
-            .and_then(|()| file.write_all(&bytes))
-            .and_then(|()| file.sync_all())
-            .map_err(io("writing the CA-key index"))?;
-        let total = count + self.pending.len() as u64;
-        let sha = entries_sha256(&hasher);
+        self.flush()?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| {
+                Error::from(crate::output::OutputError::Io {
+                    path: self.path.clone(),
+                    step: "syncing the CA-key index",
+                    source,
+                })
+            });
+        file?;
+        let total = self.signed.as_ref().map_or(0, |(n, _)| *n) + self.written;
+        let sha = self
+            .verified
+            .as_ref()
+            .map(entries_sha256)
+            .unwrap_or_default();
         self.signed = Some((total, sha.clone()));
-        self.verified = Some(hasher);
-        self.pending.clear();
+        self.written = 0;
         Ok(Ok((total, sha)))
     }
 }

@@ -807,7 +807,8 @@ fn append_noting(
     }
     let noted = event.clone();
     log.append(tail, event, operator)?;
-    derived.note(tail.seq, &tail.hash, &noted)
+    derived.note(tail.seq, &tail.hash, &noted)?;
+    derived.index.appended()
 }
 
 /// The serials a CA directory's CA issued: those of the records read and appended, and, when

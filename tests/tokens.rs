@@ -38,6 +38,13 @@ fn free_port_pair() -> u16 {
 }
 
 fn tool(name: &str) -> Command {
+    if name.starts_with('/') {
+        assert!(
+            Path::new(name).is_file(),
+            "{name} is missing: scripts/install-deps.sh installs it"
+        );
+        return Command::new(name);
+    }
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
         .unwrap_or(false);
@@ -181,6 +188,49 @@ impl Drop for TpmToken {
             }
         }
     }
+}
+
+/// A root ceremony on the token `label` (key `algorithm`, PSS when asked): generate the key,
+/// create the root, issue its CRL. Written to `dir/ceremony.toml`.
+fn ceremony_file(dir: &Path, label: &str, algorithm: &str, pss: bool) -> PathBuf {
+    let file = dir.join("ceremony.toml");
+    let ca_key = if pss { "pss = true\n" } else { "" };
+    fs::write(
+        &file,
+        format!(
+            r#"[ceremony]
+name = "Root key generation on {label}"
+operator = "Alice Kim"
+witnesses = ["Bob Lee"]
+ca_dir = "ceremony-ca"
+transcript = "ceremony.transcript"
+
+[token]
+label = "{label}"
+
+[ca_key]
+label = "ceremony-root"
+{ca_key}
+[[step]]
+kind = "generate_key"
+label = "ceremony-root"
+algorithm = "{algorithm}"
+
+[[step]]
+kind = "create_root"
+subject = "CN=Ceremony Root CA,O=Example,C=KR"
+validity = "10y"
+out = "ceremony-root.crt"
+
+[[step]]
+kind = "crl"
+next_update = "30d"
+out = "ceremony-root.crl"
+"#
+        ),
+    )
+    .unwrap();
+    file
 }
 
 fn key_uri(label: &str) -> String {
@@ -380,4 +430,262 @@ fn tpm2_pkcs11_main_flows() {
             &[],
         );
     }
+
+    // A ceremony file, run and verified.
+    let file = ceremony_file(t.dir.path(), TPM_LABEL, "ecdsa-p384", false);
+    let file = file.to_str().unwrap();
+    assert_ok(&t.run(&["ceremony", "run", "--yes", file]));
+    assert_ok(&t.run(&["ceremony", "verify", "ceremony.transcript"]));
+    let root = t.path("ceremony-root.crt");
+    openssl_verify(&root, &[], &root).unwrap();
+    assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
+}
+
+const OCK_MODULE: &str = "/usr/lib/x86_64-linux-gnu/opencryptoki/libopencryptoki.so.0";
+const OCK_LABEL: &str = "OCK Root CA";
+const OCK_PIN: &str = "user1234";
+
+/// openCryptoki's soft token (slot 3 of the shipped configuration). Version 3.8.1 compiles its
+/// store in (`/var/lib/opencryptoki/swtok`, shared memory under `/dev/shm`), so the store is
+/// wiped and the token initialised afresh, by one test only, as root.
+struct OckToken {
+    dir: tempfile::TempDir,
+}
+
+impl OckToken {
+    fn new() -> OckToken {
+        assert!(
+            Path::new(OCK_MODULE).is_file(),
+            "{OCK_MODULE} is missing: scripts/install-deps.sh installs opencryptoki"
+        );
+        let uid = run_command(Command::new("id").arg("-u"));
+        assert_eq!(
+            stdout_of(&uid).trim(),
+            "0",
+            "openCryptoki 3.8.1 keeps its store in /var/lib/opencryptoki: this test runs as root"
+        );
+        let _ = Command::new("pkill").arg("-x").arg("pkcsslotd").status();
+        std::thread::sleep(Duration::from_millis(300));
+        let swtok = Path::new("/var/lib/opencryptoki/swtok");
+        let _ = fs::remove_dir_all(swtok);
+        fs::create_dir_all(swtok.join("TOK_OBJ")).unwrap();
+        for entry in fs::read_dir("/dev/shm").unwrap().flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("var.lib.opencryptoki")
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        assert_ok(&run_command(&mut tool("/usr/sbin/pkcsslotd")));
+        let mut init = tool("pkcsconf")
+            .args(["-I", "-c", "3", "-S", "87654321"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            init.stdin.as_mut().unwrap(),
+            format!("{OCK_LABEL}\n").as_bytes(),
+        )
+        .unwrap();
+        assert_ok(&init.wait_with_output().unwrap());
+        for args in [
+            ["-c", "3", "-P", "-S", "87654321", "-n", "so123456"],
+            ["-c", "3", "-u", "-S", "so123456", "-n", "user1111"],
+            ["-c", "3", "-p", "-U", "user1111", "-n", OCK_PIN],
+        ] {
+            assert_ok(&run_command(tool("pkcsconf").args(args)));
+        }
+        OckToken {
+            dir: tempfile::Builder::new()
+                .prefix("hsmca-ock-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(hsmca_bin());
+        cmd.current_dir(self.dir.path())
+            .env("HSMCA_MODULE", OCK_MODULE)
+            .env("HSMCA_PIN", OCK_PIN)
+            .env_remove("HSMCA_CA_DIR")
+            .env_remove("SOFTHSM2_CONF");
+        for v in CALL_LOG_VARS {
+            cmd.env_remove(v);
+        }
+        run_command(cmd.args(args))
+    }
+}
+
+impl Drop for OckToken {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").arg("-x").arg("pkcsslotd").status();
+    }
+}
+
+/// The main flows on openCryptoki's soft token, a Cryptoki 2.20 module with a malformed clock
+/// field, no EC and no CKM_SHA256_RSA_PKCS: its token information is read without the clock
+/// (with a note), keys are generated without CKA_COPYABLE, PKCS#1 v1.5 signs through
+/// CKM_RSA_PKCS over a DigestInfo built on the host and PSS through CKM_SHA256_RSA_PKCS_PSS.
+#[test]
+fn opencryptoki_main_flows() {
+    let t = OckToken::new();
+    let list = t.run(&["token", "list"]);
+    let listed = assert_ok(&list);
+    assert_mentions(&listed, &["algorithms: rsa-2048 rsa-3072 rsa-4096"]);
+    assert_mentions(&stderr_of(&list), &["clock"]);
+    let err = assert_fails(&t.run(&[
+        "key",
+        "generate",
+        "--token",
+        OCK_LABEL,
+        "--label",
+        "ec",
+        "--algorithm",
+        "ecdsa-p256",
+    ]));
+    assert_mentions(&err, &["CKM_EC_KEY_PAIR_GEN"]);
+    assert_mentions(
+        &assert_ok(&t.run(&[
+            "--ca-dir",
+            "ca",
+            "key",
+            "generate",
+            "--token",
+            OCK_LABEL,
+            "--label",
+            "root",
+            "--algorithm",
+            "rsa-2048",
+        ])),
+        &["sensitive, not extractable"],
+    );
+    let key = format!("pkcs11:token={};object=root", pct_encode(OCK_LABEL));
+    assert_ok(&t.run(&[
+        "--ca-dir",
+        "ca",
+        "root",
+        "create",
+        "--key",
+        &key,
+        "--subject",
+        "CN=OCK Root CA,O=Example,C=KR",
+        "--validity",
+        "10y",
+        "--out",
+        "root.crt",
+    ]));
+    make_csr(&t.path("one"), "one", CsrAlg::P256, "OCK One Int");
+    let signed = assert_ok(&t.run(&[
+        "--ca-dir",
+        "ca",
+        "sign",
+        "--key",
+        &key,
+        "--csr",
+        "one/one.csr",
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--validity",
+        "1y",
+        "--out",
+        "one.crt",
+    ]));
+    for i in 1..=3 {
+        make_csr(
+            &t.path("batch"),
+            &format!("req-{i}"),
+            CsrAlg::P256,
+            &format!("OCK Int {i}"),
+        );
+    }
+    assert_ok(&t.run(&[
+        "--ca-dir",
+        "ca",
+        "sign",
+        "--key",
+        &key,
+        "--csr-dir",
+        "batch",
+        "--out-dir",
+        "out",
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--validity",
+        "1y",
+        "--pss",
+    ]));
+    let serial = signed
+        .lines()
+        .find_map(|l| l.strip_prefix("serial: "))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert_ok(&t.run(&[
+        "--ca-dir",
+        "ca",
+        "revoke",
+        "--serial",
+        &serial,
+        "--reason",
+        "superseded",
+    ]));
+    assert_ok(&t.run(&[
+        "--ca-dir",
+        "ca",
+        "crl",
+        "--key",
+        &key,
+        "--next-update",
+        "30d",
+        "--out",
+        "root.crl",
+    ]));
+    assert_mentions(
+        &assert_ok(&t.run(&["--ca-dir", "ca", "log", "verify", "--key", &key])),
+        &["was not cut back"],
+    );
+    let root = t.path("root.crt");
+    assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
+    let one = t.path("one.crt");
+    openssl_verify(&root, &[], &one).unwrap();
+    assert_no_findings_at_or_above_warning(&pkilint_chain(&root, &one), &[]);
+    for i in 1..=3 {
+        let cert = t.path("out").join(format!("req-{i}.crt"));
+        openssl_verify(&root, &[], &cert).unwrap();
+        assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &cert), &[]);
+        assert_no_findings_at_or_above_warning(
+            &pkilint_chain(&root, &cert),
+            &["pkix.signature_verification_failed"],
+        );
+    }
+    let crl_check = run_command(
+        Command::new("openssl")
+            .args(["crl", "-noout", "-in"])
+            .arg(t.path("root.crl"))
+            .arg("-CAfile")
+            .arg(&root),
+    );
+    assert_mentions(&stderr_of(&crl_check), &["verify OK"]);
+
+    // A ceremony file, run and verified (RSA-3072 signing PSS).
+    let file = ceremony_file(t.dir.path(), OCK_LABEL, "rsa-3072", true);
+    let file = file.to_str().unwrap();
+    assert_ok(&t.run(&["ceremony", "run", "--yes", file]));
+    assert_ok(&t.run(&["ceremony", "verify", "ceremony.transcript"]));
+    let root = t.path("ceremony-root.crt");
+    openssl_verify(&root, &[], &root).unwrap();
+    assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
 }

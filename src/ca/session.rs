@@ -133,6 +133,9 @@ pub fn verify_head(
 
 /// Logs in exactly once, printing the token's PIN-counter warnings; a failure is recorded.
 fn login(session: &mut TokenSession<'_>, source: &PinSource, rec: &mut Recorder) -> Result<()> {
+    if let Some(note) = session.info_note() {
+        eprintln!("note: {note}");
+    }
     let pin = Pin::read(
         source,
         &format!("User PIN for token \"{}\": ", session.label()),

@@ -121,7 +121,16 @@ fn token_list(g: &GlobalArgs) -> Result<()> {
         say!("  model: {}", t.model);
         say!("  flags: {}", t.flags.join(" "));
         let algs: Vec<String> = t.can_generate.iter().map(|s| s.name()).collect();
-        say!("  algorithms: {}", algs.join(" "));
+        if algs.is_empty() {
+            say!(
+                "  algorithms: none (the token offers no key-pair generation and signing mechanism pair hsmca uses)"
+            );
+        } else {
+            say!("  algorithms: {}", algs.join(" "));
+        }
+        if let Some(note) = &t.note {
+            eprintln!("note: token in slot {}: {note}", t.slot_id);
+        }
     }
     Ok(())
 }

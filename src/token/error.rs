@@ -52,6 +52,14 @@ pub enum TokenError {
         /// The cryptoki error.
         source: CkError,
     },
+    /// A call hsmca made to the module directly (see `token::info`) failed.
+    #[error("PKCS#11 error while {during}: {why}")]
+    Direct {
+        /// What hsmca was doing.
+        during: String,
+        /// What failed.
+        why: String,
+    },
     /// No token matches the label/serial.
     #[error("no token {wanted} is present; tokens found: {}", if found.is_empty() { "none".to_string() } else { found.join(", ") })]
     TokenNotFound {
@@ -201,7 +209,9 @@ impl TokenError {
                 }
                 _ => "check the token with 'hsmca token list'; nothing was written",
             },
-            TokenError::Library { .. } => "check the module and the token; nothing was written",
+            TokenError::Library { .. } | TokenError::Direct { .. } => {
+                "check the module and the token; nothing was written"
+            }
             TokenError::TokenNotFound { .. } => {
                 "check the label with 'hsmca token list' (and SOFTHSM2_CONF for SoftHSM2)"
             }

@@ -53,10 +53,13 @@ impl KeySpec {
         }
     }
 
-    /// Whether a token offering `mechanisms` can generate this key and sign with it.
+    /// Whether a token offering `mechanisms` can generate this key and sign with it. RSA signs
+    /// through CKM_SHA256_RSA_PKCS, or CKM_RSA_PKCS over a DigestInfo built on the host
+    /// (openCryptoki's soft token has only the latter).
     pub fn supported_by(self, mechanisms: &[MechanismType]) -> bool {
         mechanisms.contains(&self.generation_mechanism())
-            && mechanisms.contains(&self.signing_mechanism())
+            && (mechanisms.contains(&self.signing_mechanism())
+                || matches!(self, KeySpec::Rsa(_)) && mechanisms.contains(&MechanismType::RSA_PKCS))
     }
 
     /// The CLI name (`ecdsa-p384`, `rsa-3072`, ...).

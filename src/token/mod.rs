@@ -1,6 +1,7 @@
 //! The token layer: PKCS#11 through cryptoki. It knows nothing of X.509.
 
 pub mod error;
+pub mod info;
 pub mod key;
 pub mod module;
 pub mod pin;

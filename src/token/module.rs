@@ -7,6 +7,7 @@ use cryptoki::mechanism::MechanismType;
 use cryptoki::slot::Slot;
 
 use super::TokenError;
+use super::info::TokenFields;
 use super::key::KeySpec;
 
 /// Where SoftHSM2 usually lives, tried in order when no module is named.
@@ -72,6 +73,9 @@ pub fn registered_names() -> Vec<String> {
 pub struct Module {
     ctx: Pkcs11,
     path: PathBuf,
+    /// Token information read this command, by slot id: one C_GetTokenInfo per token (a
+    /// network HSM pays a round trip per call).
+    infos: std::sync::Mutex<Vec<(u64, TokenFields)>>,
 }
 
 /// What `token list` shows of one token.
@@ -91,6 +95,8 @@ pub struct TokenSummary {
     pub flags: Vec<&'static str>,
     /// The key types the token can generate and sign with.
     pub can_generate: Vec<KeySpec>,
+    /// What of the token's information could not be read, if anything.
+    pub note: Option<String>,
 }
 
 /// Which token to use: by label, optionally narrowed by serial.
@@ -146,7 +152,11 @@ impl Module {
             .map_err(TokenError::during(
                 "initialising the PKCS#11 module (C_Initialize)",
             ))?;
-        Ok(Module { ctx, path })
+        Ok(Module {
+            ctx,
+            path,
+            infos: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     /// The module's file.
@@ -158,6 +168,20 @@ impl Module {
         &self.ctx
     }
 
+    /// The token information of `slot`, read once per command.
+    pub(crate) fn token_info(&self, slot: Slot) -> Result<TokenFields, TokenError> {
+        let mut infos = self
+            .infos
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, info)) = infos.iter().find(|(id, _)| *id == slot.id()) {
+            return Ok(info.clone());
+        }
+        let info = TokenFields::read(&self.ctx, &self.path, slot)?;
+        infos.push((slot.id(), info.clone()));
+        Ok(info)
+    }
+
     /// Every token present, with its flags and the key types it can generate.
     pub fn tokens(&self) -> Result<Vec<TokenSummary>, TokenError> {
         let ctx = self.ctx();
@@ -166,26 +190,8 @@ impl Module {
             .map_err(TokenError::during("listing slots (C_GetSlotList)"))?;
         let mut out = Vec::new();
         for slot in slots {
-            let info = ctx.get_token_info(slot).map_err(TokenError::during(
-                "reading token information (C_GetTokenInfo)",
-            ))?;
-            let mut flags = Vec::new();
-            for (on, name) in [
-                (info.token_initialized(), "initialized"),
-                (info.user_pin_initialized(), "user-pin-initialized"),
-                (info.login_required(), "login-required"),
-                (info.rng(), "rng"),
-                (info.write_protected(), "write-protected"),
-                (info.protected_authentication_path(), "protected-auth-path"),
-                (info.user_pin_count_low(), "user-pin-count-low"),
-                (info.user_pin_final_try(), "user-pin-final-try"),
-                (info.user_pin_locked(), "user-pin-locked"),
-                (info.user_pin_to_be_changed(), "user-pin-to-be-changed"),
-            ] {
-                if on {
-                    flags.push(name);
-                }
-            }
+            let info = self.token_info(slot)?;
+            let flags = info.flag_names();
             let mechanisms = ctx.get_mechanism_list(slot).map_err(TokenError::during(
                 "listing mechanisms (C_GetMechanismList)",
             ))?;
@@ -205,11 +211,12 @@ impl Module {
                 .collect();
             out.push(TokenSummary {
                 slot_id: slot.id(),
-                label: field(info.label()),
-                serial: field(info.serial_number()),
-                manufacturer: field(info.manufacturer_id()),
-                model: field(info.model()),
+                label: info.label.clone(),
+                serial: info.serial.clone(),
+                manufacturer: info.manufacturer.clone(),
+                model: info.model.clone(),
                 flags,
+                note: info.note.clone(),
                 can_generate,
             });
         }
@@ -225,11 +232,8 @@ impl Module {
         let mut found = Vec::new();
         let mut matching = Vec::new();
         for slot in slots {
-            let info = ctx.get_token_info(slot).map_err(TokenError::during(
-                "reading token information (C_GetTokenInfo)",
-            ))?;
-            let label = field(info.label());
-            let serial = field(info.serial_number());
+            let info = self.token_info(slot)?;
+            let (label, serial) = (info.label, info.serial);
             let ok = sel.label.as_deref().is_none_or(|l| l == label)
                 && sel.serial.as_deref().is_none_or(|s| s == serial);
             if ok {

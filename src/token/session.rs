@@ -22,6 +22,8 @@ pub struct TokenSession<'m> {
     session: Session,
     label: String,
     logged_in: bool,
+    /// The token's mechanisms, once a signature needed to know them.
+    mechanism_list: std::sync::OnceLock<Vec<MechanismType>>,
 }
 
 /// A CA private key on the token whose attributes passed the CA key policy.
@@ -51,20 +53,14 @@ impl<'m> TokenSession<'m> {
             ctx.open_ro_session(slot)
         }
         .map_err(TokenError::during("opening a session (C_OpenSession)"))?;
-        let label = ctx
-            .get_token_info(slot)
-            .map_err(TokenError::during(
-                "reading token information (C_GetTokenInfo)",
-            ))?
-            .label()
-            .to_string();
-        let label = super::module::field(&label);
+        let label = module.token_info(slot)?.label;
         Ok(TokenSession {
             module,
             slot,
             session,
             label,
             logged_in: false,
+            mechanism_list: std::sync::OnceLock::new(),
         })
     }
 
@@ -90,19 +86,19 @@ impl<'m> TokenSession<'m> {
             session,
             label: self.label.clone(),
             logged_in: false,
+            mechanism_list: std::sync::OnceLock::new(),
         })
+    }
+
+    /// What of the token's information could not be read and was ignored, if anything.
+    pub fn info_note(&self) -> Option<String> {
+        self.module.token_info(self.slot).ok().and_then(|i| i.note)
     }
 
     /// Logs in once with `pin`. A locked PIN is refused before trying; nothing is ever retried.
     /// Returns warnings about the PIN counter to show the operator.
     pub fn login(&mut self, pin: &Pin) -> Result<Vec<String>, TokenError> {
-        let info = self
-            .module
-            .ctx()
-            .get_token_info(self.slot)
-            .map_err(TokenError::during(
-                "reading token information (C_GetTokenInfo)",
-            ))?;
+        let info = self.module.token_info(self.slot)?;
         if info.user_pin_locked() {
             return Err(TokenError::PinLocked);
         }
@@ -596,6 +592,16 @@ impl<'m> TokenSession<'m> {
             mgf,
             s_len: len.into(),
         };
+        if let SignMechanism::RsaPkcs1(bits) = mechanism
+            && !self.offers(hashing_rsa_pkcs(bits))?
+            && self.offers(MechanismType::RSA_PKCS)?
+        {
+            // The token hashes nothing: CKM_RSA_PKCS pads and signs the DigestInfo given.
+            return self
+                .session
+                .sign(&Mechanism::RsaPkcs, key.handle, &digest_info(bits, data)?)
+                .map_err(TokenError::during("signing (C_Sign)"));
+        }
         let mech = match mechanism {
             SignMechanism::EcdsaPrehashed => Mechanism::Ecdsa,
             SignMechanism::RsaPkcs1(256) => Mechanism::Sha256RsaPkcs,
@@ -628,6 +634,72 @@ impl<'m> TokenSession<'m> {
             .sign(&mech, key.handle, data)
             .map_err(TokenError::during("signing (C_Sign)"))
     }
+}
+
+impl TokenSession<'_> {
+    /// Whether the token offers `mechanism` (its list read once per session).
+    fn offers(&self, mechanism: MechanismType) -> Result<bool, TokenError> {
+        if let Some(list) = self.mechanism_list.get() {
+            return Ok(list.contains(&mechanism));
+        }
+        let list = self.mechanisms()?;
+        let offered = list.contains(&mechanism);
+        let _ = self.mechanism_list.set(list);
+        Ok(offered)
+    }
+}
+
+/// The CKM_SHAx_RSA_PKCS mechanism for a hash size.
+fn hashing_rsa_pkcs(bits: u16) -> MechanismType {
+    match bits {
+        384 => MechanismType::SHA384_RSA_PKCS,
+        512 => MechanismType::SHA512_RSA_PKCS,
+        _ => MechanismType::SHA256_RSA_PKCS,
+    }
+}
+
+/// PKCS#1 v1.5's DigestInfo (RFC 8017 §9.2) of `data` hashed with SHA-`bits`.
+fn digest_info(bits: u16, data: &[u8]) -> Result<Vec<u8>, TokenError> {
+    use der::Encode;
+    use sha2::Digest;
+    #[derive(der::Sequence)]
+    struct DigestInfo {
+        digest_algorithm: spki::AlgorithmIdentifierOwned,
+        digest: der::asn1::OctetString,
+    }
+    let (oid, digest) = match bits {
+        256 => (
+            const_oid::db::rfc5912::ID_SHA_256,
+            sha2::Sha256::digest(data).to_vec(),
+        ),
+        384 => (
+            const_oid::db::rfc5912::ID_SHA_384,
+            sha2::Sha384::digest(data).to_vec(),
+        ),
+        512 => (
+            const_oid::db::rfc5912::ID_SHA_512,
+            sha2::Sha512::digest(data).to_vec(),
+        ),
+        _ => {
+            return Err(TokenError::Unsupported {
+                what: format!("RSA with SHA-{bits}"),
+                mechanism: "CKM_RSA_PKCS".into(),
+            });
+        }
+    };
+    let encoding = |e: der::Error| TokenError::Direct {
+        during: "encoding a DigestInfo".into(),
+        why: e.to_string(),
+    };
+    DigestInfo {
+        digest_algorithm: spki::AlgorithmIdentifierOwned {
+            oid,
+            parameters: Some(der::Any::null()),
+        },
+        digest: der::asn1::OctetString::new(digest).map_err(encoding)?,
+    }
+    .to_der()
+    .map_err(encoding)
 }
 
 impl Drop for TokenSession<'_> {

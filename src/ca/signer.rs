@@ -176,22 +176,11 @@ impl<'s, 'm> TokenSigner<'s, 'm> {
     /// `message`: the host-computed digest for ECDSA (SoftHSM2 has no CKM_ECDSA_SHA384), the
     /// message itself otherwise.
     pub fn token_input(&self, message: &[u8]) -> (SignMechanism, Vec<u8>) {
+        let mechanism = sign_mechanism(self.algorithm);
         match self.algorithm {
-            SignatureAlgorithm::EcdsaSha256 => (
-                SignMechanism::EcdsaPrehashed,
-                sha2::Sha256::digest(message).to_vec(),
-            ),
-            SignatureAlgorithm::EcdsaSha384 => (
-                SignMechanism::EcdsaPrehashed,
-                sha2::Sha384::digest(message).to_vec(),
-            ),
-            SignatureAlgorithm::RsaPkcs1Sha256 => (SignMechanism::RsaPkcs1(256), message.to_vec()),
-            SignatureAlgorithm::RsaPkcs1Sha384 => (SignMechanism::RsaPkcs1(384), message.to_vec()),
-            SignatureAlgorithm::RsaPkcs1Sha512 => (SignMechanism::RsaPkcs1(512), message.to_vec()),
-            SignatureAlgorithm::RsaPssSha256 => (SignMechanism::RsaPss(256), message.to_vec()),
-            SignatureAlgorithm::RsaPssSha384 => (SignMechanism::RsaPss(384), message.to_vec()),
-            SignatureAlgorithm::RsaPssSha512 => (SignMechanism::RsaPss(512), message.to_vec()),
-            SignatureAlgorithm::Ed25519 => (SignMechanism::Eddsa, message.to_vec()),
+            SignatureAlgorithm::EcdsaSha256 => (mechanism, sha2::Sha256::digest(message).to_vec()),
+            SignatureAlgorithm::EcdsaSha384 => (mechanism, sha2::Sha384::digest(message).to_vec()),
+            _ => (mechanism, message.to_vec()),
         }
     }
 
@@ -272,5 +261,21 @@ pub fn key_spec(alg: crate::x509::algorithm::KeyAlgorithm) -> KeySpec {
         crate::x509::algorithm::KeyAlgorithm::Rsa3072 => KeySpec::Rsa(3072),
         crate::x509::algorithm::KeyAlgorithm::Rsa4096 => KeySpec::Rsa(4096),
         crate::x509::algorithm::KeyAlgorithm::Ed25519 => KeySpec::Ed25519,
+    }
+}
+
+/// How the token is asked to make a signature of `algorithm`.
+pub fn sign_mechanism(algorithm: SignatureAlgorithm) -> SignMechanism {
+    match algorithm {
+        SignatureAlgorithm::EcdsaSha256 | SignatureAlgorithm::EcdsaSha384 => {
+            SignMechanism::EcdsaPrehashed
+        }
+        SignatureAlgorithm::RsaPkcs1Sha256 => SignMechanism::RsaPkcs1(256),
+        SignatureAlgorithm::RsaPkcs1Sha384 => SignMechanism::RsaPkcs1(384),
+        SignatureAlgorithm::RsaPkcs1Sha512 => SignMechanism::RsaPkcs1(512),
+        SignatureAlgorithm::RsaPssSha256 => SignMechanism::RsaPss(256),
+        SignatureAlgorithm::RsaPssSha384 => SignMechanism::RsaPss(384),
+        SignatureAlgorithm::RsaPssSha512 => SignMechanism::RsaPss(512),
+        SignatureAlgorithm::Ed25519 => SignMechanism::Eddsa,
     }
 }

@@ -396,12 +396,13 @@ pub fn build(
             )
         })?;
     if first_signing.is_some() {
-        let spec = key_spec(ca_alg);
-        if !mechanisms.contains(&spec.signing_mechanism()) {
+        let needed = crate::ca::signer::sign_mechanism(ca_signature);
+        if !needed.offered_by(&mechanisms) {
+            let names: Vec<String> = needed.mechanisms().iter().map(|m| m.to_string()).collect();
             return Err(Error::invalid(
                 format!(
                     "the token does not offer {} needed to sign with the {} CA key",
-                    spec.signing_mechanism(),
+                    names.join(" or "),
                     ca_alg
                 ),
                 "use a token that offers it, or a key type it supports ('hsmca token list')",

@@ -86,6 +86,42 @@ pub enum SignMechanism {
     Eddsa,
 }
 
+impl SignMechanism {
+    /// The mechanisms that can make this signature, any one of which will do.
+    pub fn mechanisms(self) -> Vec<MechanismType> {
+        let by_hash = |bits: u16, m256, m384, m512| match bits {
+            384 => m384,
+            512 => m512,
+            _ => m256,
+        };
+        match self {
+            SignMechanism::EcdsaPrehashed => vec![MechanismType::ECDSA],
+            SignMechanism::RsaPkcs1(bits) => vec![
+                by_hash(
+                    bits,
+                    MechanismType::SHA256_RSA_PKCS,
+                    MechanismType::SHA384_RSA_PKCS,
+                    MechanismType::SHA512_RSA_PKCS,
+                ),
+                // Over a DigestInfo built on the host.
+                MechanismType::RSA_PKCS,
+            ],
+            SignMechanism::RsaPss(bits) => vec![by_hash(
+                bits,
+                MechanismType::SHA256_RSA_PKCS_PSS,
+                MechanismType::SHA384_RSA_PKCS_PSS,
+                MechanismType::SHA512_RSA_PKCS_PSS,
+            )],
+            SignMechanism::Eddsa => vec![MechanismType::EDDSA],
+        }
+    }
+
+    /// Whether a token offering `mechanisms` can make this signature.
+    pub fn offered_by(self, mechanisms: &[MechanismType]) -> bool {
+        self.mechanisms().iter().any(|m| mechanisms.contains(m))
+    }
+}
+
 /// The public half of a key as the token stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKeyMaterial {

@@ -257,6 +257,12 @@ fn tpm2_pkcs11_main_flows() {
         "{list}"
     );
     assert!(!list.contains('\0'), "NUL padding printed: {list:?}");
+    // Per key type: how, or why not.
+    assert_mentions(
+        &list,
+        &["rsa-4096: no: CKM_RSA_PKCS_KEY_PAIR_GEN makes 1024 to 3072 bits"],
+    );
+    assert_mentions(&list, &["ed25519: no: no CKM_EC_EDWARDS_KEY_PAIR_GEN"]);
     for alg in ["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"] {
         let label = format!("k-{alg}");
         let out = assert_ok(&t.run(&[
@@ -541,6 +547,11 @@ fn opencryptoki_main_flows() {
     let list = t.run(&["token", "list"]);
     let listed = assert_ok(&list);
     assert_mentions(&listed, &["algorithms: rsa-2048 rsa-3072 rsa-4096"]);
+    assert_mentions(
+        &listed,
+        &["CKM_RSA_PKCS over a DigestInfo built on the host"],
+    );
+    assert_mentions(&listed, &["ecdsa-p256: no: no CKM_EC_KEY_PAIR_GEN"]);
     assert_mentions(&stderr_of(&list), &["clock"]);
     let err = assert_fails(&t.run(&[
         "key",

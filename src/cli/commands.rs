@@ -128,6 +128,12 @@ fn token_list(g: &GlobalArgs) -> Result<()> {
         } else {
             say!("  algorithms: {}", algs.join(" "));
         }
+        for (spec, how) in &t.support {
+            match how {
+                Ok(how) => say!("    {}: {how}", spec.name()),
+                Err(why) => say!("    {}: no: {why}", spec.name()),
+            }
+        }
         if let Some(note) = &t.note {
             eprintln!("note: token in slot {}: {note}", t.slot_id);
         }

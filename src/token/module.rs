@@ -97,6 +97,56 @@ pub struct TokenSummary {
     pub can_generate: Vec<KeySpec>,
     /// What of the token's information could not be read, if anything.
     pub note: Option<String>,
+    /// Per key type: how the token generates and signs with it, or why it cannot.
+    pub support: Vec<(KeySpec, Result<String, String>)>,
+}
+
+/// How a token offering `mechanisms` generates and signs with `spec` keys, or why it cannot
+/// (`rsa_sizes`: its C_GetMechanismInfo for RSA key-pair generation).
+fn support(
+    spec: KeySpec,
+    mechanisms: &[MechanismType],
+    rsa_sizes: Option<(usize, usize)>,
+) -> Result<String, String> {
+    use super::key::SignMechanism;
+    let has = |m: &MechanismType| mechanisms.contains(m);
+    let generation = spec.generation_mechanism();
+    if !has(&generation) {
+        return Err(format!("no {generation}"));
+    }
+    if let (KeySpec::Rsa(bits), Some((min, max))) = (spec, rsa_sizes) {
+        let b = bits as usize;
+        if b < min || (max > 0 && b > max) {
+            return Err(format!("{generation} makes {min} to {max} bits"));
+        }
+    }
+    let first = |m: SignMechanism| m.mechanisms().into_iter().find(|x| has(x));
+    let signing = match spec {
+        KeySpec::EcP256 | KeySpec::EcP384 => {
+            first(SignMechanism::EcdsaPrehashed).map(|m| format!("{m} (hashed on the host)"))
+        }
+        KeySpec::Ed25519 => first(SignMechanism::Eddsa).map(|m| m.to_string()),
+        KeySpec::Rsa(_) => first(SignMechanism::RsaPkcs1(256)).map(|m| {
+            let pkcs1 = if m == MechanismType::RSA_PKCS {
+                format!("{m} over a DigestInfo built on the host")
+            } else {
+                m.to_string()
+            };
+            let pss = first(SignMechanism::RsaPss(256))
+                .map_or("no PSS".to_string(), |p| format!("PSS {p}"));
+            format!("{pkcs1}; {pss}")
+        }),
+    };
+    match signing {
+        Some(signing) => Ok(format!("generate {generation}, sign {signing}")),
+        None => Err(format!(
+            "no signing mechanism ({})",
+            match spec {
+                KeySpec::Rsa(_) => "CKM_SHA256_RSA_PKCS or CKM_RSA_PKCS".to_string(),
+                other => other.signing_mechanism().to_string(),
+            }
+        )),
+    }
 }
 
 /// Which token to use: by label, optionally narrowed by serial.
@@ -197,17 +247,14 @@ impl Module {
             ))?;
             // A size the mechanism info rules out is not offered (tpm2-pkcs11: RSA up to 3072).
             let rsa_sizes = self.key_sizes(slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN);
-            let can_generate = KeySpec::ALL
+            let support: Vec<(KeySpec, Result<String, String>)> = KeySpec::ALL
                 .iter()
-                .copied()
-                .filter(|spec| spec.supported_by(&mechanisms))
-                .filter(|spec| match (spec, rsa_sizes) {
-                    (KeySpec::Rsa(bits), Some((min, max))) => {
-                        let bits = *bits as usize;
-                        bits >= min && (max == 0 || bits <= max)
-                    }
-                    _ => true,
-                })
+                .map(|spec| (*spec, support(*spec, &mechanisms, rsa_sizes)))
+                .collect();
+            let can_generate = support
+                .iter()
+                .filter(|(_, s)| s.is_ok())
+                .map(|(spec, _)| *spec)
                 .collect();
             out.push(TokenSummary {
                 slot_id: slot.id(),
@@ -218,6 +265,7 @@ impl Module {
                 flags,
                 note: info.note.clone(),
                 can_generate,
+                support,
             });
         }
         Ok(out)

@@ -20,7 +20,12 @@
 #     against one of ~100,000, alternated (target: the large <= 1.5x the small, time and
 #     peak memory); BENCH_LOG_RECORDS sets the large size (0 skips the phase).
 #
-# --log-only runs the log-scale phase alone (it builds its large directory: a few minutes).
+#   - network HSM (scripts/bench_latency.py): the PKCS#11 calls of a cold sign and of each
+#     batch certificate, and a batch of 1000 through the fault module with 2 ms added to every
+#     call, --sessions 1, 2, 4, 8, against the ideal (calls x delay / sessions).
+#
+# --log-only runs the log-scale phase alone (it builds its large directory: a few minutes);
+# --latency-only the network-HSM phase alone.
 #
 # --perf also profiles a p384 batch of 1000 with --ca-dir (`perf record` with DWARF call
 # graphs; needs perf, package linux-perf) and prints where the on-CPU time goes.
@@ -44,16 +49,18 @@ cd "$REPO"
 
 PERF=0
 LOG_ONLY=0
+LATENCY_ONLY=0
 for arg in "$@"; do
     case "$arg" in
     --perf) PERF=1 ;;
     --log-only) LOG_ONLY=1 ;;
+    --latency-only) LATENCY_ONLY=1 ;;
     -h | --help)
         awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
         exit 0
         ;;
     *)
-        echo "bench: unknown argument $arg (usage: $0 [--perf] [--log-only])" >&2
+        echo "bench: unknown argument $arg (usage: $0 [--perf] [--log-only] [--latency-only])" >&2
         exit 2
         ;;
     esac
@@ -155,6 +162,13 @@ if [ "$LOG_ONLY" -eq 1 ]; then
     say "done in $(($(date +%s) - STARTED)) s"
     exit 0
 fi
+latency() {
+    say "network HSM: the fault module with 2 ms per call"
+    cargo build --quiet --release -p hsmca-faultmod --target-dir "$REPO/target/faultmod" >&2
+    python3 "$REPO/scripts/bench_latency.py" --hsmca "$HSMCA" --work "$WORK" --token "$LABEL" \
+        --module "$HSMCA_MODULE" --faultmod "$REPO/target/faultmod/release/libhsmca_faultmod.so" \
+        --csr-dir "$WORK/csr1000" --csr "$WORK/cold.csr"
+}
 BIG="${BENCH_BIG:-10000}"
 if ! [ "$BIG" -ge 1000 ] 2>/dev/null; then
     say "BENCH_BIG must be at least 1000 (the batches of 100 and 1000 are taken from it)"
@@ -230,6 +244,12 @@ PY_ARGS=(--hsmca "$HSMCA" --work "$WORK" --token-uri "token=$LABEL_URI" --module
     --reps "${BENCH_REPS:-3}" --rounds "${BENCH_ROUNDS:-20}" --raw-count "${BENCH_RAW_COUNT:-1000}"
     --big "$BIG" --budget "${BENCH_BUDGET:-300}" --source "$SOURCE" --command "scripts/bench.sh${*:+ $*}" --algs "${ALGS[@]}")
 [ "$PERF" -eq 1 ] && PY_ARGS+=(--perf)
+if [ "$LATENCY_ONLY" -eq 1 ]; then
+    latency
+    say "done in $(($(date +%s) - STARTED)) s"
+    exit 0
+fi
 python3 "$REPO/scripts/bench.py" "${PY_ARGS[@]}"
+latency
 log_scale
 say "done in $(($(date +%s) - STARTED)) s"

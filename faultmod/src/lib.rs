@@ -25,6 +25,9 @@
 //!   (logging `write STOP torn PATH`), as a SIGKILL inside a long write leaves a file; resumed,
 //!   the write returns that short count, so the caller writes the rest.
 //!
+//! - `HSMCA_FAULT_DELAY_US=2000`: every PKCS#11 call waits that long before it is forwarded, as
+//!   a network HSM's round trip would (`scripts/bench.sh --latency`).
+//!
 //! SoftHSM2 cannot produce device errors, removed tokens or locked PINs on demand; this module
 //! can (see `tests/faults.rs`). A bad configuration makes C_GetFunctionList fail with
 //! CKR_GENERAL_ERROR and a `hsmca-faultmod:` line on stderr.
@@ -102,6 +105,8 @@ struct Config {
     fault: Option<Fault>,
     stop: Option<Stop>,
     log: Option<Mutex<File>>,
+    /// Added to every PKCS#11 call.
+    delay: Option<std::time::Duration>,
 }
 
 /// Where the process stops itself: before or after the n-th call of a point.
@@ -262,7 +267,18 @@ fn read_config() -> Result<Config, String> {
                 .map_err(|e| format!("HSMCA_FAULT_LOG={path}: {e}"))?,
         )),
     };
-    Ok(Config { fault, stop, log })
+    let delay = match var("HSMCA_FAULT_DELAY_US") {
+        None => None,
+        Some(us) => Some(std::time::Duration::from_micros(us.parse::<u64>().map_err(|_| {
+            format!("HSMCA_FAULT_DELAY_US={us} is not a number of microseconds")
+        })?)),
+    };
+    Ok(Config {
+        fault,
+        stop,
+        log,
+        delay,
+    })
 }
 
 fn config() -> Result<&'static Config, &'static str> {
@@ -330,6 +346,11 @@ fn on_call_about(point: usize, about: Option<&str>) -> (u64, Option<CK_RV>) {
     }
     if inject.is_none() {
         maybe_stop(config, point, count, false);
+    }
+    if let Some(delay) = config.delay
+        && point < NAMES.len()
+    {
+        std::thread::sleep(delay);
     }
     (count, inject)
 }

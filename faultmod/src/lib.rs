@@ -269,9 +269,11 @@ fn read_config() -> Result<Config, String> {
     };
     let delay = match var("HSMCA_FAULT_DELAY_US") {
         None => None,
-        Some(us) => Some(std::time::Duration::from_micros(us.parse::<u64>().map_err(|_| {
-            format!("HSMCA_FAULT_DELAY_US={us} is not a number of microseconds")
-        })?)),
+        Some(us) => Some(std::time::Duration::from_micros(
+            us.parse::<u64>().map_err(|_| {
+                format!("HSMCA_FAULT_DELAY_US={us} is not a number of microseconds")
+            })?,
+        )),
     };
     Ok(Config {
         fault,

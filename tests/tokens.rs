@@ -160,16 +160,8 @@ impl TpmToken {
 
     /// `hsmca ARGS` on the TPM's module, PIN from the environment.
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(hsmca_bin());
-        self.env(&mut cmd)
-            .env("HSMCA_MODULE", TPM_MODULE)
-            .env("HSMCA_PIN", TPM_PIN)
-            .env_remove("HSMCA_CA_DIR")
-            .env_remove("SOFTHSM2_CONF");
-        for v in CALL_LOG_VARS {
-            cmd.env_remove(v);
-        }
-        run_command(cmd.args(args))
+        let mut cmd = hsmca_on(self.dir.path(), TPM_MODULE, TPM_PIN);
+        run_command(self.env(&mut cmd).args(args))
     }
 }
 
@@ -231,6 +223,21 @@ out = "ceremony-root.crl"
     )
     .unwrap();
     file
+}
+
+/// `hsmca` in `dir` on `module`, PIN from the environment, nothing of SoftHSM2 or the fault
+/// module's settings inherited.
+fn hsmca_on(dir: &Path, module: &str, pin: &str) -> Command {
+    let mut cmd = Command::new(hsmca_bin());
+    cmd.current_dir(dir)
+        .env("HSMCA_MODULE", module)
+        .env("HSMCA_PIN", pin)
+        .env_remove("HSMCA_CA_DIR")
+        .env_remove("SOFTHSM2_CONF");
+    for v in CALL_LOG_VARS {
+        cmd.env_remove(v);
+    }
+    cmd
 }
 
 fn key_uri(label: &str) -> String {
@@ -518,16 +525,7 @@ impl OckToken {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(hsmca_bin());
-        cmd.current_dir(self.dir.path())
-            .env("HSMCA_MODULE", OCK_MODULE)
-            .env("HSMCA_PIN", OCK_PIN)
-            .env_remove("HSMCA_CA_DIR")
-            .env_remove("SOFTHSM2_CONF");
-        for v in CALL_LOG_VARS {
-            cmd.env_remove(v);
-        }
-        run_command(cmd.args(args))
+        run_command(hsmca_on(self.dir.path(), OCK_MODULE, OCK_PIN).args(args))
     }
 }
 

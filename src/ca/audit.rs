@@ -710,22 +710,7 @@ fn seal_message(
     signature_algorithm: &str,
     state: Option<&SealState>,
 ) -> Vec<u8> {
-    if let Some(state) = state {
-        return serde_json::to_vec(&(
-            SEAL_STATE_CONTEXT,
-            record.seq,
-            &record.time,
-            &record.operator,
-            &record.tool,
-            key_uri,
-            signature_algorithm,
-            &record.prev,
-            state,
-        ))
-        .unwrap_or_default();
-    }
-    serde_json::to_vec(&(
-        SEAL_CONTEXT,
+    let fields = (
         record.seq,
         &record.time,
         &record.operator,
@@ -733,6 +718,20 @@ fn seal_message(
         key_uri,
         signature_algorithm,
         &record.prev,
-    ))
+    );
+    match state {
+        Some(state) => serde_json::to_vec(&(SEAL_STATE_CONTEXT, fields, state)),
+        // A v2 seal's message, byte for byte as those seals signed it.
+        None => serde_json::to_vec(&(
+            SEAL_CONTEXT,
+            fields.0,
+            fields.1,
+            fields.2,
+            fields.3,
+            fields.4,
+            fields.5,
+            fields.6,
+        )),
+    }
     .unwrap_or_default()
 }

@@ -1183,10 +1183,10 @@ impl std::fmt::Display for KillPoint {
     }
 }
 
-/// Certificate i's signature is C_Sign #2i (#2i-1 asks for the length), after C_SignInit #i;
-/// the seal's is C_Sign #2(BATCH+1). See [`check_batch_shape`].
+/// Certificate i's signature is C_Sign #i, after C_SignInit #i (one C_Sign per signature: no
+/// length query); the seal's is C_Sign #(BATCH+1). See [`check_batch_shape`].
 fn sign_call(i: usize) -> usize {
-    2 * i
+    i
 }
 
 /// The writer's fsyncs: certificate i's record is fsync #3(i-1)+1, its kept copy +2, its
@@ -1525,7 +1525,7 @@ fn fsync_kind(sandbox: &Path, file: &str, out: &str) -> String {
 
 /// Runs the batch once unkilled and checks what the kill points are numbered from, per thread,
 /// since the threads interleave differently in every run: the token calls (one C_Initialize
-/// and C_Login; per certificate, in order, C_SignInit, C_Sign for the length, C_Sign; the
+/// and C_Login; per certificate, in order, C_SignInit, C_Sign; the
 /// seal's three; then C_Logout, C_CloseSession, C_Finalize) and the writer's fsyncs (per
 /// certificate its record, its kept copy, its output; then the output directory, then the
 /// seal's record), and the orders between them that do not depend on timing: certificate i
@@ -1553,13 +1553,12 @@ fn check_batch_shape(prepared: &Path) {
         .map(String::as_str)
         .filter(|c| ["C_SignInit", "C_Sign"].contains(c))
         .collect();
-    let want_signing: Vec<&str> =
-        std::iter::repeat_n(["C_SignInit", "C_Sign", "C_Sign"], BATCH + 1)
-            .flatten()
-            .collect();
+    let want_signing: Vec<&str> = std::iter::repeat_n(["C_SignInit", "C_Sign"], BATCH + 1)
+        .flatten()
+        .collect();
     if signing != want_signing {
         problems.push(format!(
-            "signing calls: not C_SignInit, C_Sign, C_Sign for each of {BATCH} certificates and the seal"
+            "signing calls: not C_SignInit, C_Sign for each of {BATCH} certificates and the seal"
         ));
     }
     let count = |f: &str| calls.iter().filter(|c| *c == f).count();
@@ -1932,7 +1931,7 @@ fn batch_signatures(log: &Path, point: &KillPoint) -> usize {
     if point.func == "C_Sign" && !point.after {
         c_sign -= 1;
     }
-    (c_sign / 2).min(BATCH)
+    c_sign.min(BATCH)
 }
 
 /// The checks right after the kill. Besides the counts the point allows: what the writer did

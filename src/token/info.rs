@@ -1,4 +1,5 @@
-//! What C_GetTokenInfo says of a token: the fields hsmca uses, read once per slot and command.
+//! What C_GetTokenInfo says of a token: the fields hsmca uses, read once per slot and command;
+//! and the one other call hsmca makes past cryptoki, a single C_Sign per signature.
 //!
 //! cryptoki parses every field, the token's clock included, and fails the whole call when one
 //! is malformed (openCryptoki 3.8.1 writes its clock as `"        hh:mm:ss"`). hsmca never uses
@@ -146,6 +147,87 @@ fn flags_of(info: &cryptoki::slot::TokenInfo) -> sys::CK_FLAGS {
     .into_iter()
     .filter(|(on, _)| *on)
     .fold(0, |acc, (_, f)| acc | f)
+}
+
+/// The module's C_Sign, called directly: cryptoki's `sign` always asks for the length first,
+/// which costs a network HSM a second round trip per signature.
+pub struct DirectSign {
+    _lib: libloading::Library,
+    sign: unsafe extern "C" fn(
+        sys::CK_SESSION_HANDLE,
+        *mut sys::CK_BYTE,
+        sys::CK_ULONG,
+        *mut sys::CK_BYTE,
+        *mut sys::CK_ULONG,
+    ) -> sys::CK_RV,
+}
+
+impl DirectSign {
+    /// The C_Sign of the module at `path` (loaded and initialised by cryptoki); `Ok(None)` if
+    /// the library or its C_Sign cannot be found this way (cryptoki's two calls are used), an
+    /// error if the module's C_GetFunctionList fails.
+    pub fn load(path: &Path) -> Result<Option<DirectSign>, CkError> {
+        // SAFETY: as in `raw_token_info`: the library is the one cryptoki loaded, and the
+        // function list it hands out lives as long as the library, which `DirectSign` keeps.
+        unsafe {
+            let Ok(lib) = libloading::Library::new(path) else {
+                return Ok(None);
+            };
+            let Ok(get_list) = lib.get::<unsafe extern "C" fn(
+                *mut *mut sys::CK_FUNCTION_LIST,
+            ) -> sys::CK_RV>(b"C_GetFunctionList\0") else {
+                return Ok(None);
+            };
+            let mut list: *mut sys::CK_FUNCTION_LIST = std::ptr::null_mut();
+            cryptoki::error::Rv::from(get_list(&mut list))
+                .into_result(cryptoki::context::Function::GetFunctionList)?;
+            if list.is_null() {
+                return Ok(None);
+            }
+            let Some(sign) = (*list).C_Sign else {
+                return Ok(None);
+            };
+            Ok(Some(DirectSign { _lib: lib, sign }))
+        }
+    }
+
+    /// One C_Sign of `data` in `session`, whose C_SignInit succeeded, into a buffer of
+    /// `expected` bytes (a second call only if the token wants more, as PKCS#11 allows: a
+    /// buffer too small leaves the operation active).
+    pub fn sign(
+        &self,
+        session: sys::CK_SESSION_HANDLE,
+        data: &[u8],
+        expected: usize,
+    ) -> Result<Vec<u8>, CkError> {
+        let mut out = vec![0u8; expected.max(1)];
+        for _ in 0..2 {
+            let mut len = out.len() as sys::CK_ULONG;
+            // SAFETY: `data` and `out` are valid for the lengths given; the module reads the
+            // one and writes at most `len` bytes of the other, and sets `len`.
+            let rv = unsafe {
+                (self.sign)(
+                    session,
+                    data.as_ptr() as *mut sys::CK_BYTE,
+                    data.len() as sys::CK_ULONG,
+                    out.as_mut_ptr(),
+                    &mut len,
+                )
+            };
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            if rv == sys::CKR_BUFFER_TOO_SMALL && len > out.len() {
+                out.resize(len, 0);
+                continue;
+            }
+            cryptoki::error::Rv::from(rv).into_result(cryptoki::context::Function::Sign)?;
+            out.truncate(len);
+            return Ok(out);
+        }
+        Err(CkError::Pkcs11(
+            cryptoki::error::RvError::BufferTooSmall,
+            cryptoki::context::Function::Sign,
+        ))
+    }
 }
 
 /// C_GetTokenInfo made directly, through the function list of the module at `path` (the

@@ -147,6 +147,17 @@ pub enum PublicKeyMaterial {
 }
 
 impl PublicKeyMaterial {
+    /// The length of a signature by this key as the token returns it (raw r‖s for ECDSA).
+    pub fn signature_len(&self) -> usize {
+        match self {
+            PublicKeyMaterial::Rsa { modulus, .. } => {
+                modulus.iter().skip_while(|b| **b == 0).count()
+            }
+            PublicKeyMaterial::Ec { params, .. } if params == EC_PARAMS_P384 => 96,
+            PublicKeyMaterial::Ec { .. } | PublicKeyMaterial::Ed25519 { .. } => 64,
+        }
+    }
+
     /// The key type, where hsmca supports it.
     pub fn spec(&self) -> Option<KeySpec> {
         match self {

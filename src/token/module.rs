@@ -76,6 +76,10 @@ pub struct Module {
     /// Token information read this command, by slot id: one C_GetTokenInfo per token (a
     /// network HSM pays a round trip per call).
     infos: std::sync::Mutex<Vec<(u64, TokenFields)>>,
+    /// The module's C_Sign, called directly (one call per signature), once loaded.
+    direct_sign: std::sync::OnceLock<Option<super::info::DirectSign>>,
+    /// Serialises the first load of `direct_sign` (its error is the command's).
+    direct_sign_load: std::sync::Mutex<()>,
 }
 
 /// What `token list` shows of one token.
@@ -206,6 +210,8 @@ impl Module {
             ctx,
             path,
             infos: std::sync::Mutex::new(Vec::new()),
+            direct_sign: std::sync::OnceLock::new(),
+            direct_sign_load: std::sync::Mutex::new(()),
         })
     }
 
@@ -216,6 +222,23 @@ impl Module {
 
     pub(crate) fn ctx(&self) -> &Pkcs11 {
         &self.ctx
+    }
+
+    /// The module's C_Sign for a single call per signature (`None`: cryptoki's two calls).
+    pub(crate) fn direct_sign(&self) -> Result<Option<&super::info::DirectSign>, TokenError> {
+        if let Some(loaded) = self.direct_sign.get() {
+            return Ok(loaded.as_ref());
+        }
+        let _one = self
+            .direct_sign_load
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(loaded) = self.direct_sign.get() {
+            return Ok(loaded.as_ref());
+        }
+        let loaded = super::info::DirectSign::load(&self.path)
+            .map_err(TokenError::during("signing (C_GetFunctionList)"))?;
+        Ok(self.direct_sign.get_or_init(|| loaded).as_ref())
     }
 
     /// The token information of `slot`, read once per command.
@@ -302,12 +325,14 @@ impl Module {
         }
     }
 
-    /// The Cryptoki version the module implements ((2, 20) if it does not say).
-    pub(crate) fn cryptoki_version(&self) -> (u8, u8) {
+    /// The Cryptoki version the module implements.
+    pub(crate) fn cryptoki_version(&self) -> Result<(u8, u8), TokenError> {
         self.ctx()
             .get_library_info()
             .map(|i| (i.cryptoki_version().major(), i.cryptoki_version().minor()))
-            .unwrap_or((2, 20))
+            .map_err(TokenError::during(
+                "reading the module's information (C_GetInfo)",
+            ))
     }
 
     /// The key sizes (in bits for RSA) the slot's token says it can make with `mechanism`,

@@ -493,7 +493,7 @@ impl<'m> TokenSession<'m> {
             Attribute::Modifiable(false),
             Attribute::SignRecover(false),
         ];
-        let version = self.module.cryptoki_version();
+        let version = self.module.cryptoki_version()?;
         if version >= (2, 40) {
             optional.push(Attribute::Copyable(false));
         }
@@ -597,10 +597,7 @@ impl<'m> TokenSession<'m> {
             && self.offers(MechanismType::RSA_PKCS)?
         {
             // The token hashes nothing: CKM_RSA_PKCS pads and signs the DigestInfo given.
-            return self
-                .session
-                .sign(&Mechanism::RsaPkcs, key.handle, &digest_info(bits, data)?)
-                .map_err(TokenError::during("signing (C_Sign)"));
+            return self.sign_once(&Mechanism::RsaPkcs, key, &digest_info(bits, data)?);
         }
         let mech = match mechanism {
             SignMechanism::EcdsaPrehashed => Mechanism::Ecdsa,
@@ -630,8 +627,27 @@ impl<'m> TokenSession<'m> {
                 });
             }
         };
+        self.sign_once(&mech, key, data)
+    }
+
+    /// C_SignInit, then one C_Sign into a buffer of the signature's size.
+    fn sign_once(
+        &self,
+        mech: &Mechanism,
+        key: &TokenKey,
+        data: &[u8],
+    ) -> Result<Vec<u8>, TokenError> {
+        let Some(direct) = self.module.direct_sign()? else {
+            return self
+                .session
+                .sign(mech, key.handle, data)
+                .map_err(TokenError::during("signing (C_Sign)"));
+        };
         self.session
-            .sign(&mech, key.handle, data)
+            .sign_init(mech, key.handle)
+            .map_err(TokenError::during("signing (C_SignInit)"))?;
+        direct
+            .sign(self.session.handle(), data, key.public.signature_len())
             .map_err(TokenError::during("signing (C_Sign)"))
     }
 }

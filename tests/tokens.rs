@@ -698,3 +698,76 @@ fn opencryptoki_main_flows() {
     openssl_verify(&root, &[], &root).unwrap();
     assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
 }
+
+/// A token with no hashing RSA mechanisms (SoftHSM2 behind the fault module, which leaves
+/// CKM_SHAx_RSA_PKCS and CKM_SHAx_RSA_PKCS_PSS out of its mechanism list): PKCS#1 v1.5 signs
+/// through CKM_RSA_PKCS over a DigestInfo built on the host, PSS through CKM_RSA_PKCS_PSS over
+/// a host digest, and the token is asked for nothing else.
+#[test]
+fn a_token_without_hashing_rsa_mechanisms_signs_through_the_raw_ones() {
+    let t = TestToken::new("Root CA");
+    let trace = t.path("trace.log");
+    let trace_s = trace.to_str().unwrap().to_string();
+    let module = t.module.to_str().unwrap().to_string();
+    let faultmod = faultmod().to_str().unwrap().to_string();
+    // CKM_SHA256/384/512/224_RSA_PKCS and their _PSS.
+    let hidden = "0x40,0x41,0x42,0x43,0x44,0x45,0x46,0x47";
+    let env = [
+        ("HSMCA_MODULE", Some(faultmod.as_str())),
+        ("HSMCA_FAULT_REAL", Some(module.as_str())),
+        ("HSMCA_FAULT_HIDE_MECHS", Some(hidden)),
+        ("HSMCA_FAULT_TRACE", Some(trace_s.as_str())),
+    ];
+    let list = assert_ok(&t.run_env(&env, ["token", "list"]));
+    assert_mentions(
+        &list,
+        &["CKM_RSA_PKCS over a DigestInfo built on the host; PSS CKM_RSA_PKCS_PSS"],
+    );
+    let key = parse_generated_key(&assert_ok(&t.run_env(
+        &env,
+        in_ca_dir("ca", key_generate_args("Root CA", "root-2026", "rsa-3072")),
+    )));
+    assert_ok(&t.run_env(
+        &env,
+        in_ca_dir("ca", root_create_args(&key.uri, "5y", "root.crt")),
+    ));
+    let root = t.path("root.crt");
+    for (name, extra) in [
+        ("pkcs1-256", &[][..]),
+        ("pkcs1-384", &["--hash", "384"][..]),
+        ("pss-256", &["--pss"][..]),
+        ("pss-512", &["--pss", "--hash", "512"][..]),
+    ] {
+        make_csr(
+            &t.path("csr"),
+            name,
+            CsrAlg::P256,
+            &format!("Raw {name} CA"),
+        );
+        let out = format!("{name}.crt");
+        let args = in_ca_dir(
+            "ca",
+            intermediate_args(&key.uri, &format!("csr/{name}.csr"), "1y", &out),
+        )
+        .with(extra);
+        assert_ok(&t.run_env(&env, args));
+        openssl_verify(&root, &[], &t.path(&out)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // Every C_SignInit asked for a mechanism the token listed: CKM_ECDSA (no), CKM_RSA_PKCS
+    // (0x1) or CKM_RSA_PKCS_PSS (0xd).
+    let traced = fs::read_to_string(&trace).unwrap();
+    let inits: Vec<&str> = traced
+        .lines()
+        .filter(|l| l.contains("C_SignInit"))
+        .collect();
+    assert!(!inits.is_empty(), "no C_SignInit traced");
+    for line in inits {
+        assert!(
+            line.contains("mechanism=0x1 ")
+                || line.contains("mechanism=0xd ")
+                || line.ends_with("mechanism=0x1")
+                || line.ends_with("mechanism=0xd"),
+            "a C_SignInit asked for a mechanism the token did not list: {line}"
+        );
+    }
+}

@@ -25,6 +25,8 @@
 //!   (logging `write STOP torn PATH`), as a SIGKILL inside a long write leaves a file; resumed,
 //!   the write returns that short count, so the caller writes the rest.
 //!
+//! - `HSMCA_FAULT_HIDE_MECHS=0x40,0x43`: C_GetMechanismList leaves these mechanisms out (CKM_
+//!   values, decimal or 0x hex), so a test can play a token that lacks them.
 //! - `HSMCA_FAULT_DELAY_US=2000`: every PKCS#11 call waits that long before it is forwarded, as
 //!   a network HSM's round trip would (`scripts/bench.sh --latency`).
 //!
@@ -73,6 +75,8 @@ macro_rules! for_each_function {
                         None => CKR_FUNCTION_NOT_SUPPORTED,
                     };
                     // SAFETY: the caller's arguments after the real call: its outputs written.
+                    unsafe { hide_mechanisms(Func::$name, rv, &[$(trace::Word::word(&$arg)),*]) };
+                    // SAFETY: as above.
                     unsafe { trace::call(Func::$name, rv, &[$(trace::Word::word(&$arg)),*]) };
                     after_call(Func::$name as usize, count);
                     rv
@@ -355,6 +359,56 @@ fn on_call_about(point: usize, about: Option<&str>) -> (u64, Option<CK_RV>) {
         std::thread::sleep(delay);
     }
     (count, inject)
+}
+
+/// The mechanisms `HSMCA_FAULT_HIDE_MECHS` leaves out of C_GetMechanismList.
+fn hidden_mechanisms() -> &'static [CK_MECHANISM_TYPE] {
+    static HIDDEN: OnceLock<Vec<CK_MECHANISM_TYPE>> = OnceLock::new();
+    HIDDEN.get_or_init(|| {
+        std::env::var("HSMCA_FAULT_HIDE_MECHS")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|m| {
+                let m = m.trim();
+                match m.strip_prefix("0x") {
+                    Some(hex) => CK_MECHANISM_TYPE::from_str_radix(hex, 16).ok(),
+                    None => m.parse().ok(),
+                }
+            })
+            .collect()
+    })
+}
+
+/// After a successful C_GetMechanismList that filled a list: the hidden mechanisms taken out
+/// and the count lowered (`words`: slot, list pointer, count pointer).
+///
+/// # Safety
+/// `words` are the arguments of the call that just returned, as its contract has them.
+unsafe fn hide_mechanisms(func: Func, rv: CK_RV, words: &[u64]) {
+    let hidden = hidden_mechanisms();
+    if func != Func::C_GetMechanismList || rv != CKR_OK || hidden.is_empty() {
+        return;
+    }
+    let (list, count) = (
+        words[1] as usize as *mut CK_MECHANISM_TYPE,
+        words[2] as usize as *mut CK_ULONG,
+    );
+    if list.is_null() || count.is_null() {
+        return;
+    }
+    // SAFETY: the module filled `*count` entries of `list`, which the caller provided.
+    unsafe {
+        let n = *count as usize;
+        let entries = std::slice::from_raw_parts_mut(list, n);
+        let mut kept = 0;
+        for i in 0..n {
+            if !hidden.contains(&entries[i]) {
+                entries[kept] = entries[i];
+                kept += 1;
+            }
+        }
+        *count = kept as CK_ULONG;
+    }
 }
 
 /// After the real call returned: stops the process if this is the stop point (`after`).

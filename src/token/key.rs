@@ -106,12 +106,16 @@ impl SignMechanism {
                 // Over a DigestInfo built on the host.
                 MechanismType::RSA_PKCS,
             ],
-            SignMechanism::RsaPss(bits) => vec![by_hash(
-                bits,
-                MechanismType::SHA256_RSA_PKCS_PSS,
-                MechanismType::SHA384_RSA_PKCS_PSS,
-                MechanismType::SHA512_RSA_PKCS_PSS,
-            )],
+            SignMechanism::RsaPss(bits) => vec![
+                by_hash(
+                    bits,
+                    MechanismType::SHA256_RSA_PKCS_PSS,
+                    MechanismType::SHA384_RSA_PKCS_PSS,
+                    MechanismType::SHA512_RSA_PKCS_PSS,
+                ),
+                // Over a digest computed on the host.
+                MechanismType::RSA_PKCS_PSS,
+            ],
             SignMechanism::Eddsa => vec![MechanismType::EDDSA],
         }
     }

@@ -599,6 +599,34 @@ impl<'m> TokenSession<'m> {
             // The token hashes nothing: CKM_RSA_PKCS pads and signs the DigestInfo given.
             return self.sign_once(&Mechanism::RsaPkcs, key, &digest_info(bits, data)?);
         }
+        if let SignMechanism::RsaPss(bits) = mechanism
+            && !self.offers(hashing_rsa_pss(bits))?
+            && self.offers(MechanismType::RSA_PKCS_PSS)?
+        {
+            // The token hashes nothing: CKM_RSA_PKCS_PSS signs the digest given.
+            use sha2::Digest;
+            let (hash, mgf, len, digest) = match bits {
+                384 => (
+                    MechanismType::SHA384,
+                    PkcsMgfType::MGF1_SHA384,
+                    48,
+                    sha2::Sha384::digest(data).to_vec(),
+                ),
+                512 => (
+                    MechanismType::SHA512,
+                    PkcsMgfType::MGF1_SHA512,
+                    64,
+                    sha2::Sha512::digest(data).to_vec(),
+                ),
+                _ => (
+                    MechanismType::SHA256,
+                    PkcsMgfType::MGF1_SHA256,
+                    32,
+                    sha2::Sha256::digest(data).to_vec(),
+                ),
+            };
+            return self.sign_once(&Mechanism::RsaPkcsPss(pss(hash, mgf, len)), key, &digest);
+        }
         let mech = match mechanism {
             SignMechanism::EcdsaPrehashed => Mechanism::Ecdsa,
             SignMechanism::RsaPkcs1(256) => Mechanism::Sha256RsaPkcs,
@@ -671,6 +699,15 @@ fn hashing_rsa_pkcs(bits: u16) -> MechanismType {
         384 => MechanismType::SHA384_RSA_PKCS,
         512 => MechanismType::SHA512_RSA_PKCS,
         _ => MechanismType::SHA256_RSA_PKCS,
+    }
+}
+
+/// The CKM_SHAx_RSA_PKCS_PSS mechanism for a hash size.
+fn hashing_rsa_pss(bits: u16) -> MechanismType {
+    match bits {
+        384 => MechanismType::SHA384_RSA_PKCS_PSS,
+        512 => MechanismType::SHA512_RSA_PKCS_PSS,
+        _ => MechanismType::SHA256_RSA_PKCS_PSS,
     }
 }
 

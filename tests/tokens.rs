@@ -244,13 +244,223 @@ fn key_uri(label: &str) -> String {
     format!("pkcs11:token={};object={label}", pct_encode(TPM_LABEL))
 }
 
+/// `hsmca key generate` of `alg` keys on the token, each labelled `k-ALG`, and the refusals of
+/// the algorithms it does not offer, each naming why.
+fn generate_all(
+    run: &dyn Fn(&[&str]) -> Output,
+    token: &str,
+    offered: &[&str],
+    refused: &[(&str, &str)],
+) {
+    for alg in offered {
+        let label = format!("k-{alg}");
+        let out = assert_ok(&run(&[
+            "key",
+            "generate",
+            "--token",
+            token,
+            "--label",
+            &label,
+            "--algorithm",
+            alg,
+        ]));
+        assert_mentions(&out, &["sensitive, not extractable"]);
+    }
+    for (alg, why) in refused {
+        let err = assert_fails(&run(&[
+            "key",
+            "generate",
+            "--token",
+            token,
+            "--label",
+            "no",
+            "--algorithm",
+            alg,
+        ]));
+        assert_mentions(&err, &[why]);
+    }
+}
+
+/// The CA's flows with `key` (signature choice `extra`) in the CA directory `ca`, under `dir`:
+/// a root, one intermediate, a batch of three on `sessions` sessions, a revocation, a CRL and
+/// the log checked against the token's head; every certificate and the CRL checked by openssl
+/// and pkilint.
+fn ca_flows(
+    dir: &Path,
+    run: &dyn Fn(&[&str]) -> Output,
+    ca: &str,
+    key: &str,
+    extra: &[&str],
+    sessions: &str,
+) {
+    fn with<'a>(args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [args, extra].concat()
+    }
+    let in_ca = |f: &str| format!("{ca}-{f}");
+    let (root, one, out, crl) = (
+        in_ca("root.crt"),
+        in_ca("one.crt"),
+        in_ca("out"),
+        in_ca("root.crl"),
+    );
+    // A CA directory is started by the command that makes the CA.
+    assert_ok(&run(&with(
+        &[
+            "--ca-dir",
+            ca,
+            "root",
+            "create",
+            "--key",
+            key,
+            "--subject",
+            "CN=Token Root CA,O=Example,C=KR",
+            "--validity",
+            "10y",
+            "--out",
+            &root,
+        ],
+        extra,
+    )));
+    let csrs = dir.join(in_ca("csr"));
+    make_csr(&csrs, "one", CsrAlg::P256, "Token One Int");
+    let batch = dir.join(in_ca("batch"));
+    for i in 1..=3 {
+        make_csr(
+            &batch,
+            &format!("req-{i}"),
+            CsrAlg::P256,
+            &format!("Token Int {i}"),
+        );
+    }
+    let one_csr = csrs.join("one.csr");
+    let intermediate = [
+        "--profile",
+        "intermediate",
+        "--path-len",
+        "0",
+        "--validity",
+        "1y",
+    ];
+    let signed = assert_ok(&run(&with(
+        &[
+            &[
+                "--ca-dir",
+                ca,
+                "sign",
+                "--key",
+                key,
+                "--csr",
+                one_csr.to_str().unwrap(),
+                "--out",
+                &one,
+            ][..],
+            &intermediate[..],
+        ]
+        .concat(),
+        extra,
+    )));
+    assert_ok(&run(&with(
+        &[
+            &[
+                "--ca-dir",
+                ca,
+                "sign",
+                "--key",
+                key,
+                "--csr-dir",
+                batch.to_str().unwrap(),
+                "--out-dir",
+                &out,
+                "--sessions",
+                sessions,
+            ][..],
+            &intermediate[..],
+        ]
+        .concat(),
+        extra,
+    )));
+    let serial = signed
+        .lines()
+        .find_map(|l| l.strip_prefix("serial: "))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert_ok(&run(&[
+        "--ca-dir",
+        ca,
+        "revoke",
+        "--serial",
+        &serial,
+        "--reason",
+        "superseded",
+    ]));
+    assert_ok(&run(&with(
+        &[
+            "--ca-dir",
+            ca,
+            "crl",
+            "--key",
+            key,
+            "--next-update",
+            "30d",
+            "--out",
+            &crl,
+        ],
+        extra,
+    )));
+    assert_mentions(
+        &assert_ok(&run(&["--ca-dir", ca, "log", "verify", "--key", key])),
+        &["was not cut back"],
+    );
+
+    let root = dir.join(&root);
+    let mut certs = vec![dir.join(&one)];
+    certs.extend((1..=3).map(|i| dir.join(&out).join(format!("req-{i}.crt"))));
+    // The chain linter cannot check RSA-PSS signatures (see tests/policy.rs).
+    let allowed: &[&str] = if extra.contains(&"--pss") {
+        &["pkix.signature_verification_failed"]
+    } else {
+        &[]
+    };
+    assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
+    for cert in &certs {
+        openssl_verify(&root, &[], cert).unwrap_or_else(|e| panic!("{ca}: {e}"));
+        assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], cert), &[]);
+        assert_no_findings_at_or_above_warning(&pkilint_chain(&root, cert), allowed);
+    }
+    let crl = dir.join(&crl);
+    let crl_check = run_command(
+        Command::new("openssl")
+            .args(["crl", "-noout", "-in"])
+            .arg(&crl)
+            .arg("-CAfile")
+            .arg(&root),
+    );
+    assert_mentions(&stderr_of(&crl_check), &["verify OK"]);
+    assert_no_findings_at_or_above_warning(
+        &pkilint("lint_crl", &["-t", "ARL", "-p", "PKIX"], &crl),
+        &[],
+    );
+}
+
+/// A ceremony file on the token `label` (see [`ceremony_file`]), run and verified, and its
+/// root checked by openssl and pkilint.
+fn ceremony_flow(dir: &Path, run: &dyn Fn(&[&str]) -> Output, label: &str, alg: &str, pss: bool) {
+    let file = ceremony_file(dir, label, alg, pss);
+    assert_ok(&run(&["ceremony", "run", "--yes", file.to_str().unwrap()]));
+    assert_ok(&run(&["ceremony", "verify", "ceremony.transcript"]));
+    let root = dir.join("ceremony-root.crt");
+    openssl_verify(&root, &[], &root).unwrap();
+    assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
+}
+
 /// The main flows on tpm2-pkcs11: key generation for every algorithm the token offers (and a
-/// refusal naming why for the others), a root, one intermediate and a batch on four sessions,
-/// revoke, CRL and the log checked against the token's head; every certificate verified by
-/// openssl and linted by pkilint.
+/// refusal naming why for the others), then [`ca_flows`] with a P-256 root and with an
+/// RSA-3072 root signing PSS (batches on four sessions), and a ceremony file.
 #[test]
 fn tpm2_pkcs11_main_flows() {
     let t = TpmToken::new();
+    let run = |args: &[&str]| t.run(args);
     let list = assert_ok(&t.run(&["token", "list"]));
     let algorithms = list
         .lines()
@@ -270,188 +480,32 @@ fn tpm2_pkcs11_main_flows() {
         &["rsa-4096: no: CKM_RSA_PKCS_KEY_PAIR_GEN makes 1024 to 3072 bits"],
     );
     assert_mentions(&list, &["ed25519: no: no CKM_EC_EDWARDS_KEY_PAIR_GEN"]);
-    for alg in ["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"] {
-        let label = format!("k-{alg}");
-        let out = assert_ok(&t.run(&[
-            "key",
-            "generate",
-            "--token",
-            TPM_LABEL,
-            "--label",
-            &label,
-            "--algorithm",
-            alg,
-        ]));
-        assert_mentions(&out, &["sensitive, not extractable"]);
-    }
-    for (alg, why) in [
-        ("rsa-4096", "1024 to 3072 bits"),
-        ("ed25519", "CKM_EC_EDWARDS_KEY_PAIR_GEN"),
-    ] {
-        let err = assert_fails(&t.run(&[
-            "key",
-            "generate",
-            "--token",
-            TPM_LABEL,
-            "--label",
-            "no",
-            "--algorithm",
-            alg,
-        ]));
-        assert_mentions(&err, &[why]);
-    }
-
-    for (alg, extra) in [("ecdsa-p256", None), ("rsa-3072", Some("--pss"))] {
-        let ca = format!("ca-{alg}");
-        let key = key_uri(&format!("k-{alg}"));
-        let root = format!("root-{alg}.crt");
-        let mut args = vec![
-            "--ca-dir",
-            &ca,
-            "root",
-            "create",
-            "--key",
-            &key,
-            "--subject",
-            "CN=TPM Root CA,O=Example,C=KR",
-            "--validity",
-            "10y",
-            "--out",
-            &root,
-        ];
-        args.extend(extra);
-        // A CA directory is started by the command that makes the CA.
-        assert_ok(&t.run(&args));
-        let csr_dir = t.path(format!("batch-{alg}"));
-        for i in 1..=4 {
-            make_csr(
-                &csr_dir,
-                &format!("req-{i}"),
-                CsrAlg::P256,
-                &format!("TPM Int {i}"),
-            );
-        }
-        make_csr(
-            &t.path("one"),
-            &format!("one-{alg}"),
-            CsrAlg::P256,
-            "TPM One Int",
-        );
-        let one = format!("one-{alg}.crt");
-        let csr_one = format!("one/one-{alg}.csr");
-        let mut sign = vec![
-            "--ca-dir",
-            &ca,
-            "sign",
-            "--key",
-            &key,
-            "--csr",
-            &csr_one,
-            "--profile",
-            "intermediate",
-            "--path-len",
-            "0",
-            "--validity",
-            "1y",
-            "--out",
-            &one,
-        ];
-        sign.extend(extra);
-        let signed = assert_ok(&t.run(&sign));
-        let out_dir = format!("out-{alg}");
-        let batch_dir = csr_dir.to_str().unwrap().to_string();
-        let mut batch = vec![
-            "--ca-dir",
-            &ca,
-            "sign",
-            "--key",
-            &key,
-            "--csr-dir",
-            &batch_dir,
-            "--out-dir",
-            &out_dir,
-            "--profile",
-            "intermediate",
-            "--path-len",
-            "0",
-            "--validity",
-            "1y",
-            "--sessions",
-            "4",
-        ];
-        batch.extend(extra);
-        assert_ok(&t.run(&batch));
-        let serial = signed
-            .lines()
-            .find_map(|l| l.strip_prefix("serial: "))
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        assert_ok(&t.run(&[
-            "--ca-dir",
-            &ca,
-            "revoke",
-            "--serial",
-            &serial,
-            "--reason",
-            "superseded",
-        ]));
-        let crl = format!("root-{alg}.crl");
-        let mut crl_args = vec![
-            "--ca-dir",
-            &ca,
-            "crl",
-            "--key",
-            &key,
-            "--next-update",
-            "30d",
-            "--out",
-            &crl,
-        ];
-        crl_args.extend(extra);
-        assert_ok(&t.run(&crl_args));
-        let verified = assert_ok(&t.run(&["--ca-dir", &ca, "log", "verify", "--key", &key]));
-        assert_mentions(&verified, &["was not cut back"]);
-
-        let root = t.path(&root);
-        let mut certs = vec![t.path(&one)];
-        for i in 1..=4 {
-            certs.push(t.path(&out_dir).join(format!("req-{i}.crt")));
-        }
-        // The chain linter cannot check RSA-PSS signatures (see tests/policy.rs).
-        let allowed: &[&str] = if extra.is_some() {
-            &["pkix.signature_verification_failed"]
-        } else {
-            &[]
-        };
-        assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
-        for cert in &certs {
-            openssl_verify(&root, &[], cert).unwrap_or_else(|e| panic!("{alg}: {e}"));
-            assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], cert), &[]);
-            assert_no_findings_at_or_above_warning(&pkilint_chain(&root, cert), allowed);
-        }
-        let crl_check = run_command(
-            Command::new("openssl")
-                .args(["crl", "-noout", "-in"])
-                .arg(t.path(&crl))
-                .arg("-CAfile")
-                .arg(&root),
-        );
-        assert_mentions(&stderr_of(&crl_check), &["verify OK"]);
-        assert_no_findings_at_or_above_warning(
-            &pkilint("lint_crl", &["-t", "ARL", "-p", "PKIX"], &t.path(&crl)),
-            &[],
-        );
-    }
-
-    // A ceremony file, run and verified.
-    let file = ceremony_file(t.dir.path(), TPM_LABEL, "ecdsa-p384", false);
-    let file = file.to_str().unwrap();
-    assert_ok(&t.run(&["ceremony", "run", "--yes", file]));
-    assert_ok(&t.run(&["ceremony", "verify", "ceremony.transcript"]));
-    let root = t.path("ceremony-root.crt");
-    openssl_verify(&root, &[], &root).unwrap();
-    assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
+    generate_all(
+        &run,
+        TPM_LABEL,
+        &["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072"],
+        &[
+            ("rsa-4096", "1024 to 3072 bits"),
+            ("ed25519", "CKM_EC_EDWARDS_KEY_PAIR_GEN"),
+        ],
+    );
+    ca_flows(
+        t.dir.path(),
+        &run,
+        "ca-p256",
+        &key_uri("k-ecdsa-p256"),
+        &[],
+        "4",
+    );
+    ca_flows(
+        t.dir.path(),
+        &run,
+        "ca-rsa",
+        &key_uri("k-rsa-3072"),
+        &["--pss"],
+        "4",
+    );
+    ceremony_flow(t.dir.path(), &run, TPM_LABEL, "ecdsa-p384", false);
 }
 
 const OCK_MODULE: &str = "/usr/lib/x86_64-linux-gnu/opencryptoki/libopencryptoki.so.0";
@@ -520,10 +574,6 @@ impl OckToken {
         }
     }
 
-    fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
     fn run(&self, args: &[&str]) -> Output {
         run_command(hsmca_on(self.dir.path(), OCK_MODULE, OCK_PIN).args(args))
     }
@@ -542,6 +592,7 @@ impl Drop for OckToken {
 #[test]
 fn opencryptoki_main_flows() {
     let t = OckToken::new();
+    let run = |args: &[&str]| t.run(args);
     let list = t.run(&["token", "list"]);
     let listed = assert_ok(&list);
     assert_mentions(&listed, &["algorithms: rsa-2048 rsa-3072 rsa-4096"]);
@@ -553,168 +604,22 @@ fn opencryptoki_main_flows() {
     assert_mentions(&stderr_of(&list), &["clock"]);
     // Every algorithm it offers is generated (rsa-3072 by the ceremony below), and the rest
     // refused naming the missing mechanism.
-    for (alg, why) in [
-        ("ecdsa-p256", "CKM_EC_KEY_PAIR_GEN"),
-        ("ecdsa-p384", "CKM_EC_KEY_PAIR_GEN"),
-        ("ed25519", "CKM_EC_EDWARDS_KEY_PAIR_GEN"),
-    ] {
-        let err = assert_fails(&t.run(&[
-            "key",
-            "generate",
-            "--token",
-            OCK_LABEL,
-            "--label",
-            "no",
-            "--algorithm",
-            alg,
-        ]));
-        assert_mentions(&err, &[why]);
-    }
-    assert_ok(&t.run(&[
-        "key",
-        "generate",
-        "--token",
+    generate_all(
+        &run,
         OCK_LABEL,
-        "--label",
-        "big",
-        "--algorithm",
-        "rsa-4096",
-    ]));
-    assert_mentions(
-        &assert_ok(&t.run(&[
-            "--ca-dir",
-            "ca",
-            "key",
-            "generate",
-            "--token",
-            OCK_LABEL,
-            "--label",
-            "root",
-            "--algorithm",
-            "rsa-2048",
-        ])),
-        &["sensitive, not extractable"],
+        &["rsa-2048", "rsa-4096"],
+        &[
+            ("ecdsa-p256", "CKM_EC_KEY_PAIR_GEN"),
+            ("ecdsa-p384", "CKM_EC_KEY_PAIR_GEN"),
+            ("ed25519", "CKM_EC_EDWARDS_KEY_PAIR_GEN"),
+        ],
     );
-    let key = format!("pkcs11:token={};object=root", pct_encode(OCK_LABEL));
-    assert_ok(&t.run(&[
-        "--ca-dir",
-        "ca",
-        "root",
-        "create",
-        "--key",
-        &key,
-        "--subject",
-        "CN=OCK Root CA,O=Example,C=KR",
-        "--validity",
-        "10y",
-        "--out",
-        "root.crt",
-    ]));
-    make_csr(&t.path("one"), "one", CsrAlg::P256, "OCK One Int");
-    let signed = assert_ok(&t.run(&[
-        "--ca-dir",
-        "ca",
-        "sign",
-        "--key",
-        &key,
-        "--csr",
-        "one/one.csr",
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--validity",
-        "1y",
-        "--out",
-        "one.crt",
-    ]));
-    for i in 1..=3 {
-        make_csr(
-            &t.path("batch"),
-            &format!("req-{i}"),
-            CsrAlg::P256,
-            &format!("OCK Int {i}"),
-        );
-    }
-    assert_ok(&t.run(&[
-        "--ca-dir",
-        "ca",
-        "sign",
-        "--key",
-        &key,
-        "--csr-dir",
-        "batch",
-        "--out-dir",
-        "out",
-        "--profile",
-        "intermediate",
-        "--path-len",
-        "0",
-        "--validity",
-        "1y",
-        "--pss",
-    ]));
-    let serial = signed
-        .lines()
-        .find_map(|l| l.strip_prefix("serial: "))
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    assert_ok(&t.run(&[
-        "--ca-dir",
-        "ca",
-        "revoke",
-        "--serial",
-        &serial,
-        "--reason",
-        "superseded",
-    ]));
-    assert_ok(&t.run(&[
-        "--ca-dir",
-        "ca",
-        "crl",
-        "--key",
-        &key,
-        "--next-update",
-        "30d",
-        "--out",
-        "root.crl",
-    ]));
-    assert_mentions(
-        &assert_ok(&t.run(&["--ca-dir", "ca", "log", "verify", "--key", &key])),
-        &["was not cut back"],
-    );
-    let root = t.path("root.crt");
-    assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
-    let one = t.path("one.crt");
-    openssl_verify(&root, &[], &one).unwrap();
-    assert_no_findings_at_or_above_warning(&pkilint_chain(&root, &one), &[]);
-    for i in 1..=3 {
-        let cert = t.path("out").join(format!("req-{i}.crt"));
-        openssl_verify(&root, &[], &cert).unwrap();
-        assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &cert), &[]);
-        assert_no_findings_at_or_above_warning(
-            &pkilint_chain(&root, &cert),
-            &["pkix.signature_verification_failed"],
-        );
-    }
-    let crl_check = run_command(
-        Command::new("openssl")
-            .args(["crl", "-noout", "-in"])
-            .arg(t.path("root.crl"))
-            .arg("-CAfile")
-            .arg(&root),
-    );
-    assert_mentions(&stderr_of(&crl_check), &["verify OK"]);
-
-    // A ceremony file, run and verified (RSA-3072 signing PSS).
-    let file = ceremony_file(t.dir.path(), OCK_LABEL, "rsa-3072", true);
-    let file = file.to_str().unwrap();
-    assert_ok(&t.run(&["ceremony", "run", "--yes", file]));
-    assert_ok(&t.run(&["ceremony", "verify", "ceremony.transcript"]));
-    let root = t.path("ceremony-root.crt");
-    openssl_verify(&root, &[], &root).unwrap();
-    assert_no_findings_at_or_above_warning(&pkilint("lint_pkix_cert", &[], &root), &[]);
+    let key = format!("pkcs11:token={};object=k-rsa-2048", pct_encode(OCK_LABEL));
+    ca_flows(t.dir.path(), &run, "ca-pkcs1", &key, &[], "2");
+    // A CA directory per key: the token keeps one log head per CA key.
+    let big = format!("pkcs11:token={};object=k-rsa-4096", pct_encode(OCK_LABEL));
+    ca_flows(t.dir.path(), &run, "ca-pss", &big, &["--pss"], "2");
+    ceremony_flow(t.dir.path(), &run, OCK_LABEL, "rsa-3072", true);
 }
 
 /// A token with no hashing RSA mechanisms (SoftHSM2 behind the fault module, which leaves

@@ -4,6 +4,8 @@
 //! certificates and knows the token only through [`x509::signer::CaSigner`]; [`cli`] parses
 //! arguments and calls the other two.
 
+#![forbid(unsafe_code)]
+
 pub mod ca;
 pub mod ceremony;
 pub mod cli;

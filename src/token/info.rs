@@ -149,114 +149,47 @@ fn flags_of(info: &cryptoki::slot::TokenInfo) -> sys::CK_FLAGS {
     .fold(0, |acc, (_, f)| acc | f)
 }
 
-/// The module's C_Sign, called directly: cryptoki's `sign` always asks for the length first,
-/// which costs a network HSM a second round trip per signature.
-pub struct DirectSign {
-    _lib: libloading::Library,
-    sign: unsafe extern "C" fn(
-        sys::CK_SESSION_HANDLE,
-        *mut sys::CK_BYTE,
-        sys::CK_ULONG,
-        *mut sys::CK_BYTE,
-        *mut sys::CK_ULONG,
-    ) -> sys::CK_RV,
-}
+/// The module's C_Sign, called directly (`hsmca-p11direct`): cryptoki's `sign` always asks for
+/// the length first, which costs a network HSM a second round trip per signature.
+pub struct DirectSign(hsmca_p11direct::DirectSign);
 
 impl DirectSign {
     /// The C_Sign of the module at `path` (loaded and initialised by cryptoki); `Ok(None)` if
     /// the library or its C_Sign cannot be found this way (cryptoki's two calls are used), an
     /// error if the module's C_GetFunctionList fails.
     pub fn load(path: &Path) -> Result<Option<DirectSign>, CkError> {
-        // SAFETY: as in `raw_token_info`: the library is the one cryptoki loaded, and the
-        // function list it hands out lives as long as the library, which `DirectSign` keeps.
-        unsafe {
-            let Ok(lib) = libloading::Library::new(path) else {
-                return Ok(None);
-            };
-            let Ok(get_list) = lib.get::<unsafe extern "C" fn(
-                *mut *mut sys::CK_FUNCTION_LIST,
-            ) -> sys::CK_RV>(b"C_GetFunctionList\0") else {
-                return Ok(None);
-            };
-            let mut list: *mut sys::CK_FUNCTION_LIST = std::ptr::null_mut();
-            cryptoki::error::Rv::from(get_list(&mut list))
-                .into_result(cryptoki::context::Function::GetFunctionList)?;
-            if list.is_null() {
-                return Ok(None);
-            }
-            let Some(sign) = (*list).C_Sign else {
-                return Ok(None);
-            };
-            Ok(Some(DirectSign { _lib: lib, sign }))
+        match hsmca_p11direct::DirectSign::load(path) {
+            Ok(direct) => Ok(direct.map(DirectSign)),
+            Err(rv) => Err(ck_error(rv, cryptoki::context::Function::GetFunctionList)),
         }
     }
 
     /// One C_Sign of `data` in `session`, whose C_SignInit succeeded, into a buffer of
-    /// `expected` bytes (a second call only if the token wants more, as PKCS#11 allows: a
-    /// buffer too small leaves the operation active).
+    /// `expected` bytes.
     pub fn sign(
         &self,
         session: sys::CK_SESSION_HANDLE,
         data: &[u8],
         expected: usize,
     ) -> Result<Vec<u8>, CkError> {
-        let mut out = vec![0u8; expected.max(1)];
-        for _ in 0..2 {
-            let mut len = out.len() as sys::CK_ULONG;
-            // SAFETY: `data` and `out` are valid for the lengths given; the module reads the
-            // one and writes at most `len` bytes of the other, and sets `len`.
-            let rv = unsafe {
-                (self.sign)(
-                    session,
-                    data.as_ptr() as *mut sys::CK_BYTE,
-                    data.len() as sys::CK_ULONG,
-                    out.as_mut_ptr(),
-                    &mut len,
-                )
-            };
-            let len = usize::try_from(len).unwrap_or(usize::MAX);
-            if rv == sys::CKR_BUFFER_TOO_SMALL && len > out.len() {
-                out.resize(len, 0);
-                continue;
-            }
-            cryptoki::error::Rv::from(rv).into_result(cryptoki::context::Function::Sign)?;
-            out.truncate(len);
-            return Ok(out);
-        }
-        Err(CkError::Pkcs11(
-            cryptoki::error::RvError::BufferTooSmall,
-            cryptoki::context::Function::Sign,
-        ))
+        self.0
+            .sign(session, data, expected)
+            .map_err(|rv| ck_error(rv, cryptoki::context::Function::Sign))
     }
 }
 
-/// C_GetTokenInfo made directly, through the function list of the module at `path` (the
-/// library cryptoki loaded and initialised: loading it again gives the same instance).
-fn raw_token_info(path: &Path, slot: u64) -> Result<sys::CK_TOKEN_INFO, String> {
-    // SAFETY: `path` is the PKCS#11 library this process already loaded and initialised
-    // through cryptoki; loading it again returns that instance (its reference count goes up
-    // and back down). C_GetFunctionList is called with a pointer to a pointer it fills, as
-    // PKCS#11 specifies, and C_GetTokenInfo with a slot id the module listed and a zeroed
-    // CK_TOKEN_INFO (plain bytes and integers) it fills; nothing outlives the call but the
-    // copied structure.
-    unsafe {
-        let lib = libloading::Library::new(path).map_err(|e| e.to_string())?;
-        let get_list: libloading::Symbol<
-            unsafe extern "C" fn(*mut *mut sys::CK_FUNCTION_LIST) -> sys::CK_RV,
-        > = lib.get(b"C_GetFunctionList\0").map_err(|e| e.to_string())?;
-        let mut list: *mut sys::CK_FUNCTION_LIST = std::ptr::null_mut();
-        let rv = get_list(&mut list);
-        if rv != sys::CKR_OK || list.is_null() {
-            return Err(format!("C_GetFunctionList returned 0x{rv:x}"));
-        }
-        let get_info = (*list)
-            .C_GetTokenInfo
-            .ok_or("the module has no C_GetTokenInfo")?;
-        let mut info: sys::CK_TOKEN_INFO = std::mem::zeroed();
-        let rv = get_info(slot as sys::CK_SLOT_ID, &mut info);
-        if rv != sys::CKR_OK {
-            return Err(format!("C_GetTokenInfo returned 0x{rv:x}"));
-        }
-        Ok(info)
+/// A module's CKR_ value as cryptoki's error for `function`.
+fn ck_error(rv: sys::CK_RV, function: cryptoki::context::Function) -> CkError {
+    match cryptoki::error::Rv::from(rv).into_result(function) {
+        Err(e) => e,
+        Ok(()) => CkError::Pkcs11(cryptoki::error::RvError::GeneralError, function),
     }
+}
+
+/// C_GetTokenInfo made directly (`hsmca-p11direct`), nothing parsed.
+fn raw_token_info(path: &Path, slot: u64) -> Result<sys::CK_TOKEN_INFO, String> {
+    hsmca_p11direct::token_info(path, slot).map_err(|e| match e {
+        hsmca_p11direct::DirectError::Rv(rv) => format!("C_GetTokenInfo returned 0x{rv:x}"),
+        hsmca_p11direct::DirectError::Unavailable(why) => why,
+    })
 }

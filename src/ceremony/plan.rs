@@ -1429,8 +1429,3 @@ fn digest_of(
     let bytes = serde_json::to_vec(&normal).unwrap_or_default();
     Sha256::digest(&bytes).into()
 }
-
-/// The SHA-256 (hex) of a PEM certificate file's DER, as audit records hold it.
-pub fn cert_file_der_sha(bytes: &[u8]) -> Option<String> {
-    cert_in(bytes).map(|(_, s)| s)
-}

@@ -21,8 +21,6 @@ pub const EC_PARAMS_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x
 pub const EC_PARAMS_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 /// DER of the id-Ed25519 OID, as CKA_EC_PARAMS.
 pub const EC_PARAMS_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
-/// DER of PrintableString "edwards25519", the older CKA_EC_PARAMS form some tokens use.
-pub const EC_PARAMS_ED25519_NAMED: &[u8] = b"\x13\x0cedwards25519";
 
 impl KeySpec {
     /// Every key type hsmca generates.

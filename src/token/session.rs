@@ -9,8 +9,8 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 
 use super::key::{
-    AttrValue, CA_KEY_POLICY, EC_PARAMS_ED25519, EC_PARAMS_ED25519_NAMED, EC_PARAMS_P256,
-    EC_PARAMS_P384, KeyAttributes, KeyInfo, KeySpec, PublicKeyMaterial, SignMechanism,
+    AttrValue, CA_KEY_POLICY, EC_PARAMS_ED25519, EC_PARAMS_P256, EC_PARAMS_P384, KeyAttributes,
+    KeyInfo, KeySpec, PublicKeyMaterial, SignMechanism,
 };
 use super::module::{Module, TokenSelector};
 use super::{Pin, Pkcs11Uri, TokenError};
@@ -809,9 +809,4 @@ fn bool_of(a: &Attribute, t: AttributeType) -> Option<bool> {
         _ => return None,
     };
     (at == t).then_some(*v)
-}
-
-/// Accepts both CKA_EC_PARAMS forms for Ed25519 when reading keys made by other tools.
-pub fn is_ed25519_params(params: &[u8]) -> bool {
-    params == EC_PARAMS_ED25519 || params == EC_PARAMS_ED25519_NAMED
 }

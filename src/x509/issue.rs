@@ -29,7 +29,7 @@ pub struct CertRequest<'a> {
     pub validity: ValidityPeriod,
     /// The issuing CA's certificate; `None` for a self-signed root.
     pub issuer: Option<&'a Certificate>,
-    /// The serial number (see [`super::serial::random_serial_excluding`]).
+    /// The serial number (see [`super::serial::random_serial_where`]).
     pub serial: SerialNumber,
 }
 

@@ -68,11 +68,6 @@ impl<T: AsRef<[u8]>> FromIterator<T> for Serials {
     }
 }
 
-/// A fresh random serial number that is not in `taken` (the serials this CA already issued).
-pub fn random_serial_excluding(taken: &Serials) -> Result<SerialNumber> {
-    random_serial_where(|s| !taken.contains(s))
-}
-
 /// A fresh random serial number whose content octets `free` accepts.
 pub fn random_serial_where(free: impl Fn(&[u8]) -> bool) -> Result<SerialNumber> {
     loop {

@@ -84,6 +84,19 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
     read_limited(path, MAX_INPUT)
 }
 
+/// Opens `path` for reading; `None` if it does not exist (a file the CA directory may not have
+/// yet), any other failure an error naming it.
+pub fn open_existing(path: &std::path::Path) -> Result<Option<std::fs::File>> {
+    match std::fs::File::open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// Reads a whole input file of at most `max` bytes. Only a regular file is read: a FIFO,
 /// device or directory is refused without blocking (it is opened non-blocking and checked
 /// before any read), and so is a file larger than `max`.

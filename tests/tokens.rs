@@ -75,21 +75,36 @@ impl TpmToken {
                 .args(["--tpm2", "--overwrite", "--tpmstate"])
                 .arg(p("state")),
         ));
-        let port = free_port_pair();
+        // The ports were free a moment ago; another test's process may take one before swtpm
+        // binds it (swtpm fails before it forks then): a fresh pair, a few times.
         let swtpm_pid = p("swtpm.pid");
-        assert_ok(&run_command(
-            tool("swtpm")
-                .args(["socket", "--tpm2", "--daemon"])
-                .arg("--tpmstate")
-                .arg(format!("dir={}", p("state").display()))
-                .args(["--flags", "not-need-init,startup-clear"])
-                .arg("--server")
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-                .arg("--pid")
-                .arg(format!("file={}", swtpm_pid.display())),
-        ));
+        let mut started = None;
+        for _ in 0..5 {
+            let port = free_port_pair();
+            let out = run_command(
+                tool("swtpm")
+                    .args(["socket", "--tpm2", "--daemon"])
+                    .arg("--tpmstate")
+                    .arg(format!("dir={}", p("state").display()))
+                    .args(["--flags", "not-need-init,startup-clear"])
+                    .arg("--server")
+                    .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                    .arg("--ctrl")
+                    .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                    .arg("--pid")
+                    .arg(format!("file={}", swtpm_pid.display())),
+            );
+            if out.status.success() {
+                started = Some(port);
+                break;
+            }
+            eprintln!(
+                "swtpm did not start on ports {port}-{}: {}",
+                port + 1,
+                stderr_of(&out)
+            );
+        }
+        let port = started.expect("swtpm did not start on any of five port pairs");
         let dbus = format!("unix:path={}", p("dbus.sock").display());
         let dbus_pid = p("dbus.pid");
         let forked = assert_ok(&run_command(

@@ -415,15 +415,8 @@ impl AuditLog {
         &self,
     ) -> Result<Option<(Vec<Entry>, Option<InterruptedAppend>)>> {
         use std::os::unix::fs::FileExt;
-        let file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(Error::Read {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        let Some(file) = crate::error::open_existing(&self.path)? else {
+            return Ok(None);
         };
         let read_err = |source| Error::Read {
             path: self.path.clone(),

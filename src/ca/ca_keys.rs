@@ -345,15 +345,8 @@ impl KeyIndex {
         if count == 0 {
             return Ok((entries_sha256(&hasher) == sha).then_some(hasher));
         }
-        let mut file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(Error::Read {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        let Some(mut file) = crate::error::open_existing(&self.path)? else {
+            return Ok(None);
         };
         // A fixed buffer: the memory a command needs does not grow with the index.
         let mut buf = vec![0u8; ENTRY * 1024];

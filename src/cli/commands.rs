@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::CommandFactory;
 use zeroize::Zeroizing;
 
 use super::{
@@ -16,7 +17,6 @@ use crate::ca::signer::{SignatureChoice, key_spec};
 use crate::error::{Error, Result, read_file};
 use crate::output::{Overwrite, check_free};
 use crate::token::{Module, PinSource, Pkcs11Uri, TokenError, TokenSelector};
-use crate::x509::algorithm::KeyAlgorithm;
 use crate::x509::decode::load_certificate;
 use crate::x509::name::parse_name;
 use crate::x509::profile::{
@@ -62,7 +62,34 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCmd::Raw { key, count }) => bench_raw(g, &key, count),
         Command::K8s(c) => super::k8s::run(g, c),
         Command::Ceremony(c) => super::ceremony::run(g, c),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hsmca", &mut out);
+            say_raw!("{}", String::from_utf8_lossy(&out));
+            Ok(())
+        }
+        Command::ManPages { out_dir } => man_pages(&out_dir),
     }
+}
+
+/// Renders one man page per command from the CLI definition (clap_mangen): `hsmca.1`,
+/// `hsmca-key-generate.1`, ...
+fn man_pages(dir: &Path) -> Result<()> {
+    let io = |e: std::io::Error| {
+        Error::invalid(
+            format!("cannot write man pages into {}: {e}", dir.display()),
+            "check the path and that this user may write there",
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+        return Err(Error::invalid(
+            format!("{} is not empty", dir.display()),
+            "name a new or empty directory: man pages are not written over other files",
+        ));
+    }
+    clap_mangen::generate_to(Cli::command(), dir).map_err(io)?;
+    Ok(())
 }
 
 pub(super) fn overwrite(force: bool) -> Overwrite {
@@ -142,7 +169,7 @@ fn token_list(g: &GlobalArgs) -> Result<()> {
 }
 
 fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
-    let alg: KeyAlgorithm = a.algorithm.parse()?;
+    let alg = a.algorithm;
     let id = match &a.id {
         Some(h) => hex::decode(h)
             .ok()
@@ -293,7 +320,7 @@ pub(super) fn parse_key_uri(text: &str) -> Result<Pkcs11Uri> {
 
 fn choice(k: &super::SigningKeyArgs) -> SignatureChoice {
     SignatureChoice {
-        hash: k.hash,
+        hash: k.hash.map(super::values::HashBits::bits),
         pss: k.pss,
     }
 }
@@ -364,7 +391,7 @@ fn csr(g: &GlobalArgs, a: super::CsrArgs) -> Result<()> {
 }
 
 fn sign_profile(a: &SignArgs) -> Result<Profile> {
-    let name: ProfileName = a.profile.parse()?;
+    let name = a.profile;
     let leaf_only = !a.dns.is_empty() || !a.ip.is_empty();
     let ca_only = a.path_len.is_some() || !a.permit_dns.is_empty() || !a.permit_ip.is_empty();
     if name == ProfileName::Intermediate {

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::GlobalArgs;
 use super::commands::overwrite;
+use super::values::{HashBits, K8sAlgorithm};
 use crate::ca::recorder::Recorder;
 use crate::ca::serial_hex;
 use crate::ca::signer::SignatureChoice;
@@ -42,9 +43,9 @@ pub struct RequestArgs {
     /// Cluster directory: keys go to DIR/pki (kubeadm's layout), requests to DIR/requests.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096 (Ed25519 is refused).
+    /// The keys' algorithm (Kubernetes cannot use Ed25519).
     #[arg(long, default_value = "ecdsa-p256")]
-    algorithm: String,
+    algorithm: K8sAlgorithm,
     /// Replace existing files.
     #[arg(long)]
     force: bool,
@@ -70,9 +71,9 @@ pub struct K8sSignArgs {
     /// The root key, as an RFC 7512 URI: pkcs11:token=Root%20CA;object=root-2026
     #[arg(long, value_name = "URI")]
     key: String,
-    /// RSA keys: hash of the signature, 256, 384 or 512.
+    /// RSA keys: hash of the signature.
     #[arg(long, value_name = "BITS")]
-    hash: Option<u16>,
+    hash: Option<HashBits>,
     /// RSA keys: sign with RSASSA-PSS.
     #[arg(long)]
     pss: bool,
@@ -119,9 +120,9 @@ pub struct IssueArgs {
     /// kubeadm's pki directory holding the cluster CAs (ca.crt/ca.key, etcd/, front-proxy-ca.*).
     #[arg(long, value_name = "DIR")]
     pki: PathBuf,
-    /// kubeadm or hard-way.
+    /// The certificate set.
     #[arg(long)]
-    preset: String,
+    preset: Preset,
     /// The cluster file.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
@@ -133,7 +134,7 @@ pub struct IssueArgs {
     node: Option<String>,
     /// Leaf key algorithm (default: the kubernetes-ca key's).
     #[arg(long)]
-    algorithm: Option<String>,
+    algorithm: Option<K8sAlgorithm>,
     #[command(flatten)]
     validity: K8sValidityArgs,
     /// Replace existing files.
@@ -184,14 +185,13 @@ fn validity_choice(v: &K8sValidityArgs, default: Lifetime) -> Result<ValidityCho
     })
 }
 
-fn algorithm(s: &str) -> Result<KeyAlgorithm> {
-    let alg: KeyAlgorithm = s.parse()?;
-    crate::k8s::check_key_algorithm(alg, "--algorithm")?;
-    Ok(alg)
+fn algorithm(a: K8sAlgorithm) -> Result<KeyAlgorithm> {
+    crate::k8s::check_key_algorithm(a.0, "--algorithm")?;
+    Ok(a.0)
 }
 
 fn request_cmd(a: RequestArgs) -> Result<()> {
-    let alg = algorithm(&a.algorithm)?;
+    let alg = algorithm(a.algorithm)?;
     let r = request::make_requests(&a.cluster, &a.out, alg, overwrite(a.force))?;
     for k in &r.keys {
         say!("wrote {} (private key, mode 0600)", k.display());
@@ -302,7 +302,7 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
         &uri,
         &pin_source(g, &uri),
         SignatureChoice {
-            hash: a.hash,
+            hash: a.hash.map(HashBits::bits),
             pss: a.pss,
         },
         &mut rec,
@@ -405,7 +405,7 @@ fn confirm(
 }
 
 fn issue_cmd(a: IssueArgs) -> Result<()> {
-    let preset: Preset = a.preset.parse()?;
+    let preset = a.preset;
     let cluster = Cluster::load(&a.config)?;
     let out = match &a.out {
         Some(o) => o.clone(),
@@ -416,7 +416,7 @@ fn issue_cmd(a: IssueArgs) -> Result<()> {
             .unwrap_or_else(|| PathBuf::from(".")),
     };
     let specs = presets::plan(preset, &cluster, a.node.as_deref(), &a.pki, &out)?;
-    let alg = a.algorithm.as_deref().map(algorithm).transpose()?;
+    let alg = a.algorithm.map(algorithm).transpose()?;
     let choice = validity_choice(&a.validity, Lifetime::Years(1))?;
     let written = presets::issue(
         &specs,
@@ -433,7 +433,9 @@ fn issue_cmd(a: IssueArgs) -> Result<()> {
     say!(
         "issued {} certificates ({} preset, cluster {})",
         specs.len(),
-        a.preset,
+        clap::ValueEnum::to_possible_value(&a.preset)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default(),
         cluster.name
     );
     Ok(())

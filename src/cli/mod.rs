@@ -20,14 +20,21 @@ mod ceremony;
 mod commands;
 mod k8s;
 mod records;
+mod values;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::x509::algorithm::KeyAlgorithm;
+use crate::x509::profile::ProfileName;
+
+/// The version and the commit it was built from (build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HSMCA_COMMIT"), ")");
+
 /// hsmca: an offline root CA whose private key never leaves a PKCS#11 token.
 #[derive(Debug, Parser)]
-#[command(name = "hsmca", version, about, long_about = None)]
+#[command(name = "hsmca", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -106,8 +113,8 @@ enum Command {
         /// directory's log last).
         #[arg(long, value_name = "URI")]
         key: Option<String>,
-        /// keyCompromise, caCompromise, affiliationChanged, superseded or cessationOfOperation.
-        #[arg(long)]
+        /// The RFC 5280 reason.
+        #[arg(long, value_parser = values::reason_parser())]
         reason: String,
         /// Revocation date, RFC 3339 (default: now).
         #[arg(long, value_name = "TIME")]
@@ -127,6 +134,19 @@ enum Command {
     /// Key ceremonies from a file: plan, run, verify the transcript.
     #[command(subcommand)]
     Ceremony(ceremony::CeremonyCmd),
+    /// Print the shell completion script for bash, zsh or fish (e.g. `hsmca completions bash >
+    /// ~/.local/share/bash-completion/completions/hsmca`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages of hsmca and every subcommand into an empty directory (packaging).
+    #[command(hide = true)]
+    ManPages {
+        /// The directory: created if missing, refused unless empty.
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,9 +225,9 @@ struct KeyGenerateArgs {
     /// Label of the new key (CKA_LABEL); must not exist yet.
     #[arg(long)]
     label: String,
-    /// ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519.
+    /// The key algorithm (ed25519 where the token offers it).
     #[arg(long)]
-    algorithm: String,
+    algorithm: KeyAlgorithm,
     /// CKA_ID in hex (default: 16 random bytes).
     #[arg(long, value_name = "HEX")]
     id: Option<String>,
@@ -230,9 +250,9 @@ struct SigningKeyArgs {
     /// The CA key, as an RFC 7512 URI: pkcs11:token=Root%20CA;object=root-2026
     #[arg(long, value_name = "URI")]
     key: String,
-    /// RSA keys: hash of the signature, 256, 384 or 512 (EC keys use their curve's hash).
+    /// RSA keys: hash of the signature (EC keys use their curve's hash).
     #[arg(long, value_name = "BITS")]
-    hash: Option<u16>,
+    hash: Option<values::HashBits>,
     /// RSA keys: sign with RSASSA-PSS instead of PKCS#1 v1.5.
     #[arg(long)]
     pss: bool,
@@ -302,9 +322,9 @@ struct SignArgs {
     /// Sign every request (*.csr, *.pem, *.der, *.req) in this directory, in name order.
     #[arg(long, value_name = "DIR")]
     csr_dir: Option<PathBuf>,
-    /// intermediate, server, client or server-client.
+    /// What the certificate is for.
     #[arg(long)]
-    profile: String,
+    profile: ProfileName,
     /// Intermediate: pathLenConstraint (0: it signs leaves only).
     #[arg(long, value_name = "N")]
     path_len: Option<u8>,

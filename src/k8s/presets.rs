@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
@@ -33,20 +32,6 @@ pub enum Preset {
     Kubeadm,
     /// Kubernetes the Hard Way's set, signed by kubernetes-ca alone.
     HardWay,
-}
-
-impl FromStr for Preset {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "kubeadm" => Ok(Preset::Kubeadm),
-            "hard-way" => Ok(Preset::HardWay),
-            _ => Err(Error::invalid(
-                format!("unknown preset \"{s}\""),
-                "use --preset kubeadm or --preset hard-way",
-            )),
-        }
-    }
 }
 
 /// A kubeconfig to write around a client certificate.

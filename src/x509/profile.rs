@@ -81,24 +81,6 @@ pub enum ProfileName {
     ServerClient,
 }
 
-impl FromStr for ProfileName {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "intermediate" => ProfileName::Intermediate,
-            "server" => ProfileName::Server,
-            "client" => ProfileName::Client,
-            "server-client" => ProfileName::ServerClient,
-            _ => {
-                return Err(Error::invalid(
-                    format!("unknown profile \"{s}\""),
-                    "use intermediate, server, client or server-client",
-                ));
-            }
-        })
-    }
-}
-
 /// A subjectAltName entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum San {

@@ -13,6 +13,8 @@
 #   swtpm, swtpm-tools, tpm2-abrmd, libtss2-tcti-tabrmd0, dbus, tpm2-tools, libtpm2-pkcs11-1,
 #   libtpm2-pkcs11-tools   tests/tokens.rs: tpm2-pkcs11 on a software TPM
 #   opencryptoki   tests/tokens.rs: openCryptoki's soft token (pkcsslotd, pkcsconf)
+#   binutils, man-db   scripts/release.sh (objdump: the libc version the binary needs) and
+#                  scripts/check-release.sh (man renders the packaged pages)
 # and pkilint (PyPI, pinned) in a virtualenv at $REPO/.venv-pkilint.
 #
 # Runs as root without a tty (CI). Idempotent: `apt-get update` only runs when a package is
@@ -29,7 +31,7 @@ say() { printf 'install-deps: %s\n' "$*"; }
 APT_PACKAGES=(softhsm2 opensc opensc-pkcs11 gnutls-bin openssl python3 python3-venv ca-certificates
     etcd-server etcd-client libengine-pkcs11-openssl time cmake
     swtpm swtpm-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus tpm2-tools libtpm2-pkcs11-1
-    libtpm2-pkcs11-tools opencryptoki)
+    libtpm2-pkcs11-tools opencryptoki binutils man-db)
 # kubectl for tests/k8s.rs: Debian's kubernetes-client, unless a kubectl is already installed
 # (another kubectl package owns /usr/bin/kubectl and the two cannot both be installed).
 command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)

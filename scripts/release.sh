@@ -82,6 +82,7 @@ mkdir -p "$PKG/usr/share/bash-completion/completions" "$PKG/usr/share/zsh/vendor
 "$BIN" completions zsh >"$PKG/usr/share/zsh/vendor-completions/_hsmca"
 "$BIN" completions fish >"$PKG/usr/share/fish/vendor_completions.d/hsmca.fish"
 install -m 0644 README.md "$PKG/usr/share/doc/hsmca/README.md"
+install -m 0644 LICENSE "$PKG/usr/share/doc/hsmca/LICENSE"
 install -m 0644 LICENSE "$PKG/usr/share/doc/hsmca/copyright"
 mkdir -p "$PKG/DEBIAN"
 # The binary links libc only (cryptoki loads the PKCS#11 module at run time); the newest
@@ -92,7 +93,7 @@ Package: hsmca
 Version: ${VERSION}
 Architecture: ${ARCH}
 Maintainer: hsmca developers <hsmca@localhost>
-Depends: libc6 (>= ${LIBC_VERSION})
+Depends: libc6 (>= ${LIBC_VERSION}), libgcc-s1
 Recommends: softhsm2
 Suggests: opensc, p11-kit
 Section: admin

@@ -42,10 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Root(RootCmd::Create(a)) => root_create(g, a),
         Command::Sign(a) => sign(g, *a),
         Command::Csr(a) => csr(g, a),
-        Command::Inspect { file } => {
-            say_raw!("{}", crate::x509::inspect::describe(&read_file(&file)?)?);
-            Ok(())
-        }
+        Command::Inspect { file, json } => inspect(&file, json),
         Command::List { json } => super::records::list(g, json),
         Command::Show { serial } => super::records::show(g, &serial),
         Command::Export { serial, out, force } => super::records::export(g, &serial, &out, force),
@@ -89,6 +86,27 @@ fn man_pages(dir: &Path) -> Result<()> {
         ));
     }
     clap_mangen::generate_to(Cli::command(), dir).map_err(io)?;
+    Ok(())
+}
+
+/// Describes a file as text, or with `json` as the serialised description.
+fn inspect(file: &Path, json: bool) -> Result<()> {
+    let bytes = read_file(file)?;
+    if !json {
+        say_raw!("{}", crate::x509::inspect::describe(&bytes)?);
+        return Ok(());
+    }
+    let description = crate::x509::inspect::inspect(&bytes)?;
+    let text = serde_json::to_string_pretty(&description).map_err(|e| {
+        Error::invalid(
+            format!(
+                "cannot write the description of {} as JSON: {e}",
+                file.display()
+            ),
+            "report this as a bug; the text form (without --json) still works",
+        )
+    })?;
+    say!("{text}");
     Ok(())
 }
 

@@ -79,6 +79,9 @@ enum Command {
     Inspect {
         /// The file (PEM or DER).
         file: PathBuf,
+        /// Machine-readable output (the shape is in the README, section JSON output).
+        #[arg(long)]
+        json: bool,
     },
     /// List every certificate this CA issued (needs --ca-dir).
     List {

@@ -1,9 +1,12 @@
-//! Human-readable descriptions of certificates, chains, CSRs, CRLs and public keys: what an
-//! operator reads before and after a ceremony to check what is about to be, or was, signed.
+//! Descriptions of certificates, chains, CSRs, CRLs and public keys: what an operator reads
+//! before and after a ceremony to check what is about to be, or was, signed.
+//!
+//! [`inspect`] decodes into a [`Description`], which serialises to JSON (`hsmca inspect
+//! --json`) and lets code read fields; [`describe`] renders that description as indented text.
 //!
 //! Describing never stops at the first problem: a weak key, a malformed extension or a bad
-//! signature is reported in the text, and only input that cannot be decoded at all is an
-//! error.
+//! signature is reported in the description, and only input that cannot be decoded at all is
+//! an error.
 
 use core::fmt::Display;
 
@@ -11,6 +14,7 @@ use const_oid::db::rfc5280 as oids;
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{Ia5String, OctetString};
 use der::{Decode, Encode};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
@@ -42,12 +46,546 @@ const WHAT: &str = "X.509 object";
 /// Describes `bytes` as text: a certificate or PEM chain, a CSR, a CRL or a public key, in
 /// PEM or DER. Fails only when the input cannot be decoded as any of these.
 pub fn describe(bytes: &[u8]) -> Result<String, X509Error> {
-    let mut out = Out::default();
-    match read_input(bytes, WHAT)? {
-        Input::Der(der) => describe_der(&mut out, der)?,
-        Input::Pem(blocks) => describe_pem(&mut out, blocks)?,
+    inspect(bytes).map(|d| d.to_text())
+}
+
+/// Decodes `bytes` (as [`describe`] does) into a structured description. Fails only when the
+/// input cannot be decoded as a certificate, chain, CSR, CRL or public key.
+pub fn inspect(bytes: &[u8]) -> Result<Description, X509Error> {
+    let objects = match read_input(bytes, WHAT)? {
+        Input::Der(der) => vec![Object {
+            pem_block: None,
+            item: inspect_der(der)?,
+        }],
+        Input::Pem(blocks) => inspect_pem(blocks)?,
+    };
+    Ok(Description { objects })
+}
+
+/// What a file holds: one object per PEM block, except that a file of certificates only is
+/// one certificate or one chain. Texts are those [`describe`] shows. In JSON, field names are
+/// snake_case and an absent optional field is `null`, never left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    /// The objects, in file order.
+    pub objects: Vec<Object>,
+}
+
+/// One object of the file, with the PEM block it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Object {
+    /// Given when a PEM file has several blocks, not all certificates (the text then heads
+    /// each object with its block); null for DER and for a file of certificates only.
+    pub pem_block: Option<PemBlockInfo>,
+    /// What the object is; in JSON its fields sit beside `pem_block`, `kind` naming it.
+    #[serde(flatten)]
+    pub item: Item,
+}
+
+/// Where a PEM block is in its file.
+#[derive(Debug, Clone, Serialize)]
+pub struct PemBlockInfo {
+    /// 1-based position among the file's blocks.
+    pub number: usize,
+    /// 1-based line of its BEGIN line.
+    pub line: usize,
+    /// The label of its BEGIN line.
+    pub label: String,
+}
+
+/// The kinds of object (`kind` in JSON: `certificate`, `chain`, `csr`, `crl`, `public_key`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Item {
+    /// A certificate on its own.
+    Certificate(CertificateInfo),
+    /// Several certificates in one PEM file, checked pairwise in file order.
+    Chain {
+        /// The certificates, in file order.
+        certificates: Vec<CertificateInfo>,
+        /// One link per neighbouring pair: certificate n against certificate n + 1.
+        links: Vec<ChainLink>,
+    },
+    /// A certificate signing request (PKCS#10).
+    Csr(CsrInfo),
+    /// A certificate revocation list.
+    Crl(CrlInfo),
+    /// A SubjectPublicKeyInfo.
+    PublicKey(KeyInfo),
+}
+
+/// A certificate's fields and the checks made on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateInfo {
+    /// 1, 2 or 3.
+    pub version: u8,
+    /// Upper-case hex, with any RFC 5280 violation noted after it.
+    pub serial: String,
+    /// RFC 4514 text; empty for an empty name.
+    pub subject: String,
+    /// RFC 4514 text; empty for an empty name.
+    pub issuer: String,
+    /// Start of validity.
+    pub not_before: TimeInfo,
+    /// End of validity.
+    pub not_after: TimeInfo,
+    /// Length of the validity period, both ends inclusive ("365 days", "30 days + 1 s").
+    pub period: String,
+    /// Key type and size, or why this tool refuses the key ("REFUSED (...)").
+    pub public_key: String,
+    /// The outer signature algorithm.
+    pub signature_algorithm: String,
+    /// The TBS signature algorithm, only when it differs from the outer one (a defect).
+    pub tbs_signature_algorithm: Option<String>,
+    /// The extensions, in certificate order.
+    pub extensions: Vec<ExtensionInfo>,
+    /// False when re-encoding the decoded certificate gives other bytes.
+    pub canonical_der: bool,
+    /// The signature checked with the certificate's own key; only when subject equals issuer.
+    pub self_signature: Option<SignatureCheck>,
+    /// SHA-256 of the DER, colon-separated upper-case hex.
+    pub sha256_fingerprint: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex.
+    pub spki_sha256: String,
+}
+
+/// A time field as encoded.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeInfo {
+    /// RFC 3339, UTC ("2026-11-01T00:00:00Z").
+    pub time: String,
+    /// `UTCTime` or `GeneralizedTime`.
+    pub encoding: &'static str,
+}
+
+/// The outcome of a signature check.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignatureCheck {
+    /// The signature verifies.
+    pub verified: bool,
+    /// Why it does not; null when it does.
+    pub error: Option<String>,
+}
+
+/// The checks between certificate `child` and the next one in the file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainLink {
+    /// 1-based position of the certificate checked.
+    pub child: usize,
+    /// 1-based position of the certificate expected to have issued it (`child` + 1).
+    pub parent: usize,
+    /// The child's issuer name equals the parent's subject name.
+    pub issuer_matches_subject: bool,
+    /// The child's signature checked with the parent's key.
+    pub signature: SignatureCheck,
+}
+
+/// One extension of a certificate, CSR or CRL.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtensionInfo {
+    /// Short name ("basicConstraints"), from the OID database for others; "unknown" if none.
+    pub name: &'static str,
+    /// Dotted OID.
+    pub oid: String,
+    /// The critical flag.
+    pub critical: bool,
+    /// An earlier extension has the same OID (RFC 5280 allows one instance).
+    pub repeated: bool,
+    /// The decoded value as text, "MALFORMED (...)" or "N bytes, not decoded".
+    pub value: String,
+    /// The value as data, for the extensions consumers read most; null for others and when
+    /// malformed.
+    pub detail: Option<ExtensionDetail>,
+}
+
+/// An extension value as data. In JSON an object with one key naming the extension, as
+/// `{"key_usage": ["keyCertSign", "cRLSign"]}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtensionDetail {
+    /// basicConstraints.
+    BasicConstraints {
+        /// The cA flag.
+        ca: bool,
+        /// pathLenConstraint; null when absent.
+        path_len: Option<u8>,
+    },
+    /// keyUsage: the names of the bits set ("digitalSignature", "keyCertSign", ...).
+    KeyUsage(Vec<&'static str>),
+    /// extendedKeyUsage: the purposes as dotted OIDs.
+    ExtendedKeyUsage(Vec<String>),
+    /// subjectAltName: each name as shown in `value` ("DNS:example.com", "IP:192.0.2.7").
+    SubjectAltNames(Vec<String>),
+}
+
+/// A certificate signing request's fields and the checks made on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CsrInfo {
+    /// RFC 4514 text; empty for an empty name.
+    pub subject: String,
+    /// Key type and size, or why this tool refuses the key ("REFUSED (...)").
+    pub public_key: String,
+    /// The signature algorithm.
+    pub signature_algorithm: String,
+    /// The signature checked with the request's own key.
+    pub self_signature: SignatureCheck,
+    /// The extensionRequest attribute's extensions; empty when absent or unreadable.
+    pub requested_extensions: Vec<ExtensionInfo>,
+    /// Why the extensionRequest attribute could not be read; null when it could.
+    pub requested_extensions_error: Option<String>,
+    /// Attributes other than extensionRequest, as "name (OID)" or the dotted OID.
+    pub other_attributes: Vec<String>,
+    /// SHA-256 of the DER, colon-separated upper-case hex.
+    pub sha256_fingerprint: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex.
+    pub spki_sha256: String,
+}
+
+/// A CRL's fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrlInfo {
+    /// 1 or 2.
+    pub version: u8,
+    /// RFC 4514 text; empty for an empty name.
+    pub issuer: String,
+    /// The outer signature algorithm.
+    pub signature_algorithm: String,
+    /// The TBS signature algorithm, only when it differs from the outer one (a defect).
+    pub tbs_signature_algorithm: Option<String>,
+    /// thisUpdate.
+    pub this_update: TimeInfo,
+    /// nextUpdate; null when absent.
+    pub next_update: Option<TimeInfo>,
+    /// From thisUpdate to nextUpdate ("92 days"); null without nextUpdate.
+    pub update_interval: Option<String>,
+    /// The cRLNumber extension: decimal, or 0x-prefixed hex past 128 bits; null when absent
+    /// or malformed.
+    pub crl_number: Option<String>,
+    /// Why the cRLNumber extension is malformed; null when it is not.
+    pub crl_number_error: Option<String>,
+    /// The CRL extensions, in order.
+    pub extensions: Vec<ExtensionInfo>,
+    /// The revoked certificates, in order.
+    pub revoked: Vec<RevokedInfo>,
+    /// SHA-256 of the DER, colon-separated upper-case hex.
+    pub sha256_fingerprint: String,
+}
+
+/// One revoked certificate of a CRL.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevokedInfo {
+    /// As [`CertificateInfo::serial`].
+    pub serial: String,
+    /// revocationDate.
+    pub date: TimeInfo,
+    /// The reasonCode ("keyCompromise"); null when absent or malformed.
+    pub reason: Option<&'static str>,
+    /// Each entry extension as text ("reason: keyCompromise", "invalidity date: ...").
+    pub extensions: Vec<String>,
+}
+
+/// A public key on its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// Key type and size, or why this tool refuses the key ("REFUSED (...)").
+    pub public_key: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex.
+    pub spki_sha256: String,
+    /// SHA-1 of the key bits (RFC 5280 method 1), colon-separated upper-case hex.
+    pub key_identifier: String,
+}
+
+fn inspect_pem(blocks: Vec<PemBlock>) -> Result<Vec<Object>, X509Error> {
+    if blocks.iter().all(|b| b.label == CERTIFICATE_LABEL) {
+        let ders: Vec<Vec<u8>> = blocks.into_iter().map(|b| b.der).collect();
+        return Ok(vec![Object {
+            pem_block: None,
+            item: inspect_certificates(&ders)?,
+        }]);
     }
-    Ok(out.text)
+    let count = blocks.len();
+    let mut objects = Vec::with_capacity(count);
+    for (i, block) in blocks.into_iter().enumerate() {
+        let pem_block = (count > 1).then(|| PemBlockInfo {
+            number: i + 1,
+            line: block.line,
+            label: block.label.clone(),
+        });
+        let item = match block.label.as_str() {
+            CERTIFICATE_LABEL => inspect_certificates(&[block.der])?,
+            CSR_LABEL | NEW_CSR_LABEL => Item::Csr(csr_info(&Csr::from_der(block.der)?)),
+            CRL_LABEL => {
+                let crl = super::decode::decode_der(&block.der, "CRL")?;
+                Item::Crl(crl_info(&block.der, &crl))
+            }
+            PUBLIC_KEY_LABEL => {
+                let spki = super::decode::decode_der(&block.der, "public key")?;
+                Item::PublicKey(key_info(&spki))
+            }
+            _ => {
+                return Err(X509Error::WrongPemLabel {
+                    what: WHAT,
+                    expected: "CERTIFICATE, CERTIFICATE REQUEST, X509 CRL or PUBLIC KEY",
+                    found: block.label,
+                    line: block.line,
+                });
+            }
+        };
+        objects.push(Object { pem_block, item });
+    }
+    Ok(objects)
+}
+
+/// DER carries no label: try each structure in turn. A trailing-data error is reported as
+/// such, since it means the structure was recognised.
+fn inspect_der(der: &[u8]) -> Result<Item, X509Error> {
+    let trailing = |e: &der::Error| matches!(e.kind(), der::ErrorKind::TrailingData { .. });
+    let cert_err = match Certificate::from_der(der) {
+        Ok(_) => return inspect_certificates(&[der.to_vec()]),
+        Err(e) if trailing(&e) => return Err(super::decode::der_error("certificate", e)),
+        Err(e) => e,
+    };
+    let csr_err = match CertReq::from_der(der) {
+        Ok(_) => return Ok(Item::Csr(csr_info(&Csr::from_der(der.to_vec())?))),
+        Err(e) if trailing(&e) => return Err(super::decode::der_error("CSR", e)),
+        Err(e) => e,
+    };
+    let crl_err = match CertificateList::from_der(der) {
+        Ok(crl) => return Ok(Item::Crl(crl_info(der, &crl))),
+        Err(e) if trailing(&e) => return Err(super::decode::der_error("CRL", e)),
+        Err(e) => e,
+    };
+    let key_err = match SubjectPublicKeyInfoOwned::from_der(der) {
+        Ok(spki) => return Ok(Item::PublicKey(key_info(&spki))),
+        Err(e) => e,
+    };
+    Err(X509Error::UnrecognizedInput {
+        detail: format!(
+            "as a certificate: {cert_err}; as a CSR: {csr_err}; as a CRL: {crl_err}; as a \
+             public key: {key_err}"
+        ),
+    })
+}
+
+/// One certificate, or a chain when there are several (or none).
+fn inspect_certificates(ders: &[Vec<u8>]) -> Result<Item, X509Error> {
+    let certs = ders
+        .iter()
+        .map(|d| super::decode::decode_der::<Certificate>(d, "certificate"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut infos: Vec<CertificateInfo> = ders
+        .iter()
+        .zip(&certs)
+        .map(|(der, cert)| certificate_info(der, cert))
+        .collect();
+    if infos.len() == 1
+        && let Some(only) = infos.pop()
+    {
+        return Ok(Item::Certificate(only));
+    }
+    let links = certs
+        .windows(2)
+        .zip(ders)
+        .enumerate()
+        .map(|(i, (pair, child_der))| {
+            let (child, parent) = (&pair[0], &pair[1]);
+            let parent_key = parent.tbs_certificate().subject_public_key_info();
+            ChainLink {
+                child: i + 1,
+                parent: i + 2,
+                issuer_matches_subject: child.tbs_certificate().issuer()
+                    == parent.tbs_certificate().subject(),
+                signature: signature_check(verify_certificate_der(child_der, parent_key)),
+            }
+        })
+        .collect();
+    Ok(Item::Chain {
+        certificates: infos,
+        links,
+    })
+}
+
+fn certificate_info(der: &[u8], cert: &Certificate) -> CertificateInfo {
+    let tbs = cert.tbs_certificate();
+    let validity = tbs.validity();
+    let spki = tbs.subject_public_key_info();
+    CertificateInfo {
+        version: version_number(tbs.version()),
+        serial: serial_text(tbs.serial_number().as_bytes()),
+        subject: tbs.subject().to_string(),
+        issuer: tbs.issuer().to_string(),
+        not_before: time_info(&validity.not_before),
+        not_after: time_info(&validity.not_after),
+        period: period_text(&validity.not_before, &validity.not_after, true),
+        public_key: key_text(spki),
+        signature_algorithm: describe_algorithm(cert.signature_algorithm()),
+        tbs_signature_algorithm: (tbs.signature() != cert.signature_algorithm())
+            .then(|| describe_algorithm(tbs.signature())),
+        extensions: extensions_info(tbs.extensions().map(Vec::as_slice)),
+        // RFC 5280 and chain builders expect decode -> encode to give the same bytes.
+        canonical_der: !cert.to_der().is_ok_and(|d| d != der),
+        self_signature: (tbs.subject() == tbs.issuer())
+            .then(|| signature_check(verify_certificate_der(der, spki))),
+        sha256_fingerprint: colon_hex(&Sha256::digest(der)),
+        spki_sha256: hex::encode(spki_sha256(spki)),
+    }
+}
+
+fn csr_info(csr: &Csr) -> CsrInfo {
+    let (requested_extensions, requested_extensions_error) = match csr.requested_extensions() {
+        Ok(exts) => (extensions_info(Some(&exts)), None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let other_attributes = csr
+        .request()
+        .info
+        .attributes
+        .iter()
+        .filter(|a| a.oid != <x509_cert::request::ExtensionReq as AssociatedOid>::OID)
+        .map(|a| oid_text(&a.oid))
+        .collect();
+    CsrInfo {
+        subject: csr.subject().to_string(),
+        public_key: key_text(csr.spki()),
+        signature_algorithm: describe_algorithm(&csr.request().algorithm),
+        self_signature: signature_check(csr.verify_self_signature()),
+        requested_extensions,
+        requested_extensions_error,
+        other_attributes,
+        sha256_fingerprint: colon_hex(&csr.sha256()),
+        spki_sha256: hex::encode(spki_sha256(csr.spki())),
+    }
+}
+
+fn crl_info(der: &[u8], crl: &CertificateList) -> CrlInfo {
+    let tbs = &crl.tbs_cert_list;
+    let crl_number = tbs
+        .crl_extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == oids::ID_CE_CRL_NUMBER)
+        .map(|e| CrlNumber::from_der(e.extn_value.as_bytes()));
+    let (crl_number, crl_number_error) = match crl_number {
+        Some(Ok(n)) => (Some(uint_text(n.0.as_bytes())), None),
+        Some(Err(e)) => (None, Some(e.to_string())),
+        None => (None, None),
+    };
+    let revoked = tbs
+        .revoked_certificates
+        .iter()
+        .flatten()
+        .map(|entry| {
+            let extensions = entry.crl_entry_extensions.iter().flatten();
+            RevokedInfo {
+                serial: serial_text(entry.serial_number.as_bytes()),
+                date: time_info(&entry.revocation_date),
+                reason: extensions
+                    .clone()
+                    .find(|e| e.extn_id == oids::ID_CE_CRL_REASONS)
+                    .and_then(|e| CrlReason::from_der(e.extn_value.as_bytes()).ok())
+                    .map(reason_name),
+                extensions: extensions.map(entry_extension_text).collect(),
+            }
+        })
+        .collect();
+    CrlInfo {
+        version: version_number(tbs.version),
+        issuer: tbs.issuer.to_string(),
+        signature_algorithm: describe_algorithm(&crl.signature_algorithm),
+        tbs_signature_algorithm: (tbs.signature != crl.signature_algorithm)
+            .then(|| describe_algorithm(&tbs.signature)),
+        this_update: time_info(&tbs.this_update),
+        next_update: tbs.next_update.as_ref().map(time_info),
+        update_interval: tbs
+            .next_update
+            .as_ref()
+            .map(|next| period_text(&tbs.this_update, next, false)),
+        crl_number,
+        crl_number_error,
+        extensions: extensions_info(tbs.crl_extensions.as_deref()),
+        revoked,
+        sha256_fingerprint: colon_hex(&Sha256::digest(der)),
+    }
+}
+
+fn key_info(spki: &SubjectPublicKeyInfoOwned) -> KeyInfo {
+    KeyInfo {
+        public_key: key_text(spki),
+        spki_sha256: hex::encode(spki_sha256(spki)),
+        key_identifier: colon_hex(&key_identifier(spki)),
+    }
+}
+
+fn extensions_info(exts: Option<&[Extension]>) -> Vec<ExtensionInfo> {
+    let exts = exts.unwrap_or(&[]);
+    exts.iter()
+        .enumerate()
+        .map(|(n, ext)| ExtensionInfo {
+            name: extension_name(&ext.extn_id),
+            oid: ext.extn_id.to_string(),
+            critical: ext.critical,
+            repeated: exts[..n].iter().any(|e| e.extn_id == ext.extn_id),
+            value: extension_text(ext),
+            detail: extension_detail(ext),
+        })
+        .collect()
+}
+
+fn signature_check(result: Result<(), X509Error>) -> SignatureCheck {
+    SignatureCheck {
+        verified: result.is_ok(),
+        error: result.err().map(|e| e.to_string()),
+    }
+}
+
+fn version_number(version: Version) -> u8 {
+    match version {
+        Version::V1 => 1,
+        Version::V2 => 2,
+        Version::V3 => 3,
+    }
+}
+
+impl Description {
+    /// The indented text [`describe`] returns: the layout operators read and that
+    /// `ceremony::plan` picks lines from by indentation.
+    pub fn to_text(&self) -> String {
+        let mut out = Out::default();
+        for (n, object) in self.objects.iter().enumerate() {
+            if let Some(block) = &object.pem_block {
+                if n > 0 {
+                    out.line(0, "");
+                }
+                out.line(
+                    0,
+                    format!(
+                        "PEM block {} of {} (line {}, {}):",
+                        block.number,
+                        self.objects.len(),
+                        block.line,
+                        block.label
+                    ),
+                );
+            }
+            match &object.item {
+                Item::Certificate(cert) => render_certificate(&mut out, 0, cert),
+                Item::Chain {
+                    certificates,
+                    links,
+                } => render_chain(&mut out, certificates, links),
+                Item::Csr(csr) => render_csr(&mut out, csr),
+                Item::Crl(crl) => render_crl(&mut out, crl),
+                Item::PublicKey(key) => render_public_key(&mut out, key),
+            }
+        }
+        out.text
+    }
+}
+
+impl TimeInfo {
+    fn text(&self) -> String {
+        format!("{} ({})", self.time, self.encoding)
+    }
 }
 
 /// Text being built, with indentation.
@@ -66,364 +604,189 @@ impl Out {
     }
 }
 
-fn describe_pem(out: &mut Out, blocks: Vec<PemBlock>) -> Result<(), X509Error> {
-    if blocks.iter().all(|b| b.label == CERTIFICATE_LABEL) {
-        let ders: Vec<Vec<u8>> = blocks.into_iter().map(|b| b.der).collect();
-        return describe_certificates(out, &ders);
-    }
-    let count = blocks.len();
-    for (i, block) in blocks.into_iter().enumerate() {
-        if count > 1 {
-            if i > 0 {
-                out.line(0, "");
-            }
-            out.line(
-                0,
-                format!(
-                    "PEM block {} of {count} (line {}, {}):",
-                    i + 1,
-                    block.line,
-                    block.label
-                ),
-            );
-        }
-        match block.label.as_str() {
-            CERTIFICATE_LABEL => describe_certificates(out, &[block.der])?,
-            CSR_LABEL | NEW_CSR_LABEL => describe_csr(out, Csr::from_der(block.der)?),
-            CRL_LABEL => {
-                let crl = super::decode::decode_der(&block.der, "CRL")?;
-                describe_crl(out, &block.der, &crl);
-            }
-            PUBLIC_KEY_LABEL => {
-                let spki = super::decode::decode_der(&block.der, "public key")?;
-                describe_public_key(out, &spki);
-            }
-            _ => {
-                return Err(X509Error::WrongPemLabel {
-                    what: WHAT,
-                    expected: "CERTIFICATE, CERTIFICATE REQUEST, X509 CRL or PUBLIC KEY",
-                    found: block.label,
-                    line: block.line,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// DER carries no label: try each structure in turn. A trailing-data error is reported as
-/// such, since it means the structure was recognised.
-fn describe_der(out: &mut Out, der: &[u8]) -> Result<(), X509Error> {
-    let trailing = |e: &der::Error| matches!(e.kind(), der::ErrorKind::TrailingData { .. });
-    let cert_err = match Certificate::from_der(der) {
-        Ok(_) => return describe_certificates(out, &[der.to_vec()]),
-        Err(e) if trailing(&e) => return Err(super::decode::der_error("certificate", e)),
-        Err(e) => e,
-    };
-    let csr_err = match CertReq::from_der(der) {
-        Ok(_) => {
-            describe_csr(out, Csr::from_der(der.to_vec())?);
-            return Ok(());
-        }
-        Err(e) if trailing(&e) => return Err(super::decode::der_error("CSR", e)),
-        Err(e) => e,
-    };
-    let crl_err = match CertificateList::from_der(der) {
-        Ok(crl) => {
-            describe_crl(out, der, &crl);
-            return Ok(());
-        }
-        Err(e) if trailing(&e) => return Err(super::decode::der_error("CRL", e)),
-        Err(e) => e,
-    };
-    let key_err = match SubjectPublicKeyInfoOwned::from_der(der) {
-        Ok(spki) => {
-            describe_public_key(out, &spki);
-            return Ok(());
-        }
-        Err(e) => e,
-    };
-    Err(X509Error::UnrecognizedInput {
-        detail: format!(
-            "as a certificate: {cert_err}; as a CSR: {csr_err}; as a CRL: {crl_err}; as a \
-             public key: {key_err}"
-        ),
-    })
-}
-
-fn describe_certificates(out: &mut Out, ders: &[Vec<u8>]) -> Result<(), X509Error> {
-    let certs = ders
-        .iter()
-        .map(|d| super::decode::decode_der::<Certificate>(d, "certificate"))
-        .collect::<Result<Vec<_>, _>>()?;
-    if certs.len() == 1 {
-        describe_certificate(out, 0, &ders[0], &certs[0]);
-        return Ok(());
-    }
+fn render_chain(out: &mut Out, certs: &[CertificateInfo], links: &[ChainLink]) {
     out.line(
         0,
         format!("Certificate chain of {} certificates", certs.len()),
     );
-    for (i, (der, cert)) in ders.iter().zip(&certs).enumerate() {
+    for (i, cert) in certs.iter().enumerate() {
         out.line(0, "");
         out.line(0, format!("[{}]", i + 1));
-        describe_certificate(out, 1, der, cert);
+        render_certificate(out, 1, cert);
     }
     out.line(0, "");
     out.line(0, "Chain links:");
-    for i in 1..certs.len() {
-        let (child, parent) = (&certs[i - 1], &certs[i]);
-        let names_match = child.tbs_certificate().issuer() == parent.tbs_certificate().subject();
+    for link in links {
         out.line(
             1,
             format!(
                 "certificate {}'s issuer equals certificate {}'s subject: {}",
-                i,
-                i + 1,
-                yes_no(names_match)
+                link.child,
+                link.parent,
+                yes_no(link.issuer_matches_subject)
             ),
         );
-        let verdict = match verify_certificate_der(
-            &ders[i - 1],
-            parent.tbs_certificate().subject_public_key_info(),
-        ) {
-            Ok(()) => "yes".to_owned(),
-            Err(e) => format!("no ({e})"),
+        let verdict = match &link.signature.error {
+            None => "yes".to_owned(),
+            Some(e) => format!("no ({e})"),
         };
         out.line(
             1,
             format!(
                 "certificate {}'s signature verifies with certificate {}'s key: {verdict}",
-                i,
-                i + 1
+                link.child, link.parent
             ),
         );
     }
-    Ok(())
 }
 
-fn describe_certificate(out: &mut Out, indent: usize, der: &[u8], cert: &Certificate) {
-    let tbs = cert.tbs_certificate();
+fn render_certificate(out: &mut Out, indent: usize, cert: &CertificateInfo) {
     out.line(indent, "Certificate");
     let i = indent + 1;
-    let version = match tbs.version() {
-        Version::V1 => 1,
-        Version::V2 => 2,
-        Version::V3 => 3,
-    };
-    out.line(i, format!("Version: {version}"));
-    out.line(
-        i,
-        format!("Serial: {}", serial_text(tbs.serial_number().as_bytes())),
-    );
-    out.line(i, format!("Subject: {}", name_text(tbs.subject())));
-    out.line(i, format!("Issuer: {}", name_text(tbs.issuer())));
+    out.line(i, format!("Version: {}", cert.version));
+    out.line(i, format!("Serial: {}", cert.serial));
+    out.line(i, format!("Subject: {}", shown_name(&cert.subject)));
+    out.line(i, format!("Issuer: {}", shown_name(&cert.issuer)));
     out.line(i, "Validity:");
-    let validity = tbs.validity();
+    out.line(i + 1, format!("Not before: {}", cert.not_before.text()));
+    out.line(i + 1, format!("Not after:  {}", cert.not_after.text()));
     out.line(
         i + 1,
-        format!("Not before: {}", time_text(&validity.not_before)),
+        format!("Period: {} (both ends inclusive)", cert.period),
     );
-    out.line(
-        i + 1,
-        format!("Not after:  {}", time_text(&validity.not_after)),
-    );
-    out.line(
-        i + 1,
-        format!(
-            "Period: {} (both ends inclusive)",
-            period_text(&validity.not_before, &validity.not_after, true)
-        ),
-    );
+    out.line(i, format!("Public key: {}", cert.public_key));
     out.line(
         i,
-        format!("Public key: {}", key_text(tbs.subject_public_key_info())),
+        format!("Signature algorithm: {}", cert.signature_algorithm),
     );
-    out.line(
-        i,
-        format!(
-            "Signature algorithm: {}",
-            describe_algorithm(cert.signature_algorithm())
-        ),
-    );
-    if tbs.signature() != cert.signature_algorithm() {
+    if let Some(tbs) = &cert.tbs_signature_algorithm {
         out.line(
             i,
-            format!(
-                "WARNING: the TBS signature algorithm ({}) differs from the outer one",
-                describe_algorithm(tbs.signature())
-            ),
+            format!("WARNING: the TBS signature algorithm ({tbs}) differs from the outer one"),
         );
     }
-    describe_extensions(out, i, "Extensions", tbs.extensions().map(Vec::as_slice));
-    // RFC 5280 and chain builders expect decode -> encode to give the same bytes.
-    if cert.to_der().is_ok_and(|d| d != der) {
+    render_extensions(out, i, "Extensions", &cert.extensions);
+    if !cert.canonical_der {
         out.line(
             i,
             "WARNING: re-encoding gives other bytes: the certificate is not canonical DER",
         );
     }
-    if tbs.subject() == tbs.issuer() {
-        let verdict = match verify_certificate_der(der, tbs.subject_public_key_info()) {
-            Ok(()) => "verifies with its own key".to_owned(),
-            Err(e) => format!("does NOT verify with its own key ({e})"),
+    if let Some(check) = &cert.self_signature {
+        let verdict = match &check.error {
+            None => "verifies with its own key".to_owned(),
+            Some(e) => format!("does NOT verify with its own key ({e})"),
         };
         out.line(i, format!("Self-signature: {verdict}"));
     }
     out.line(
         i,
-        format!("SHA-256 fingerprint: {}", colon_hex(&Sha256::digest(der))),
+        format!("SHA-256 fingerprint: {}", cert.sha256_fingerprint),
     );
-    out.line(
-        i,
-        format!(
-            "SPKI SHA-256: {}",
-            hex::encode(spki_sha256(tbs.subject_public_key_info()))
-        ),
-    );
+    out.line(i, format!("SPKI SHA-256: {}", cert.spki_sha256));
 }
 
-fn describe_csr(out: &mut Out, csr: Csr) {
+fn render_csr(out: &mut Out, csr: &CsrInfo) {
     out.line(0, "Certificate signing request");
-    out.line(1, format!("Subject: {}", name_text(csr.subject())));
-    out.line(1, format!("Public key: {}", key_text(csr.spki())));
+    out.line(1, format!("Subject: {}", shown_name(&csr.subject)));
+    out.line(1, format!("Public key: {}", csr.public_key));
     out.line(
         1,
-        format!(
-            "Signature algorithm: {}",
-            describe_algorithm(&csr.request().algorithm)
-        ),
+        format!("Signature algorithm: {}", csr.signature_algorithm),
     );
-    let verdict = match csr.verify_self_signature() {
-        Ok(()) => "verifies".to_owned(),
-        Err(e) => format!("does NOT verify ({e})"),
+    let verdict = match &csr.self_signature.error {
+        None => "verifies".to_owned(),
+        Some(e) => format!("does NOT verify ({e})"),
     };
     out.line(1, format!("Self-signature: {verdict}"));
-    match csr.requested_extensions() {
-        Ok(exts) if exts.is_empty() => out.line(1, "Requested extensions: none"),
-        Ok(exts) => describe_extensions(out, 1, "Requested extensions", Some(&exts)),
-        Err(e) => out.line(1, format!("Requested extensions: unreadable ({e})")),
+    match &csr.requested_extensions_error {
+        Some(e) => out.line(1, format!("Requested extensions: unreadable ({e})")),
+        None => render_extensions(out, 1, "Requested extensions", &csr.requested_extensions),
     }
-    let others: Vec<String> = csr
-        .request()
-        .info
-        .attributes
-        .iter()
-        .filter(|a| a.oid != <x509_cert::request::ExtensionReq as AssociatedOid>::OID)
-        .map(|a| oid_text(&a.oid))
-        .collect();
-    if !others.is_empty() {
-        out.line(1, format!("Other attributes: {}", others.join(", ")));
+    if !csr.other_attributes.is_empty() {
+        out.line(
+            1,
+            format!("Other attributes: {}", csr.other_attributes.join(", ")),
+        );
     }
-    out.line(1, format!("SHA-256: {}", colon_hex(&csr.sha256())));
-    out.line(
-        1,
-        format!("SPKI SHA-256: {}", hex::encode(spki_sha256(csr.spki()))),
-    );
+    out.line(1, format!("SHA-256: {}", csr.sha256_fingerprint));
+    out.line(1, format!("SPKI SHA-256: {}", csr.spki_sha256));
 }
 
-fn describe_crl(out: &mut Out, der: &[u8], crl: &CertificateList) {
-    let tbs = &crl.tbs_cert_list;
+fn render_crl(out: &mut Out, crl: &CrlInfo) {
     out.line(0, "Certificate revocation list");
-    let version = match tbs.version {
-        Version::V1 => 1,
-        Version::V2 => 2,
-        Version::V3 => 3,
-    };
-    out.line(1, format!("Version: {version}"));
-    out.line(1, format!("Issuer: {}", name_text(&tbs.issuer)));
+    out.line(1, format!("Version: {}", crl.version));
+    out.line(1, format!("Issuer: {}", shown_name(&crl.issuer)));
     out.line(
         1,
-        format!(
-            "Signature algorithm: {}",
-            describe_algorithm(&crl.signature_algorithm)
-        ),
+        format!("Signature algorithm: {}", crl.signature_algorithm),
     );
-    if tbs.signature != crl.signature_algorithm {
+    if crl.tbs_signature_algorithm.is_some() {
         out.line(
             1,
             "WARNING: the TBS signature algorithm differs from the outer one",
         );
     }
-    out.line(1, format!("This update: {}", time_text(&tbs.this_update)));
-    match &tbs.next_update {
-        Some(next) => {
-            out.line(1, format!("Next update: {}", time_text(next)));
-            out.line(
-                1,
-                format!(
-                    "Update interval: {}",
-                    period_text(&tbs.this_update, next, false)
-                ),
-            );
+    out.line(1, format!("This update: {}", crl.this_update.text()));
+    match (&crl.next_update, &crl.update_interval) {
+        (Some(next), interval) => {
+            out.line(1, format!("Next update: {}", next.text()));
+            let interval = interval.as_deref().unwrap_or_default();
+            out.line(1, format!("Update interval: {interval}"));
         }
-        None => out.line(1, "Next update: absent"),
+        (None, _) => out.line(1, "Next update: absent"),
     }
-    let crl_number = tbs
-        .crl_extensions
-        .iter()
-        .flatten()
-        .find(|e| e.extn_id == oids::ID_CE_CRL_NUMBER);
-    match crl_number.map(|e| CrlNumber::from_der(e.extn_value.as_bytes())) {
-        Some(Ok(n)) => out.line(1, format!("CRL number: {}", uint_text(n.0.as_bytes()))),
-        Some(Err(e)) => out.line(1, format!("CRL number: malformed ({e})")),
-        None => out.line(1, "CRL number: absent"),
+    match (&crl.crl_number, &crl.crl_number_error) {
+        (Some(n), _) => out.line(1, format!("CRL number: {n}")),
+        (None, Some(e)) => out.line(1, format!("CRL number: malformed ({e})")),
+        (None, None) => out.line(1, "CRL number: absent"),
     }
-    describe_extensions(out, 1, "CRL extensions", tbs.crl_extensions.as_deref());
-    match tbs.revoked_certificates.as_deref() {
-        None | Some([]) => out.line(1, "Revoked certificates: none"),
-        Some(revoked) => {
-            out.line(1, format!("Revoked certificates ({}):", revoked.len()));
-            for entry in revoked {
-                let mut text = format!(
-                    "Serial {}, revoked {}",
-                    serial_text(entry.serial_number.as_bytes()),
-                    time_text(&entry.revocation_date)
-                );
-                for ext in entry.crl_entry_extensions.iter().flatten() {
-                    text.push_str(", ");
-                    text.push_str(&entry_extension_text(ext));
-                }
-                out.line(2, text);
+    render_extensions(out, 1, "CRL extensions", &crl.extensions);
+    if crl.revoked.is_empty() {
+        out.line(1, "Revoked certificates: none");
+    } else {
+        out.line(1, format!("Revoked certificates ({}):", crl.revoked.len()));
+        for entry in &crl.revoked {
+            let mut text = format!("Serial {}, revoked {}", entry.serial, entry.date.text());
+            for ext in &entry.extensions {
+                text.push_str(", ");
+                text.push_str(ext);
             }
+            out.line(2, text);
         }
     }
     out.line(
         1,
-        format!("SHA-256 fingerprint: {}", colon_hex(&Sha256::digest(der))),
+        format!("SHA-256 fingerprint: {}", crl.sha256_fingerprint),
     );
 }
 
-fn describe_public_key(out: &mut Out, spki: &SubjectPublicKeyInfoOwned) {
+fn render_public_key(out: &mut Out, key: &KeyInfo) {
     out.line(0, "Public key");
-    out.line(1, format!("Type: {}", key_text(spki)));
-    out.line(
-        1,
-        format!("SPKI SHA-256: {}", hex::encode(spki_sha256(spki))),
-    );
+    out.line(1, format!("Type: {}", key.public_key));
+    out.line(1, format!("SPKI SHA-256: {}", key.spki_sha256));
     out.line(
         1,
         format!(
             "Key identifier (SHA-1 of the key bits, RFC 5280 method 1): {}",
-            colon_hex(&key_identifier(spki))
+            key.key_identifier
         ),
     );
 }
 
-fn describe_extensions(out: &mut Out, indent: usize, title: &str, exts: Option<&[Extension]>) {
-    let exts = exts.unwrap_or(&[]);
+fn render_extensions(out: &mut Out, indent: usize, title: &str, exts: &[ExtensionInfo]) {
     if exts.is_empty() {
         out.line(indent, format!("{title}: none"));
         return;
     }
     out.line(indent, format!("{title} ({}):", exts.len()));
-    for (n, ext) in exts.iter().enumerate() {
+    for ext in exts {
         let critical = if ext.critical {
             "critical"
         } else {
             "not critical"
         };
-        let repeated = if exts[..n].iter().any(|e| e.extn_id == ext.extn_id) {
+        let repeated = if ext.repeated {
             " [REPEATED: RFC 5280 allows one instance]"
         } else {
             ""
@@ -432,12 +795,15 @@ fn describe_extensions(out: &mut Out, indent: usize, title: &str, exts: Option<&
             indent + 1,
             format!(
                 "{} ({}), {critical}{repeated}: {}",
-                extension_name(&ext.extn_id),
-                ext.extn_id,
-                extension_text(ext)
+                ext.name, ext.oid, ext.value
             ),
         );
     }
+}
+
+/// A name as the text shows it: an empty one is spelled out.
+fn shown_name(name: &str) -> &str {
+    if name.is_empty() { "(empty)" } else { name }
 }
 
 /// Short names for the extensions this tool decodes; others come from the OID database.
@@ -522,6 +888,32 @@ fn extension_text(ext: &Extension) -> String {
     decoded.unwrap_or_else(|e| format!("MALFORMED ({e})"))
 }
 
+/// The value as data for the extensions consumers read most; `None` for others and when
+/// the value is malformed (the text says why).
+fn extension_detail(ext: &Extension) -> Option<ExtensionDetail> {
+    let value = ext.extn_value.as_bytes();
+    match ext.extn_id {
+        oids::ID_CE_BASIC_CONSTRAINTS => {
+            BasicConstraints::from_der(value)
+                .ok()
+                .map(|bc| ExtensionDetail::BasicConstraints {
+                    ca: bc.ca,
+                    path_len: bc.path_len_constraint,
+                })
+        }
+        oids::ID_CE_KEY_USAGE => KeyUsage::from_der(value)
+            .ok()
+            .map(|ku| ExtensionDetail::KeyUsage(key_usage_names(&ku))),
+        oids::ID_CE_EXT_KEY_USAGE => ExtendedKeyUsage::from_der(value).ok().map(|eku| {
+            ExtensionDetail::ExtendedKeyUsage(eku.0.iter().map(ToString::to_string).collect())
+        }),
+        oids::ID_CE_SUBJECT_ALT_NAME => SubjectAltName::from_der(value).ok().map(|san| {
+            ExtensionDetail::SubjectAltNames(san.0.iter().map(general_name_text).collect())
+        }),
+        _ => None,
+    }
+}
+
 fn entry_extension_text(ext: &Extension) -> String {
     let value = ext.extn_value.as_bytes();
     match ext.extn_id {
@@ -553,6 +945,15 @@ fn reason_name(reason: CrlReason) -> &'static str {
 }
 
 fn key_usage_text(ku: &KeyUsage) -> String {
+    let names = key_usage_names(ku);
+    if names.is_empty() {
+        "none set".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn key_usage_names(ku: &KeyUsage) -> Vec<&'static str> {
     const NAMES: [(KeyUsages, &str); 9] = [
         (KeyUsages::DigitalSignature, "digitalSignature"),
         (KeyUsages::NonRepudiation, "nonRepudiation"),
@@ -564,16 +965,11 @@ fn key_usage_text(ku: &KeyUsage) -> String {
         (KeyUsages::EncipherOnly, "encipherOnly"),
         (KeyUsages::DecipherOnly, "decipherOnly"),
     ];
-    let names: Vec<&str> = NAMES
+    NAMES
         .iter()
         .filter(|(flag, _)| ku.0.contains(*flag))
         .map(|(_, name)| *name)
-        .collect();
-    if names.is_empty() {
-        "none set".to_owned()
-    } else {
-        names.join(", ")
-    }
+        .collect()
 }
 
 fn eku_name(oid: &ObjectIdentifier) -> String {
@@ -773,18 +1169,20 @@ fn key_text(spki: &SubjectPublicKeyInfoOwned) -> String {
     }
 }
 
-fn time_text(time: &Time) -> String {
+fn time_info(time: &Time) -> TimeInfo {
     let encoding = match time {
         Time::UtcTime(_) => "UTCTime",
         Time::GeneralTime(_) => "GeneralizedTime",
     };
-    format!("{} ({encoding})", time.to_date_time())
+    TimeInfo {
+        time: time.to_date_time().to_string(),
+        encoding,
+    }
 }
 
-/// The length of a validity or update interval counting both ends, in days and seconds, so
-/// that an off-by-one-second period is visible.
 /// The length of a validity period (both ends inclusive, so one second more than the
-/// difference) or of a CRL's update interval (an instant to an instant: `inclusive` false).
+/// difference) or of a CRL's update interval (an instant to an instant: `inclusive` false), in
+/// days and seconds, so that an off-by-one-second period is visible.
 fn period_text(from: &Time, to: &Time, inclusive: bool) -> String {
     let (from, to) = (from.to_unix_duration(), to.to_unix_duration());
     if to < from {
@@ -999,12 +1397,10 @@ mod tests {
         assert!(text.contains("Self-signature: does NOT verify"), "{text}");
     }
 
-    #[test]
-    fn describes_a_crl() {
-        let ca = ca();
+    fn crl(ca: &Ca) -> rcgen::CertificateRevocationList {
         let issuer = Issuer::from_params(&ca.params, &ca.key);
         let now = rcgen::date_time_ymd(2026, 11, 1);
-        let crl = CertificateRevocationListParams {
+        CertificateRevocationListParams {
             this_update: now,
             next_update: rcgen::date_time_ymd(2027, 2, 1),
             crl_number: SerialNumber::from(7u64),
@@ -1018,7 +1414,12 @@ mod tests {
             key_identifier_method: KeyIdMethod::Sha256,
         }
         .signed_by(&issuer)
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn describes_a_crl() {
+        let crl = crl(&ca());
         let text = describe(crl.pem().unwrap().as_bytes()).unwrap();
         for expected in [
             "Certificate revocation list",
@@ -1042,6 +1443,152 @@ mod tests {
         assert!(text.contains("Type: ECDSA P-256"), "{text}");
         assert!(text.contains("SPKI SHA-256: "), "{text}");
         assert!(text.contains("Key identifier"), "{text}");
+    }
+
+    #[test]
+    fn inspects_a_certificate_as_data() {
+        let ca = ca();
+        let description = inspect(ca.cert.der()).unwrap();
+        let json = serde_json::to_value(&description).unwrap();
+        let cert = &json["objects"][0];
+        assert_eq!(cert["kind"], "certificate");
+        assert!(cert["pem_block"].is_null());
+        assert_eq!(cert["version"], 3);
+        assert_eq!(cert["serial"], "01ABCD");
+        assert_eq!(cert["subject"], "O=hsmca tests,CN=Test Root CA");
+        assert_eq!(cert["issuer"], cert["subject"]);
+        assert_eq!(cert["not_before"]["encoding"], "UTCTime");
+        assert_eq!(cert["public_key"], "ECDSA P-384");
+        assert!(cert["tbs_signature_algorithm"].is_null());
+        assert_eq!(cert["canonical_der"], true);
+        assert_eq!(
+            cert["self_signature"],
+            serde_json::json!({"verified": true, "error": null})
+        );
+        assert_eq!(
+            cert["sha256_fingerprint"],
+            colon_hex(&Sha256::digest(ca.cert.der()))
+        );
+        let exts = cert["extensions"].as_array().unwrap();
+        let find = |oid: &str| exts.iter().find(|e| e["oid"] == oid).unwrap();
+        let bc = find("2.5.29.19");
+        assert_eq!(bc["name"], "basicConstraints");
+        assert_eq!(bc["critical"], true);
+        assert_eq!(bc["repeated"], false);
+        assert_eq!(bc["value"], "cA=true, pathLenConstraint=0");
+        assert_eq!(
+            bc["detail"],
+            serde_json::json!({"basic_constraints": {"ca": true, "path_len": 0}})
+        );
+        assert_eq!(
+            find("2.5.29.15")["detail"],
+            serde_json::json!({"key_usage": ["keyCertSign", "cRLSign"]})
+        );
+        let nc = find("2.5.29.30");
+        assert_eq!(nc["critical"], true);
+        assert_eq!(
+            nc["value"],
+            "permitted: DNS:example.com; excluded: IP:10.0.0.0/8"
+        );
+        assert!(nc["detail"].is_null());
+        // The text is rendered from the same description.
+        assert_eq!(description.to_text(), describe(ca.cert.der()).unwrap());
+    }
+
+    #[test]
+    fn inspects_a_chain_as_data() {
+        let ca = ca();
+        let pem = format!("{}{}", leaf(&ca).pem(), ca.cert.pem());
+        let json = serde_json::to_value(inspect(pem.as_bytes()).unwrap()).unwrap();
+        let chain = &json["objects"][0];
+        assert_eq!(json["objects"].as_array().unwrap().len(), 1);
+        assert_eq!(chain["kind"], "chain");
+        assert_eq!(chain["certificates"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            chain["links"],
+            serde_json::json!([{
+                "child": 1,
+                "parent": 2,
+                "issuer_matches_subject": true,
+                "signature": {"verified": true, "error": null},
+            }])
+        );
+        let leaf = &chain["certificates"][0];
+        assert!(leaf["self_signature"].is_null());
+        let details: Vec<&serde_json::Value> = leaf["extensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["detail"])
+            .collect();
+        assert!(details.contains(&&serde_json::json!({"subject_alt_names": [
+            "DNS:www.example.com", "IP:192.0.2.7", "email:ops@example.com"
+        ]})));
+        assert!(
+            details.contains(&&serde_json::json!({"extended_key_usage": [
+                "1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"
+            ]}))
+        );
+    }
+
+    #[test]
+    fn inspects_a_crl_as_data() {
+        let crl = crl(&ca());
+        let json = serde_json::to_value(inspect(crl.der()).unwrap()).unwrap();
+        let crl = &json["objects"][0];
+        assert_eq!(crl["kind"], "crl");
+        assert_eq!(crl["version"], 2);
+        assert_eq!(crl["issuer"], "O=hsmca tests,CN=Test Root CA");
+        assert_eq!(
+            crl["next_update"],
+            serde_json::json!({"time": "2027-02-01T00:00:00Z", "encoding": "UTCTime"})
+        );
+        assert_eq!(crl["update_interval"], "92 days");
+        assert_eq!(crl["crl_number"], "7");
+        assert!(crl["crl_number_error"].is_null());
+        assert_eq!(
+            crl["revoked"],
+            serde_json::json!([{
+                "serial": "1234",
+                "date": {"time": "2026-11-01T00:00:00Z", "encoding": "UTCTime"},
+                "reason": "keyCompromise",
+                "extensions": ["reason: keyCompromise"],
+            }])
+        );
+    }
+
+    #[test]
+    fn inspects_a_csr_and_a_key_in_one_file() {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let params = CertificateParams::new(vec!["node-0".to_owned()]).unwrap();
+        let req = params.serialize_request(&key).unwrap();
+        let pem = format!("{}{}", req.pem().unwrap(), key.public_key_pem());
+        let description = inspect(pem.as_bytes()).unwrap();
+        let json = serde_json::to_value(&description).unwrap();
+        let (csr, public_key) = (&json["objects"][0], &json["objects"][1]);
+        assert_eq!(csr["kind"], "csr");
+        assert_eq!(
+            csr["pem_block"],
+            serde_json::json!({"number": 1, "line": 1, "label": "CERTIFICATE REQUEST"})
+        );
+        assert_eq!(csr["self_signature"]["verified"], true);
+        assert!(csr["requested_extensions_error"].is_null());
+        assert_eq!(
+            csr["requested_extensions"][0]["detail"],
+            serde_json::json!({"subject_alt_names": ["DNS:node-0"]})
+        );
+        assert_eq!(public_key["kind"], "public_key");
+        assert_eq!(public_key["pem_block"]["number"], 2);
+        assert_eq!(public_key["public_key"], "Ed25519");
+        // Each block is headed in the text, the way describe always showed mixed files.
+        let text = description.to_text();
+        assert!(
+            text.starts_with(
+                "PEM block 1 of 2 (line 1, CERTIFICATE REQUEST):\nCertificate signing request\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\n\nPEM block 2 of 2 (line "), "{text}");
     }
 
     #[test]

@@ -30,7 +30,12 @@ use crate::x509::algorithm::KeyAlgorithm;
 use crate::x509::profile::ProfileName;
 
 /// The version and the commit it was built from (build.rs).
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HSMCA_COMMIT"), ")");
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HSMCA_COMMIT"),
+    ")"
+);
 
 /// hsmca: an offline root CA whose private key never leaves a PKCS#11 token.
 #[derive(Debug, Parser)]

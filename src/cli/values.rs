@@ -72,8 +72,9 @@ impl ValueEnum for Preset {
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
         Some(match self {
-            Preset::Kubeadm => PossibleValue::new("kubeadm")
-                .help("kubeadm's set, signed by the three cluster CAs"),
+            Preset::Kubeadm => {
+                PossibleValue::new("kubeadm").help("kubeadm's set, signed by the three cluster CAs")
+            }
             Preset::HardWay => PossibleValue::new("hard-way")
                 .help("Kubernetes the Hard Way's set, signed by kubernetes-ca"),
         })

@@ -26,6 +26,15 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A command that stopped part-way: what it did before `source` is done and recorded
+    /// (exit code 3).
+    #[error("{source}; {done}")]
+    Partial {
+        /// What was done, in words.
+        done: String,
+        /// Why it stopped.
+        source: Box<Error>,
+    },
     /// A request that is well formed but cannot be honoured (validity past the issuer's, ...).
     #[error("{message}")]
     Invalid {
@@ -45,12 +54,17 @@ impl Error {
             Error::Output(e) => e.hint(),
             Error::Read { .. } => Some("check the path and that this user may read it".into()),
             Error::Invalid { hint, .. } => Some(hint.clone()),
+            Error::Partial { source, .. } => source.cause_and_hint().1,
         }
     }
 
     /// The message split into cause and fix, as the CLI prints them (`error:` and `hint:`).
     /// Certificate-layer messages carry their fix after the last "; ".
     pub fn cause_and_hint(&self) -> (String, Option<String>) {
+        if let Error::Partial { done, source } = self {
+            let (cause, hint) = source.cause_and_hint();
+            return (format!("{cause}\nstopped part-way: {done}"), hint);
+        }
         let text = self.to_string();
         if let Some(hint) = self.hint() {
             return (text, Some(hint));

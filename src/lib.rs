@@ -11,6 +11,7 @@ pub mod ceremony;
 pub mod cli;
 pub mod error;
 pub mod k8s;
+pub mod notice;
 pub mod output;
 pub mod token;
 pub mod x509;

@@ -218,10 +218,10 @@ fn spawn_signers<'scope, 'env: 'scope, 'm: 'scope>(
         let sibling = match signer.session().sibling() {
             Ok(s) => s,
             Err(e) => {
-                eprintln!(
-                    "note: signing on {} session(s): the token refused another one ({e})",
+                crate::notice::note(format!(
+                    "signing on {} session(s): the token refused another one ({e})",
                     threads.len() + 1
-                );
+                ));
                 break;
             }
         };
@@ -573,7 +573,7 @@ fn check_part(
                 notes.push((
                     i,
                     format!(
-                        "note: {} asks for extensions the profile decides itself; ignored: {}",
+                        "{} asks for extensions the profile decides itself; ignored: {}",
                         path.display(),
                         oids.join(", ")
                     ),
@@ -663,7 +663,7 @@ pub fn check_requests(
         stop = i;
     }
     for (_, note) in notes.iter().filter(|(i, _)| *i < stop) {
-        eprintln!("{note}");
+        crate::notice::note(note);
     }
     match failure {
         None => Ok(checked.into_iter().map(|c| c.sha256).collect()),

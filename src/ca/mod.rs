@@ -56,7 +56,7 @@ pub(crate) fn generate_key(
     let key = match session.generate(spec, label, id) {
         Ok((key, note)) => {
             if let Some(note) = note {
-                eprintln!("note: {note}");
+                crate::notice::note(note);
             }
             key
         }

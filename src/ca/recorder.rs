@@ -71,9 +71,9 @@ impl Recorder {
                 let missing = check(&dir)?;
                 // Only once the whole records are known good is the unfinished one removed.
                 if let Some(seq) = dir.remove_interrupted_append(operator.as_deref())? {
-                    eprintln!(
-                        "note: the audit log ended in an unfinished record (a command was stopped while writing it, so it wrote nothing after it); removed, and recorded as record {seq}"
-                    );
+                    crate::notice::note(format!(
+                        "the audit log ended in an unfinished record (a command was stopped while writing it, so it wrote nothing after it); removed, and recorded as record {seq}"
+                    ));
                 }
                 Some((dir, missing))
             }
@@ -109,10 +109,10 @@ impl Recorder {
     pub fn recover(&mut self) -> Result<()> {
         if let Some(missing) = self.missing.take() {
             self.restore_kept(&missing)?;
-            eprintln!(
-                "note: {} recorded in the audit log had no kept copy (a command was stopped after recording them); kept again from the log",
+            crate::notice::note(format!(
+                "{} recorded in the audit log had no kept copy (a command was stopped after recording them); kept again from the log",
                 missing.describe()
-            );
+            ));
         }
         Ok(())
     }
@@ -323,7 +323,7 @@ fn record_refusal(
         reason: err.to_string(),
     };
     if let Err(log_err) = append(event) {
-        eprintln!("warning: could not record the refusal: {log_err}");
+        crate::notice::warning(format!("could not record the refusal: {log_err}"));
     }
     err
 }

@@ -134,7 +134,7 @@ pub fn verify_head(
 /// Logs in exactly once, printing the token's PIN-counter warnings; a failure is recorded.
 fn login(session: &mut TokenSession<'_>, source: &PinSource, rec: &mut Recorder) -> Result<()> {
     if let Some(note) = session.info_note() {
-        eprintln!("note: {note}");
+        crate::notice::note(note);
     }
     let pin = Pin::read(
         source,
@@ -143,7 +143,7 @@ fn login(session: &mut TokenSession<'_>, source: &PinSource, rec: &mut Recorder)
     match session.login(&pin) {
         Ok(warnings) => {
             for w in warnings {
-                eprintln!("warning: {w}");
+                crate::notice::warning(w);
             }
             Ok(())
         }
@@ -153,7 +153,7 @@ fn login(session: &mut TokenSession<'_>, source: &PinSource, rec: &mut Recorder)
                 reason: e.to_string(),
             };
             if let Err(log_err) = rec.append(event) {
-                eprintln!("warning: could not record the failed login: {log_err}");
+                crate::notice::warning(format!("could not record the failed login: {log_err}"));
             }
             Err(e.into())
         }
@@ -259,8 +259,8 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
                     .rev()
                     .find(|e| matches!(e.record.event, super::audit::Event::Seal { .. }));
                 if last_seal.is_some() {
-                    eprintln!(
-                        "note: the token keeps no head of this CA key's audit log yet (a CA directory from before heads, a reset token, or a key restored on a new token); it keeps one from now on, as the log stands"
+                    crate::notice::note(
+                        "the token keeps no head of this CA key's audit log yet (a CA directory from before heads, a reset token, or a key restored on a new token); it keeps one from now on, as the log stands",
                     );
                 }
                 super::anchor::adopt(self.session, ca_key, dir, last_seal)?

@@ -36,6 +36,8 @@ pub trait Console {
     fn say(&mut self, text: &str);
     /// Asks the operator to type `phrase`; `Ok(false)` when they type anything else.
     fn confirm(&mut self, phrase: &str) -> Result<bool>;
+    /// Step `done` of the `total` this run performs is done and sealed.
+    fn step_done(&mut self, _done: usize, _total: usize) {}
 }
 
 /// What `plan` and `run` need besides the file.
@@ -211,6 +213,8 @@ impl Run<'_> {
             }
         }
         let mut issuer: Option<Certificate> = state.ca_cert.clone();
+        let total = self.plan.steps.iter().filter(|s| !s.done()).count();
+        let mut performed = 0;
         for step in &self.plan.steps {
             let n = step.located.number;
             if step.done() {
@@ -379,6 +383,8 @@ impl Run<'_> {
             // Sealed after every step: a run that stops later leaves a sealed log.
             ca.seal()?;
             console.say(&format!("step {n} done and recorded\n"));
+            performed += 1;
+            console.step_done(performed, total);
         }
         Ok(())
     }

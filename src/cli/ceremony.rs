@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use zeroize::Zeroizing;
 
-use super::GlobalArgs;
+use super::{GlobalArgs, report};
 use crate::ceremony::run::{self, Console, Options, Outcome};
 use crate::ceremony::transcript;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::notice::{Progress, suspended};
 use crate::token::PinSource;
 
 /// The ceremony subcommands.
@@ -20,6 +21,9 @@ pub enum CeremonyCmd {
     Plan {
         /// The ceremony file (TOML).
         file: PathBuf,
+        /// Machine-readable output (README: JSON output).
+        #[arg(long)]
+        json: bool,
     },
     /// Perform the ceremony step by step: one PIN entry, a typed confirmation per step.
     Run {
@@ -36,21 +40,43 @@ pub enum CeremonyCmd {
         /// The CA certificate to verify with (default: the CA directory's ca.crt).
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
+        /// Machine-readable output when it verifies (README: JSON output).
+        #[arg(long)]
+        json: bool,
     },
 }
 
-/// The operator at the terminal: text on stdout, confirmations typed on stdin.
+/// The operator at the terminal: text on stdout, confirmations typed on stdin, the steps done
+/// on a progress bar (stderr).
 struct Terminal {
     yes: bool,
+    progress: Option<Progress>,
+    performed: usize,
 }
 
 impl Console for Terminal {
     fn say(&mut self, text: &str) {
-        say_raw!("{text}");
-        let _ = std::io::stdout().flush();
+        suspended(|| {
+            say_raw!("{text}");
+            let _ = std::io::stdout().flush();
+        });
+    }
+
+    fn step_done(&mut self, done: usize, total: usize) {
+        self.performed = done;
+        let bar = self
+            .progress
+            .get_or_insert_with(|| Progress::start(total as u64, "ceremony steps"));
+        bar.set(done as u64);
     }
 
     fn confirm(&mut self, phrase: &str) -> Result<bool> {
+        suspended(|| self.ask(phrase))
+    }
+}
+
+impl Terminal {
+    fn ask(&self, phrase: &str) -> Result<bool> {
         if self.yes {
             say!("  confirmed by --yes: {phrase}");
             return Ok(true);
@@ -89,13 +115,34 @@ pub fn run(g: &GlobalArgs, cmd: CeremonyCmd) -> Result<()> {
         pin: pin_source(g),
     };
     match cmd {
-        CeremonyCmd::Plan { file } => {
+        CeremonyCmd::Plan { file, json } => {
             let plan = run::plan_only(&file, &opts)?;
+            if json {
+                return report::print_json(&report::CeremonyPlan::of(&plan));
+            }
             say_raw!("{}", plan.render());
             Ok(())
         }
         CeremonyCmd::Run { file, yes } => {
-            match run::run(&file, &opts, &mut Terminal { yes })? {
+            let mut terminal = Terminal {
+                yes,
+                progress: None,
+                performed: 0,
+            };
+            let outcome = run::run(&file, &opts, &mut terminal).map_err(|e| {
+                if terminal.performed == 0 {
+                    return e;
+                }
+                Error::Partial {
+                    done: format!(
+                        "{} step(s) of this run are done, recorded and sealed; running the same file again resumes after them",
+                        terminal.performed
+                    ),
+                    source: Box::new(e),
+                }
+            });
+            drop(terminal);
+            match outcome? {
                 Outcome::Completed(t) => say!("ceremony complete: {}", t.display()),
                 Outcome::AlreadyComplete(t) => {
                     say!("ceremony already complete: {}", t.display())
@@ -106,8 +153,21 @@ pub fn run(g: &GlobalArgs, cmd: CeremonyCmd) -> Result<()> {
         CeremonyCmd::Verify {
             transcript: path,
             ca_cert,
+            json,
         } => {
             let r = transcript::verify(&path, ca_cert.as_deref())?;
+            if json {
+                return report::print_json(&report::CeremonyVerified {
+                    transcript: path.display().to_string(),
+                    ceremony: r.ceremony,
+                    plan_digest_short: r.plan_digest_short,
+                    ca_certificate_sha256: r.ca_fingerprint,
+                    files: r.files,
+                    records: r.records,
+                    log_records: r.log_records,
+                    log_seals: r.log_seals,
+                });
+            }
             say!("transcript: {} (OK)", path.display());
             say!("ceremony: {}", r.ceremony);
             say!("plan digest: {}", r.plan_digest_short);

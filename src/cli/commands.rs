@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use zeroize::Zeroizing;
 
+use super::report;
 use super::{
     BenchCmd, Cli, Command, CrlArgs, GlobalArgs, KeyCmd, LogCmd, RootCmd, SignArgs, TokenArgs,
     TokenCmd, ValidityArgs,
@@ -36,15 +37,15 @@ pub fn run(cli: Cli) -> Result<()> {
         })?;
     }
     match cli.command {
-        Command::Token(TokenCmd::List) => token_list(g),
+        Command::Token(TokenCmd::List { json }) => token_list(g, json),
         Command::Key(KeyCmd::Generate(a)) => key_generate(g, a),
-        Command::Key(KeyCmd::List(a)) => key_list(g, a),
+        Command::Key(KeyCmd::List { token, json }) => key_list(g, token, json),
         Command::Root(RootCmd::Create(a)) => root_create(g, a),
         Command::Sign(a) => sign(g, *a),
         Command::Csr(a) => csr(g, a),
         Command::Inspect { file, json } => inspect(&file, json),
         Command::List { json } => super::records::list(g, json),
-        Command::Show { serial } => super::records::show(g, &serial),
+        Command::Show { serial, json } => super::records::show(g, &serial, json),
         Command::Export { serial, out, force } => super::records::export(g, &serial, &out, force),
         Command::Revoke {
             serial,
@@ -53,8 +54,8 @@ pub fn run(cli: Cli) -> Result<()> {
             date,
         } => super::records::revoke(g, key.as_deref(), &serial, &reason, date.as_deref()),
         Command::Crl(a) => crl(g, a),
-        Command::Log(LogCmd::Verify { root, key }) => {
-            super::records::log_verify(g, root.as_deref(), key.as_deref())
+        Command::Log(LogCmd::Verify { root, key, json }) => {
+            super::records::log_verify(g, root.as_deref(), key.as_deref(), json)
         }
         Command::Bench(BenchCmd::Raw { key, count }) => bench_raw(g, &key, count),
         Command::K8s(c) => super::k8s::run(g, c),
@@ -147,15 +148,49 @@ fn selector(t: &TokenArgs) -> TokenSelector {
     }
 }
 
-fn token_list(g: &GlobalArgs) -> Result<()> {
+fn token_list(g: &GlobalArgs, json: bool) -> Result<()> {
     let module = load_module(g, None)?;
     let tokens = module.tokens()?;
-    say!("module: {}", module.path().display());
-    if tokens.is_empty() {
+    let report = report::TokenList {
+        module: module.path().display().to_string(),
+        tokens: tokens
+            .into_iter()
+            .map(|t| report::Token {
+                slot_id: t.slot_id,
+                initialized: t.flags.contains(&"initialized"),
+                label: t.label,
+                serial: t.serial,
+                manufacturer: t.manufacturer,
+                model: t.model,
+                flags: t.flags.iter().map(|f| f.to_string()).collect(),
+                algorithms: t.can_generate.iter().map(|s| s.name()).collect(),
+                support: t
+                    .support
+                    .into_iter()
+                    .map(|(spec, how)| report::Support {
+                        algorithm: spec.name(),
+                        supported: how.is_ok(),
+                        detail: how.unwrap_or_else(|why| why),
+                    })
+                    .collect(),
+                note: t.note,
+            })
+            .collect(),
+    };
+    for t in &report.tokens {
+        if let Some(note) = &t.note {
+            crate::notice::note(format!("token in slot {}: {note}", t.slot_id));
+        }
+    }
+    if json {
+        return report::print_json(&report);
+    }
+    say!("module: {}", report.module);
+    if report.tokens.is_empty() {
         say!("no tokens present");
     }
-    for t in tokens {
-        if t.flags.contains(&"initialized") {
+    for t in &report.tokens {
+        if t.initialized {
             say!("token: {}", t.label);
         } else {
             say!("token: (not initialised: an empty slot)");
@@ -165,22 +200,19 @@ fn token_list(g: &GlobalArgs) -> Result<()> {
         say!("  manufacturer: {}", t.manufacturer);
         say!("  model: {}", t.model);
         say!("  flags: {}", t.flags.join(" "));
-        let algs: Vec<String> = t.can_generate.iter().map(|s| s.name()).collect();
-        if algs.is_empty() {
+        if t.algorithms.is_empty() {
             say!(
                 "  algorithms: none (the token offers no key-pair generation and signing mechanism pair hsmca uses)"
             );
         } else {
-            say!("  algorithms: {}", algs.join(" "));
+            say!("  algorithms: {}", t.algorithms.join(" "));
         }
-        for (spec, how) in &t.support {
-            match how {
-                Ok(how) => say!("    {}: {how}", spec.name()),
-                Err(why) => say!("    {}: no: {why}", spec.name()),
+        for s in &t.support {
+            if s.supported {
+                say!("    {}: {}", s.algorithm, s.detail);
+            } else {
+                say!("    {}: no: {}", s.algorithm, s.detail);
             }
-        }
-        if let Some(note) = &t.note {
-            eprintln!("note: token in slot {}: {note}", t.slot_id);
         }
     }
     Ok(())
@@ -255,7 +287,7 @@ fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn key_list(g: &GlobalArgs, a: TokenArgs) -> Result<()> {
+fn key_list(g: &GlobalArgs, a: TokenArgs, json: bool) -> Result<()> {
     let token = TokenRef {
         module: g.module.as_deref(),
         selector: selector(&a),
@@ -267,42 +299,64 @@ fn key_list(g: &GlobalArgs, a: TokenArgs) -> Result<()> {
         &mut Recorder::none(),
         |ca| Ok((ca.session().label().to_string(), ca.session().list_keys()?)),
     )?;
-    if keys.is_empty() {
-        say!("no private keys on token \"{label}\"");
+    let keys = keys
+        .into_iter()
+        .map(|k| {
+            let uri = Pkcs11Uri {
+                token: Some(label.clone()),
+                object: Some(k.label.clone()),
+                id: (!k.id.is_empty()).then(|| k.id.clone()),
+                object_type: Some("private".into()),
+                ..Pkcs11Uri::default()
+            };
+            let spki = k
+                .public
+                .as_ref()
+                .and_then(|p| crate::ca::signer::spki_from_material(p).ok());
+            let violations = k.attributes.describe_violations();
+            report::Key {
+                uri: uri.to_string(),
+                id: hex::encode(&k.id),
+                algorithm: k.public.as_ref().and_then(|p| p.spec()).map(|s| s.name()),
+                spki_sha256: spki.map(|s| hex::encode(crate::x509::algorithm::spki_sha256(&s))),
+                attributes: k
+                    .attributes
+                    .0
+                    .iter()
+                    .map(|(n, v)| {
+                        let name = n.trim_start_matches("CKA_").to_ascii_lowercase();
+                        (name, v.to_string())
+                    })
+                    .collect(),
+                ca_key_policy_ok: violations.is_none(),
+                ca_key_policy_violations: violations,
+                label: k.label,
+            }
+        })
+        .collect();
+    let report = report::KeyList { token: label, keys };
+    if json {
+        return report::print_json(&report);
     }
-    for k in keys {
-        let uri = Pkcs11Uri {
-            token: Some(label.clone()),
-            object: Some(k.label.clone()),
-            id: (!k.id.is_empty()).then(|| k.id.clone()),
-            object_type: Some("private".into()),
-            ..Pkcs11Uri::default()
-        };
+    if report.keys.is_empty() {
+        say!("no private keys on token \"{}\"", report.token);
+    }
+    for k in &report.keys {
         say!("key: {}", k.label);
-        say!("  uri: {uri}");
-        say!("  id: {}", hex::encode(&k.id));
-        let alg = k
-            .public
-            .as_ref()
-            .and_then(|p| p.spec())
-            .map(|s| s.name())
-            .unwrap_or_else(|| "unknown (no matching public key)".into());
-        say!("  algorithm: {alg}");
-        let spki = k
-            .public
-            .as_ref()
-            .and_then(|p| crate::ca::signer::spki_from_material(p).ok());
-        if let Some(digest) = spki.map(|s| crate::x509::algorithm::spki_sha256(&s)) {
-            say!("  spki-sha256: {}", hex::encode(digest));
+        say!("  uri: {}", k.uri);
+        say!("  id: {}", k.id);
+        say!(
+            "  algorithm: {}",
+            k.algorithm
+                .as_deref()
+                .unwrap_or("unknown (no matching public key)")
+        );
+        if let Some(digest) = &k.spki_sha256 {
+            say!("  spki-sha256: {digest}");
         }
-        let attrs: Vec<String> = k
-            .attributes
-            .0
-            .iter()
-            .map(|(n, v)| format!("{}={v}", n.trim_start_matches("CKA_").to_ascii_lowercase()))
-            .collect();
+        let attrs: Vec<String> = k.attributes.iter().map(|(n, v)| format!("{n}={v}")).collect();
         say!("  attributes: {}", attrs.join(" "));
-        match k.attributes.describe_violations() {
+        match &k.ca_key_policy_violations {
             None => say!("  ca-key-policy: ok"),
             Some(why) => say!("  ca-key-policy: FAILS ({why})"),
         }
@@ -633,17 +687,17 @@ fn note_already_signed(rec: &Recorder, requests: &Requests, checked: &[[u8; 32]]
         };
         found += 1;
         if found <= SHOWN {
-            eprintln!(
-                "note: {} was already signed by this CA (serial {serial}, audit record {seq}); this run issues another certificate for it (if an earlier run stopped before writing that one, 'hsmca export --serial {serial} --out FILE' writes it)",
+            crate::notice::note(format!(
+                "{} was already signed by this CA (serial {serial}, audit record {seq}); this run issues another certificate for it (if an earlier run stopped before writing that one, 'hsmca export --serial {serial} --out FILE' writes it)",
                 requests.path(i).display()
-            );
+            ));
         }
     }
     if found > SHOWN {
-        eprintln!(
-            "note: {} more requests were already signed by this CA ('hsmca list' shows them)",
+        crate::notice::note(format!(
+            "{} more requests were already signed by this CA ('hsmca list' shows them)",
             found - SHOWN
-        );
+        ));
     }
 }
 
@@ -728,16 +782,22 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
         sessions: usize::from(a.sessions),
     };
     let chain_out = a.chain_out.as_deref();
+    let progress = crate::notice::Progress::start(requests.len() as u64, "signing");
+    let mut written = 0usize;
     let mut done = |_: usize, out: &Path, cert: &x509_cert::Certificate| {
-        if single {
-            say!("wrote {} (signature and chain verified)", out.display());
-            if let Some(chain) = chain_out {
-                say!("wrote {}", chain.display());
+        crate::notice::suspended(|| {
+            if single {
+                say!("wrote {} (signature and chain verified)", out.display());
+                if let Some(chain) = chain_out {
+                    say!("wrote {}", chain.display());
+                }
+                say!("serial: {}", serial_hex(cert));
+            } else {
+                say!("{}  {}", serial_hex(cert), out.display());
             }
-            say!("serial: {}", serial_hex(cert));
-        } else {
-            say!("{}  {}", serial_hex(cert), out.display());
-        }
+        });
+        progress.inc();
+        written += 1;
     };
     let issued = with_ca_key(
         g.module.as_deref(),
@@ -746,7 +806,24 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
         choice(&a.key),
         &mut rec,
         |ca| ca.sign_batch(&batch, &mut done),
-    )?;
+    )
+    .map_err(|e| match written {
+        0 => e,
+        n => Error::Partial {
+            done: if n < requests.len() {
+                format!(
+                    "{n} of {} certificates were issued, recorded and written (listed above); the requests after them were not signed",
+                    requests.len()
+                )
+            } else {
+                format!(
+                    "the {n} certificate(s) were issued, recorded and written (listed above); what failed came after them"
+                )
+            },
+            source: Box::new(e),
+        },
+    })?;
+    drop(progress);
     if !single {
         say!("signed {issued} certificates (each signature and chain verified)");
     }

@@ -291,10 +291,10 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
         &mut rec,
     )?;
     for k in sign::keys_present(&a.requests) {
-        eprintln!(
-            "warning: {} is here: the root ceremony needs only the requests; keep cluster keys off this machine",
+        crate::notice::warning(format!(
+            "{} is here: the root ceremony needs only the requests; keep cluster keys off this machine",
             k.display()
-        );
+        ));
     }
     confirm(&cluster.name, &plan, constraints.as_ref(), a.yes)?;
     let signed = crate::ca::session::with_ca_key(

@@ -20,6 +20,7 @@ mod ceremony;
 mod commands;
 mod k8s;
 mod records;
+mod report;
 mod values;
 
 use std::path::PathBuf;
@@ -37,9 +38,26 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// Exit codes, kept stable for scripts (also in `--help` and the README).
+pub mod exit {
+    /// Done.
+    pub const DONE: u8 = 0;
+    /// Refused or failed; nothing was changed.
+    pub const FAILED: u8 = 1;
+    /// Usage: the command line does not parse (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// Stopped part-way: the work before the failure is done and recorded (a batch, a
+    /// ceremony); the error says what.
+    pub const PARTIAL: u8 = 3;
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 done; 1 refused or failed, nothing changed; 2 usage \
+error; 3 stopped part-way (a batch or ceremony: what was done before the failure is recorded, \
+and the error says what).";
+
 /// hsmca: an offline root CA whose private key never leaves a PKCS#11 token.
 #[derive(Debug, Parser)]
-#[command(name = "hsmca", version = VERSION, about, long_about = None)]
+#[command(name = "hsmca", version = VERSION, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -62,6 +80,9 @@ pub struct GlobalArgs {
     /// Operator name for the audit log (default: the login name).
     #[arg(long, global = true, env = "HSMCA_OPERATOR", value_name = "NAME")]
     operator: Option<String>,
+    /// Quiet: no notes and no progress bar (warnings and errors are still printed).
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +111,7 @@ enum Command {
     },
     /// List every certificate this CA issued (needs --ca-dir).
     List {
-        /// Machine-readable output.
+        /// Machine-readable output (README: JSON output).
         #[arg(long)]
         json: bool,
     },
@@ -99,6 +120,9 @@ enum Command {
         /// Serial number in hex.
         #[arg(long)]
         serial: String,
+        /// Machine-readable output (README: JSON output).
+        #[arg(long)]
+        json: bool,
     },
     /// Write an issued certificate from the audit log to a file.
     Export {
@@ -199,13 +223,20 @@ enum LogCmd {
         /// (not cut back, swapped or extended). Without it freshness is not checked.
         #[arg(long, value_name = "URI")]
         key: Option<String>,
+        /// Machine-readable output when the log is intact (README: JSON output).
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Debug, Subcommand)]
 enum TokenCmd {
     /// List slots with tokens: label, serial, model, flags and key algorithms.
-    List,
+    List {
+        /// Machine-readable output (README: JSON output).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,7 +244,13 @@ enum KeyCmd {
     /// Generate a CA key pair inside the token (sensitive, never extractable).
     Generate(KeyGenerateArgs),
     /// List the private keys on a token with their security attributes.
-    List(TokenArgs),
+    List {
+        #[command(flatten)]
+        token: TokenArgs,
+        /// Machine-readable output (README: JSON output).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -386,6 +423,7 @@ pub(crate) fn say(args: std::fmt::Arguments<'_>) {
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    crate::notice::set_quiet(cli.global.quiet);
     let result = commands::run(cli).and_then(|()| {
         if STDOUT_FAILED.load(std::sync::atomic::Ordering::Relaxed) {
             Err(crate::error::Error::invalid(
@@ -397,14 +435,17 @@ pub fn main() -> std::process::ExitCode {
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => std::process::ExitCode::from(exit::DONE),
         Err(e) => {
             let (cause, hint) = e.cause_and_hint();
             eprintln!("error: {cause}");
             if let Some(hint) = hint {
                 eprintln!("hint: {hint}");
             }
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(match e {
+                crate::error::Error::Partial { .. } => exit::PARTIAL,
+                _ => exit::FAILED,
+            })
         }
     }
 }

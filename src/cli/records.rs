@@ -5,6 +5,7 @@ use std::path::Path;
 use base64::Engine;
 
 use super::GlobalArgs;
+use super::report;
 use super::commands::overwrite;
 use crate::ca::audit::Event;
 use crate::ca::ops::{self, write_pem_certs};
@@ -53,18 +54,21 @@ pub fn list(g: &GlobalArgs, json: bool) -> Result<()> {
         })
         .collect();
     if json {
-        let items: Vec<serde_json::Value> = rows
+        let items: Vec<report::Issued> = rows
             .iter()
-            .map(|(seq, c, status)| {
-                serde_json::json!({
-                    "record": seq, "serial": c.serial, "subject": c.subject, "issuer": c.issuer,
-                    "profile": c.profile, "not_before": c.not_before, "not_after": c.not_after,
-                    "status": status, "sha256": c.cert_sha256,
-                })
+            .map(|(seq, c, status)| report::Issued {
+                record: **seq,
+                serial: c.serial.clone(),
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                profile: c.profile.clone(),
+                not_before: c.not_before.clone(),
+                not_after: c.not_after.clone(),
+                status,
+                sha256: c.cert_sha256.clone(),
             })
             .collect();
-        say!("{}", serde_json::Value::Array(items));
-        return Ok(());
+        return report::print_json(&items);
     }
     say!(
         "{:<40}  {:<13}  {:<7}  {:<20}  SUBJECT",
@@ -87,7 +91,7 @@ pub fn list(g: &GlobalArgs, json: bool) -> Result<()> {
 }
 
 /// `hsmca show`: the record of one certificate, the certificate and its request.
-pub fn show(g: &GlobalArgs, serial: &str) -> Result<()> {
+pub fn show(g: &GlobalArgs, serial: &str, json: bool) -> Result<()> {
     let dir = open(g, Access::Read)?;
     let want = normalize_serial(serial);
     let ledger = dir.ledger();
@@ -101,31 +105,62 @@ pub fn show(g: &GlobalArgs, serial: &str) -> Result<()> {
         if cert.serial != want {
             continue;
         }
+        let csr_pem = match csr {
+            Some(csr) => {
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(csr)
+                    .map_err(|_| {
+                        Error::invalid("the recorded CSR is not base64", "run 'hsmca log verify'")
+                    })?;
+                Some(to_pem("CERTIFICATE REQUEST", &der)?)
+            }
+            None => None,
+        };
+        let shown = report::Shown {
+            record: e.record.seq,
+            time: e.record.time.clone(),
+            operator: e.record.operator.clone(),
+            serial: cert.serial.clone(),
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.clone(),
+            profile: cert.profile.clone(),
+            not_before: cert.not_before.clone(),
+            not_after: cert.not_after.clone(),
+            key_uri: cert.key_uri.clone(),
+            revoked: ledger
+                .revoked
+                .get(&cert.serial)
+                .map(|r| report::Revocation {
+                    reason: r.reason.clone(),
+                    date: r.date.clone(),
+                }),
+            sha256: cert.cert_sha256.clone(),
+            certificate_pem: to_pem("CERTIFICATE", &cert.der()?)?,
+            csr_pem,
+        };
+        if json {
+            return report::print_json(&shown);
+        }
         say!(
             "record: {} ({} by {})",
-            e.record.seq,
-            e.record.time,
-            e.record.operator.as_deref().unwrap_or("unknown")
+            shown.record,
+            shown.time,
+            shown.operator.as_deref().unwrap_or("unknown")
         );
-        say!("serial: {}", cert.serial);
-        say!("subject: {}", cert.subject);
-        say!("issuer: {}", cert.issuer);
-        say!("profile: {}", cert.profile);
-        say!("validity: {} .. {}", cert.not_before, cert.not_after);
-        say!("signed with: {}", cert.key_uri);
-        match ledger.revoked.get(&cert.serial) {
+        say!("serial: {}", shown.serial);
+        say!("subject: {}", shown.subject);
+        say!("issuer: {}", shown.issuer);
+        say!("profile: {}", shown.profile);
+        say!("validity: {} .. {}", shown.not_before, shown.not_after);
+        say!("signed with: {}", shown.key_uri);
+        match &shown.revoked {
             Some(r) => say!("status: revoked ({}, {})", r.reason, r.date),
             None => say!("status: not revoked"),
         }
-        say!("certificate sha256: {}", cert.cert_sha256);
-        say_raw!("{}", to_pem("CERTIFICATE", &cert.der()?)?);
-        if let Some(csr) = csr {
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(csr)
-                .map_err(|_| {
-                    Error::invalid("the recorded CSR is not base64", "run 'hsmca log verify'")
-                })?;
-            say_raw!("{}", to_pem("CERTIFICATE REQUEST", &der)?);
+        say!("certificate sha256: {}", shown.sha256);
+        say_raw!("{}", shown.certificate_pem);
+        if let Some(csr) = &shown.csr_pem {
+            say_raw!("{csr}");
         }
         return Ok(());
     }
@@ -195,7 +230,12 @@ pub fn revoke(
 }
 
 /// `hsmca log verify`: the whole chain and every seal; exit 0 only when intact.
-pub fn log_verify(g: &GlobalArgs, root: Option<&Path>, key: Option<&str>) -> Result<()> {
+pub fn log_verify(
+    g: &GlobalArgs,
+    root: Option<&Path>,
+    key: Option<&str>,
+    json: bool,
+) -> Result<()> {
     let dir = open(g, Access::Read)?;
     let ca = match root {
         Some(p) => load_certificate(&read_file(p)?)?,
@@ -225,38 +265,68 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>, key: Option<&str>) -> Res
         }
         None => None,
     };
+    // A command killed mid-batch leaves its certificates recorded but maybe not written:
+    // they are named, so the operator can check the outputs and export the missing ones.
+    let tail = dir
+        .entries
+        .len()
+        .saturating_sub(usize::try_from(report.unsealed_tail).unwrap_or(usize::MAX));
+    let verified = report::LogVerified {
+        records: report.records,
+        seals: report.seals,
+        ca_certificate: ca_path.display().to_string(),
+        head: match head {
+            Some(Some(_)) => "in_log",
+            Some(None) => "none_yet",
+            None => "not_checked",
+        },
+        head_record: head.flatten(),
+        unsealed_records: report.unsealed_tail,
+        issued_after_last_seal: dir.entries[tail..]
+            .iter()
+            .filter_map(|e| e.record.event.issued_cert())
+            .map(|cert| report::SerialSubject {
+                serial: cert.serial.clone(),
+                subject: cert.subject.clone(),
+            })
+            .collect(),
+        missing_copies: (!missing.is_empty()).then(|| missing.describe()),
+        interrupted_append: report.interrupted_append,
+    };
+    if json {
+        return report::print_json(&verified);
+    }
+    log_verify_text(&verified);
+    Ok(())
+}
+
+fn log_verify_text(v: &report::LogVerified) {
     say!(
         "audit log intact: {} records, {} seals verified with {}",
-        report.records,
-        report.seals,
-        ca_path.display()
+        v.records,
+        v.seals,
+        v.ca_certificate
     );
-    match head {
-        Some(Some(seq)) => say!(
+    match (v.head, v.head_record) {
+        (_, Some(seq)) => say!(
             "log head: the token's head (record {seq}) is in this log: it was not cut back, swapped or extended"
         ),
-        Some(None) => say!(
+        ("none_yet", _) => say!(
             "log head: the token keeps no head for this key yet (the next signing command stores one)"
         ),
-        None => say!(
+        _ => say!(
             "log head: not checked (a log cut back to an earlier seal passes the checks above); pass --key with the CA key to check the log against the head the token keeps"
         ),
     }
-    if report.unsealed_tail > 0 {
+    if v.unsealed_records > 0 {
         say!(
             "note: the last {} record(s) come after the last seal (a command that stopped before sealing, or refusals); the next signing command seals them",
-            report.unsealed_tail
+            v.unsealed_records
         );
-        // A command killed mid-batch leaves its certificates recorded but maybe not written:
-        // name them, so the operator can check the outputs and export the missing ones.
-        let tail = dir
-            .entries
-            .len()
-            .saturating_sub(usize::try_from(report.unsealed_tail).unwrap_or(usize::MAX));
-        let issued: Vec<String> = dir.entries[tail..]
+        let issued: Vec<String> = v
+            .issued_after_last_seal
             .iter()
-            .filter_map(|e| e.record.event.issued_cert())
-            .map(|cert| format!("  {}  {}", cert.serial, cert.subject))
+            .map(|c| format!("  {}  {}", c.serial, c.subject))
             .collect();
         if !issued.is_empty() {
             say!(
@@ -265,16 +335,14 @@ pub fn log_verify(g: &GlobalArgs, root: Option<&Path>, key: Option<&str>) -> Res
             );
         }
     }
-    if !missing.is_empty() {
+    if let Some(missing) = &v.missing_copies {
         say!(
-            "note: {} recorded in the log have no kept copy in the CA directory (a command was stopped after recording them); the next signing command keeps them again from the log ('hsmca export' writes a certificate now)",
-            missing.describe()
+            "note: {missing} recorded in the log have no kept copy in the CA directory (a command was stopped after recording them); the next signing command keeps them again from the log ('hsmca export' writes a certificate now)"
         );
     }
-    if let Some(length) = report.interrupted_append {
+    if let Some(length) = v.interrupted_append {
         say!(
             "note: the log ends in an unfinished record of {length} bytes: a command was stopped while appending it, so it wrote nothing after it; the next signing command removes those bytes and records what it removed"
         );
     }
-    Ok(())
 }

@@ -8,8 +8,10 @@
 #   hsmca_<version>_<arch>.deb the Debian package: binary, man pages, bash/zsh/fish completions,
 #                              README, LICENSE (depends only on libc; recommends softhsm2)
 #   SHA256SUMS                 both hashes
+#   BUILDINFO                  the commit and the toolchain (rustc, cargo) it was built with
 # A witness recomputes the ceremony transcript's tool-sha256 by running this script on a clone
-# of the commit that `hsmca --version` names and comparing dist/hsmca's SHA-256.
+# of the commit that `hsmca --version` names, with the rustc BUILDINFO names, and comparing
+# dist/hsmca's SHA-256. An offline build from vendored sources (README) gives the same bytes.
 #
 # What makes it reproducible: cargo build --locked; build paths (this checkout, CARGO_HOME,
 # the toolchain) remapped in rustc's and the C compiler's output; no debug info or symbols;
@@ -42,10 +44,16 @@ fi
 export HSMCA_COMMIT="$COMMIT"
 export SOURCE_DATE_EPOCH="$(git log -1 --format=%ct HEAD)"
 
-CARGO_HOME_DIR="$(cd "${CARGO_HOME:-$HOME/.cargo}" && pwd)"
+CARGO_HOME_DIR="$(mkdir -p "${CARGO_HOME:-$HOME/.cargo}" && cd "${CARGO_HOME:-$HOME/.cargo}" && pwd)"
 SYSROOT="$(rustc --print sysroot)"
-# Longest prefixes first: rustc applies the last matching --remap-path-prefix.
-MAPS=("$SYSROOT=/rust" "$CARGO_HOME_DIR=/cargo" "$REPO=/hsmca")
+# rustc and gcc apply the last matching prefix, so the more specific ones come after: the
+# crates' sources map to /deps whether they come from crates.io's cache or from an offline
+# build's vendor/ directory (`cargo vendor --versioned-dirs`: the same <crate>-<version> names),
+# so both builds give the same binary.
+MAPS=("$SYSROOT=/rust" "$CARGO_HOME_DIR=/cargo" "$REPO=/hsmca" "$REPO/vendor=/deps")
+for src in "$CARGO_HOME_DIR"/registry/src/index.crates.io-*; do
+    [ -d "$src" ] && MAPS+=("$src=/deps")
+done
 RUSTFLAGS=""
 CFLAGS_MAP=""
 for m in "${MAPS[@]}"; do
@@ -110,5 +118,12 @@ DEB="$OUT/hsmca_${VERSION}_${ARCH}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$PKG" "$DEB" >/dev/null
 
 (cd "$OUT" && sha256sum hsmca "$(basename "$DEB")" >SHA256SUMS)
+# What a witness needs to build the same bytes: the same commit and the same toolchain.
+{
+    echo "commit: $HSMCA_COMMIT"
+    echo "rustc: $(rustc --version)"
+    echo "cargo: $(cargo --version)"
+    echo "source-date-epoch: $SOURCE_DATE_EPOCH"
+} >"$OUT/BUILDINFO"
 echo "release: hsmca $("$BIN" --version | cut -d' ' -f2-)"
 cat "$OUT/SHA256SUMS"

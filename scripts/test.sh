@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # THE test command (CI runs it through .ci/run): installs what the tests need, then checks
-# formatting, lints, builds every target and runs every test. Exits non-zero on any failure.
+# formatting, lints, builds every target, runs every test, and checks that the release build is
+# reproducible and its package works (scripts/check-release.sh). Exits non-zero on any failure.
 # At the end it prints how long each step and the whole run took on this machine (CI has 90
 # minutes on 2 cores), then the test counts as its last line.
 set -euo pipefail
@@ -65,4 +66,12 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     step "cargo test"
     cargo test --no-fail-fast
+fi
+
+# Two release builds of HEAD (in two directories, as two users) must be byte-identical, and
+# the Debian package must unpack and work. It builds what git holds at HEAD, not the working
+# tree. HSMCA_SKIP_RELEASE_CHECK=1 skips it for a quick local run (CI never sets it).
+if [ "${HSMCA_SKIP_RELEASE_CHECK:-0}" != 1 ]; then
+    step "reproducible release and package (scripts/check-release.sh)"
+    bash scripts/check-release.sh
 fi

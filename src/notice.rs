@@ -52,10 +52,9 @@ impl Progress {
         if total < 2 || QUIET.load(Ordering::Relaxed) || !std::io::stderr().is_terminal() {
             return Progress(None);
         }
-        let style = ProgressStyle::with_template(
-            "{msg} {bar:30} {pos}/{len} ({per_sec}, {eta} left)",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style =
+            ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} ({per_sec}, {eta} left)")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
             .with_style(style)
             .with_message(what.to_owned());

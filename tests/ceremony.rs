@@ -59,6 +59,12 @@ fn run_yes(t: &TestToken, file: &str) -> String {
     assert_ok(&t.run(["ceremony", "run", "--yes", file]))
 }
 
+/// Parses a command's `--json` output.
+#[track_caller]
+fn json_of(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
+}
+
 fn lint_cert(p: &Path) {
     let f = pkilint("lint_pkix_cert", &[], p);
     assert_no_findings_at_or_above_warning(&f, &[]);
@@ -97,6 +103,35 @@ fn both_example_ceremonies_end_to_end() {
         .to_string();
     // plan writes nothing
     assert!(!t.path("out").exists(), "plan must not create anything");
+    // The same plan as data (README: JSON output).
+    let json = json_of(&assert_ok(
+        &t.run(["ceremony", "plan", ROOT_FILE, "--json"]),
+    ));
+    assert_eq!(json["digest_short"].as_str(), Some(digest.as_str()));
+    assert_eq!(json["digest"].as_str().map(str::len), Some(64));
+    assert_eq!(json["status"], "not_started");
+    assert_eq!(json["next_step"], 1);
+    let steps = json["steps"].as_array().unwrap();
+    let kinds: Vec<&str> = steps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["generate_key", "create_root", "crl"]);
+    for (i, step) in steps.iter().enumerate() {
+        assert_eq!(step["number"], i + 1);
+        assert_eq!(step["done"], false);
+        // The step's text as the text plan shows it (the dry run's throwaway key differs
+        // from run to run, so only its first line is compared).
+        let first = step["text"].as_str().unwrap().lines().next().unwrap();
+        assert!(plan.contains(first), "{first}");
+        assert!(
+            step["confirmation"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(" {}", i + 1))
+        );
+        assert!(step["items"].as_array().is_some_and(|i| !i.is_empty()));
+    }
+    assert_eq!(json["file"]["sha256"].as_str().map(str::len), Some(64));
+    assert!(json["ca_key_uri"].as_str().unwrap().starts_with("pkcs11:"));
+    assert!(assert_ok(&t.run(["ceremony", "plan", ROOT_FILE, "-q"])).contains(&digest));
 
     let out = run_yes(&t, ROOT_FILE);
     assert!(
@@ -109,6 +144,38 @@ fn both_example_ceremonies_end_to_end() {
     assert_mentions(&out, &["ceremony complete"]);
     let v = assert_ok(&t.run(["ceremony", "verify", "out/cluster-signing.transcript"]));
     assert_mentions(&v, &["(OK)"]);
+    let v = json_of(&assert_ok(&t.run([
+        "ceremony",
+        "verify",
+        "out/cluster-signing.transcript",
+        "--json",
+    ])));
+    assert_eq!(v["transcript"], "out/cluster-signing.transcript");
+    assert!(v["files"].as_u64().is_some_and(|n| n >= 3), "{v}");
+    assert!(v["records"].as_u64().is_some_and(|n| n >= 3), "{v}");
+    assert!(v["log_seals"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    assert_eq!(
+        v["ceremony"],
+        "Example Root CA 2026: cluster intermediates, first batch"
+    );
+    // Complete: the plan says so, as data too.
+    let done = json_of(&assert_ok(&t.run([
+        "ceremony",
+        "plan",
+        CLUSTER_FILE,
+        "--json",
+    ])));
+    assert_eq!(done["status"], "complete");
+    assert_eq!(done["next_step"], serde_json::Value::Null);
+    for step in done["steps"].as_array().unwrap() {
+        for item in step["items"].as_array().unwrap() {
+            assert!(item["done"]["record"].as_u64().is_some(), "{item}");
+            assert_eq!(
+                item["done"]["record_sha256"].as_str().map(str::len),
+                Some(64)
+            );
+        }
+    }
 
     let root = t.path("out/root.crt");
     openssl_verify(&root, &[], &root).unwrap();
@@ -337,9 +404,13 @@ fn interrupted_run_resumes_and_matches_an_uninterrupted_one() {
         &["ceremony", "run", ROOT_FILE],
         "generate_key 1\ncreate_root 2\nno\n",
     );
-    let err = assert_fails(&out);
+    // Steps 1 and 2 were done by this run: it stopped part-way (exit 3), and says so.
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(error_first(&err), "{err}");
     assert_mentions(&err, &["did not confirm step 3"]);
     assert_mentions(&err, &["resume at step 3"]);
+    assert_mentions(&err, &["stopped part-way: 2 step(s) of this run are done"]);
     assert!(interrupted.path("out/root.crt").is_file());
     assert!(!interrupted.path("out/root.crl").exists());
     assert!(!interrupted.path("out/root-ceremony.transcript").exists());

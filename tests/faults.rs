@@ -333,9 +333,8 @@ fn check_run(
             Some(3) => !present.is_empty() && stderr.contains("stopped part-way: "),
             _ => false,
         };
-        let clear = code_fits
-            && error_first(&stderr)
-            && stderr.lines().any(|l| l.starts_with("hint: "));
+        let clear =
+            code_fits && error_first(&stderr) && stderr.lines().any(|l| l.starts_with("hint: "));
         if !clear {
             problems.push(format!(
                 "not a clear error (exit {:?}): {stderr}",
@@ -1013,8 +1012,13 @@ fn seal_failure_keeps_recorded_outputs_and_says_so() {
         rv: "CKR_DEVICE_REMOVED",
     };
     let out = sb.run(&sign_args("sealfail"), Some(&fault), None);
-    let err = assert_fails(&out);
+    // The certificate is issued, recorded and written, the seal after it failed: exit 3.
+    let err = assert_partial(&out);
     assert_mentions(&err, &["sealing the audit log failed"]);
+    assert_mentions(
+        &err,
+        &["stopped part-way: the 1 certificate(s) were issued"],
+    );
     assert_mentions(&err, &["next signing command seals it"]);
     let crt = sb.path("inter-sealfail.crt");
     let chain = sb.path("chain-sealfail.pem");
@@ -2285,9 +2289,17 @@ fn faults_in_a_two_session_batch() {
         rv: "CKR_DEVICE_ERROR",
     };
     let out = sb.run(&batch_args("out", 2), Some(&failed), None);
-    assert_mentions(&assert_fails(&out), &["CKR_DEVICE_ERROR"]);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert_mentions(&stderr, &["CKR_DEVICE_ERROR"]);
     let (signed, _) = round.records(&sb).unwrap();
     let written = outputs_recorded(&sb, &round, &signed, &requests, &mut problems);
+    // Exit 3 exactly when the batch wrote some certificates before it stopped.
+    if written > 0 {
+        assert_partial(&out);
+    } else {
+        assert_fails(&out);
+    }
     assert!(
         written < BATCH,
         "{written} written after a failed signature"
@@ -2366,4 +2378,16 @@ fn sigkill_at_20_points_into_one_ca() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// Asserts a command stopped part-way the way the CLI contract says: exit code 3, stderr
+/// starting with `error: `, saying what was done, and holding a `hint: ` line. Returns stderr.
+#[track_caller]
+fn assert_partial(out: &Output) -> String {
+    let stderr = stderr_of(out);
+    assert_eq!(out.status.code(), Some(3), "expected exit code 3\n{stderr}");
+    assert!(error_first(&stderr), "{stderr}");
+    assert_mentions(&stderr, &["stopped part-way: "]);
+    assert!(stderr.lines().any(|l| l.starts_with("hint: ")), "{stderr}");
+    stderr
 }

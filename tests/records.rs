@@ -393,8 +393,10 @@ fn issue_list_revoke_crl_export() {
     assert_mentions(&err, &["already revoked"]);
     let err = assert_fails(&ca.run(&["revoke", "--serial", &root, "--reason", "keyCompromise"]));
     assert_mentions(&err, &["own", "root"]);
-    let err = assert_fails(&ca.run(&["revoke", "--serial", &s2, "--reason", "notAReason"]));
-    assert_mentions(&err, &["reason"]);
+    // An unknown reason is a usage error (exit 2): --help and the shell list the reasons.
+    let out = ca.run(&["revoke", "--serial", &s2, "--reason", "notAReason"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert_mentions(&stderr_of(&out), &["keyCompromise, caCompromise"]);
     assert_eq!(
         fs::read(t.path("ca/audit.jsonl")).unwrap(),
         log_before,
@@ -544,6 +546,177 @@ fn issue_list_revoke_crl_export() {
 // ------------------------------------------------------------------------------------------------
 // 2. Tamper detection
 // ------------------------------------------------------------------------------------------------
+
+/// Every reporting command's `--json` parses and carries the fields the README documents
+/// (section "JSON output"); `-q` quiets notes.
+#[test]
+fn json_reports_carry_the_documented_fields() {
+    let ca = Ca::new();
+    let csr = ca.csr("a", "Cluster A CA");
+    let serial = ca.sign(&csr, "a.crt");
+    assert_ok(&ca.run(&["revoke", "--serial", &serial, "--reason", "superseded"]));
+    let parse = |out: &Output| -> serde_json::Value {
+        let text = assert_ok(out);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+    };
+
+    let tokens = parse(&ca.run(&["token", "list", "--json"]));
+    assert!(
+        tokens["module"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(".so"))
+    );
+    let token = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "Root CA")
+        .unwrap_or_else(|| panic!("no Root CA token: {tokens}"));
+    assert_eq!(token["initialized"], true);
+    assert!(token["slot_id"].as_u64().is_some());
+    for field in ["serial", "manufacturer", "model"] {
+        assert!(token[field].is_string(), "{field}: {token}");
+    }
+    assert!(
+        token["algorithms"]
+            .as_array()
+            .unwrap()
+            .contains(&"ecdsa-p384".into())
+    );
+    let support = token["support"].as_array().unwrap();
+    assert!(
+        support.iter().any(|s| s["algorithm"] == "ecdsa-p384"
+            && s["supported"] == true
+            && s["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("CKM_ECDSA"))),
+        "{support:?}"
+    );
+
+    let keys = parse(&ca.run(&["key", "list", "--token", "Root CA", "--json"]));
+    assert_eq!(keys["token"], "Root CA");
+    let key = &keys["keys"][0];
+    assert_eq!(key["label"], "root-2026");
+    assert_eq!(key["algorithm"], "ecdsa-p384");
+    assert_eq!(key["ca_key_policy_ok"], true);
+    assert_eq!(key["ca_key_policy_violations"], serde_json::Value::Null);
+    assert_eq!(key["attributes"]["sensitive"], "true");
+    assert_eq!(key["attributes"]["extractable"], "false");
+    assert_eq!(key["spki_sha256"].as_str().map(str::len), Some(64));
+    assert!(key["uri"].as_str().unwrap().contains("object=root-2026"));
+
+    let list = ca.list();
+    let row = entry(&list, &serial);
+    for field in [
+        "record",
+        "serial",
+        "subject",
+        "issuer",
+        "profile",
+        "not_before",
+        "not_after",
+        "status",
+        "sha256",
+    ] {
+        assert!(!row[field].is_null(), "list: {field} missing: {row}");
+    }
+    assert_eq!(row["status"], "revoked");
+
+    let shown = parse(&ca.run(&["show", "--serial", &serial, "--json"]));
+    assert_eq!(norm_serial(shown["serial"].as_str().unwrap()), serial);
+    assert_eq!(shown["profile"], "intermediate");
+    assert!(
+        shown["operator"].is_null(),
+        "signed without --operator: {shown}"
+    );
+    let root = parse(&ca.run(&["show", "--serial", &ca.root_serial, "--json"]));
+    assert_eq!(root["operator"], "alice");
+    assert_eq!(root["profile"], "root");
+    assert!(root["csr_pem"].is_null());
+    assert_eq!(shown["revoked"]["reason"], "superseded");
+    assert!(
+        shown["certificate_pem"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert!(
+        shown["csr_pem"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE REQUEST-----")
+    );
+    assert_eq!(shown["sha256"], row["sha256"]);
+
+    let inspected = parse(&ca.t.run(["inspect", "a.crt", "--json"]));
+    let cert = &inspected["objects"][0];
+    assert_eq!(cert["kind"], "certificate");
+    assert_eq!(cert["subject"], "CN=Cluster A CA");
+    assert_eq!(cert["version"], 3);
+    let bc = cert["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["oid"] == "2.5.29.19")
+        .unwrap_or_else(|| panic!("no basicConstraints: {cert}"));
+    assert_eq!(bc["critical"], true);
+    assert_eq!(bc["detail"]["basic_constraints"]["ca"], true);
+    assert_eq!(bc["detail"]["basic_constraints"]["path_len"], 0);
+    assert_eq!(cert["spki_sha256"].as_str().map(str::len), Some(64));
+
+    let verified = parse(&ca.run(&["log", "verify", "--key", &ca.uri, "--json"]));
+    assert_eq!(verified["head"], "in_log");
+    assert!(verified["head_record"].as_u64().is_some(), "{verified}");
+    assert!(
+        verified["records"].as_u64().is_some_and(|n| n >= 4),
+        "{verified}"
+    );
+    assert!(
+        verified["seals"].as_u64().is_some_and(|n| n >= 3),
+        "{verified}"
+    );
+    assert_eq!(verified["unsealed_records"], 0);
+    assert_eq!(verified["issued_after_last_seal"], serde_json::json!([]));
+    let unchecked = parse(&ca.run(&["log", "verify", "--json"]));
+    assert_eq!(unchecked["head"], "not_checked");
+
+    // A note (a request asking for extensions the profile decides) and -q.
+    let noisy = ca.t.path("csr/ext.csr");
+    let out = run_in(
+        ca.t.dir(),
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "csr/ext.key",
+            "-subj",
+            "/CN=Cluster E CA",
+            "-addext",
+            "subjectAltName=DNS:e.example.com",
+            "-out",
+            noisy.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let loud = ca.run(&ca.sign_args("csr/ext.csr", "e.crt"));
+    assert_ok(&loud);
+    assert_mentions(&stderr_of(&loud), &["note: ", "ignored"]);
+    let mut args = vec!["-q".to_string()];
+    args.extend(ca.sign_args("csr/ext.csr", "e2.crt"));
+    let quiet = ca.run(&args);
+    assert_ok(&quiet);
+    assert!(
+        !stderr_of(&quiet).contains("note:"),
+        "{}",
+        stderr_of(&quiet)
+    );
+}
 
 /// A CA with a few operations recorded: root, two intermediates, a revocation, a CRL.
 fn tamper_setup() -> (Ca, Vec<String>) {

@@ -354,7 +354,11 @@ fn key_list(g: &GlobalArgs, a: TokenArgs, json: bool) -> Result<()> {
         if let Some(digest) = &k.spki_sha256 {
             say!("  spki-sha256: {digest}");
         }
-        let attrs: Vec<String> = k.attributes.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let attrs: Vec<String> = k
+            .attributes
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
         say!("  attributes: {}", attrs.join(" "));
         match &k.ca_key_policy_violations {
             None => say!("  ca-key-policy: ok"),

@@ -5,8 +5,8 @@ use std::path::Path;
 use base64::Engine;
 
 use super::GlobalArgs;
-use super::report;
 use super::commands::overwrite;
+use super::report;
 use crate::ca::audit::Event;
 use crate::ca::ops::{self, write_pem_certs};
 use crate::ca::recorder::Recorder;

@@ -20,12 +20,12 @@ use x509_cert::serial_number::SerialNumber;
 
 use super::audit::{Event, b64, sha256_hex};
 use super::cross::CrossSource;
-use super::ops::pem_certs;
 use super::recorder::Recorder;
 use super::signer::TokenSigner;
 use super::{CheckedCsr, issued_record, profile_name};
 use crate::error::Result;
 use crate::output::{Overwrite, write_atomic};
+use crate::x509::decode::certificates_to_pem;
 use crate::x509::issue::{CertRequest, PreparedCert, prepare_with_extras};
 use crate::x509::lint::{lint_before_signing, refuse_findings};
 use crate::x509::profile::{CaExtras, Profile};
@@ -228,13 +228,13 @@ pub(crate) fn deliver(
     }
     write(
         delivery.out,
-        pem_certs(&[cert])?.as_bytes(),
+        certificates_to_pem(&[cert])?.as_bytes(),
         delivery.overwrite,
     )?;
     if let (Some(chain), Some(issuer)) = (delivery.chain_out, issuer) {
         write(
             chain,
-            pem_certs(&[cert, issuer])?.as_bytes(),
+            certificates_to_pem(&[cert, issuer])?.as_bytes(),
             delivery.overwrite,
         )?;
     }

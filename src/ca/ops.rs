@@ -20,26 +20,14 @@ use crate::error::{Error, Result};
 use crate::output::{Overwrite, write_atomic};
 use crate::x509::crl::{Revocation, issue_crl};
 use crate::x509::csr::Csr;
-use crate::x509::decode::to_pem;
+use crate::x509::decode::{certificates_to_pem, to_pem};
 use crate::x509::request::ca_request;
 use crate::x509::validity::{Lifetime, ValidityPeriod, fmt, parse_time};
 
 /// Writes certificates as one PEM file, atomically.
 pub fn write_pem_certs(path: &Path, certs: &[&Certificate], ow: Overwrite) -> Result<()> {
-    write_atomic(path, pem_certs(certs)?.as_bytes(), 0o644, ow)?;
+    write_atomic(path, certificates_to_pem(certs)?.as_bytes(), 0o644, ow)?;
     Ok(())
-}
-
-/// Certificates as one PEM text.
-pub fn pem_certs(certs: &[&Certificate]) -> Result<String> {
-    let mut pem = String::new();
-    for c in certs {
-        let der = c
-            .to_der()
-            .map_err(|e| Error::invalid(format!("certificate encoding: {e}"), "report a bug"))?;
-        pem.push_str(&to_pem("CERTIFICATE", &der)?);
-    }
-    Ok(pem)
 }
 
 /// Makes a request for a CA certificate for the key behind `signer` (checked and verified in

@@ -193,7 +193,7 @@ impl Recorder {
     /// Keeps an issued certificate in the CA directory, after its record is on disk.
     pub fn keep_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
         if let Some(dir) = &self.dir {
-            let pem = super::ops::pem_certs(&[cert])?;
+            let pem = crate::x509::decode::certificate_to_pem(cert)?;
             crate::output::write_ca_file(&dir.cert_path(&serial_hex(cert)), pem.as_bytes(), true)?;
         }
         Ok(())
@@ -202,7 +202,7 @@ impl Recorder {
     /// Makes a new root the CA directory's certificate (after its record is on disk).
     pub fn keep_ca_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
         if let Some(dir) = &self.dir {
-            let pem = super::ops::pem_certs(&[cert])?;
+            let pem = crate::x509::decode::certificate_to_pem(cert)?;
             crate::output::write_ca_file(&dir.ca_cert_path(), pem.as_bytes(), true)?;
         }
         Ok(())
@@ -288,7 +288,7 @@ impl BatchRecorder<'_> {
     /// lost is no inconsistency (`CaDir::check_files`); the next signing command keeps it again.
     pub fn keep_cert(&self, cert: &x509_cert::Certificate) -> Result<()> {
         if let Some(log) = &self.log {
-            let pem = super::ops::pem_certs(&[cert])?;
+            let pem = crate::x509::decode::certificate_to_pem(cert)?;
             crate::output::write_ca_file(&log.cert_path(&serial_hex(cert)), pem.as_bytes(), false)?;
         }
         Ok(())

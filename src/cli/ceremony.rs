@@ -5,14 +5,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use zeroize::Zeroizing;
 
 use super::{GlobalArgs, report};
 use crate::ceremony::run::{self, Console, Options, Outcome};
 use crate::ceremony::transcript;
 use crate::error::{Error, Result};
 use crate::notice::{Progress, suspended};
-use crate::token::PinSource;
 
 /// The ceremony subcommands.
 #[derive(Debug, Subcommand)]
@@ -98,21 +96,11 @@ impl Terminal {
     }
 }
 
-fn pin_source(g: &GlobalArgs) -> PinSource {
-    if let Some(p) = &g.pin_file {
-        return PinSource::File(p.clone());
-    }
-    match std::env::var("HSMCA_PIN") {
-        Ok(v) => PinSource::Env(Zeroizing::new(v)),
-        Err(_) => PinSource::Prompt,
-    }
-}
-
 /// Runs a ceremony subcommand.
 pub fn run(g: &GlobalArgs, cmd: CeremonyCmd) -> Result<()> {
     let opts = Options {
         module: g.module.clone(),
-        pin: pin_source(g),
+        pin: super::inputs::pin_source(g, None),
     };
     match cmd {
         CeremonyCmd::Plan { file, json } => {

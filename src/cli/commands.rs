@@ -1,23 +1,21 @@
-//! One function per command: read inputs, check outputs are free, then call the library.
+//! One function per command (the token, key, root, sign, csr, crl, inspect and bench commands;
+//! the others have their own files): read inputs, check outputs are free, then call the library.
 
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
-use zeroize::Zeroizing;
 
+use super::inputs::{overwrite, parse_key_uri, pin_source};
 use super::report;
-use super::{
-    BenchCmd, Cli, Command, CrlArgs, GlobalArgs, KeyCmd, LogCmd, RootCmd, SignArgs, TokenArgs,
-    TokenCmd, ValidityArgs,
-};
+use super::{Cli, CrlArgs, GlobalArgs, SignArgs, TokenArgs, ValidityArgs};
 use crate::ca::issuance::{Certify, Delivery, Order};
 use crate::ca::recorder::Recorder;
 use crate::ca::serial_hex;
 use crate::ca::session::{TokenRef, with_ca_key, with_token};
 use crate::ca::signer::{SignatureChoice, key_spec};
 use crate::error::{Error, Result, read_file};
-use crate::output::{Overwrite, check_free};
-use crate::token::{Module, PinSource, Pkcs11Uri, TokenError, TokenSelector};
+use crate::output::check_free;
+use crate::token::{Module, Pkcs11Uri, TokenSelector};
 use crate::x509::decode::load_certificate;
 use crate::x509::name::parse_name;
 use crate::x509::profile::{
@@ -25,54 +23,9 @@ use crate::x509::profile::{
 };
 use crate::x509::validity::{Lifetime, ValidityPeriod, parse_time};
 
-/// Dispatches a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
-    let g = &cli.global;
-    // Outputs are checked before the CA directory is opened (a refused command changes
-    // nothing there), so it is protected from them first.
-    if let Some(dir) = g.ca_dir.as_deref().filter(|d| d.is_dir()) {
-        crate::output::protect(dir).map_err(|source| Error::Read {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    match cli.command {
-        Command::Token(TokenCmd::List { json }) => token_list(g, json),
-        Command::Key(KeyCmd::Generate(a)) => key_generate(g, a),
-        Command::Key(KeyCmd::List { token, json }) => key_list(g, token, json),
-        Command::Root(RootCmd::Create(a)) => root_create(g, a),
-        Command::Sign(a) => sign(g, *a),
-        Command::Csr(a) => csr(g, a),
-        Command::Inspect { file, json } => inspect(&file, json),
-        Command::List { json } => super::records::list(g, json),
-        Command::Show { serial, json } => super::records::show(g, &serial, json),
-        Command::Export { serial, out, force } => super::records::export(g, &serial, &out, force),
-        Command::Revoke {
-            serial,
-            key,
-            reason,
-            date,
-        } => super::records::revoke(g, key.as_deref(), &serial, &reason, date.as_deref()),
-        Command::Crl(a) => crl(g, a),
-        Command::Log(LogCmd::Verify { root, key, json }) => {
-            super::records::log_verify(g, root.as_deref(), key.as_deref(), json)
-        }
-        Command::Bench(BenchCmd::Raw { key, count }) => bench_raw(g, &key, count),
-        Command::K8s(c) => super::k8s::run(g, c),
-        Command::Ceremony(c) => super::ceremony::run(g, c),
-        Command::Completions { shell } => {
-            let mut out = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "hsmca", &mut out);
-            say_raw!("{}", String::from_utf8_lossy(&out));
-            Ok(())
-        }
-        Command::ManPages { out_dir } => man_pages(&out_dir),
-    }
-}
-
 /// Renders one man page per command from the CLI definition (clap_mangen): `hsmca.1`,
 /// `hsmca-key-generate.1`, ...
-fn man_pages(dir: &Path) -> Result<()> {
+pub(super) fn man_pages(dir: &Path) -> Result<()> {
     let io = |e: std::io::Error| {
         Error::invalid(
             format!("cannot write man pages into {}: {e}", dir.display()),
@@ -91,7 +44,7 @@ fn man_pages(dir: &Path) -> Result<()> {
 }
 
 /// Describes a file as text, or with `json` as the serialised description.
-fn inspect(file: &Path, json: bool) -> Result<()> {
+pub(super) fn inspect(file: &Path, json: bool) -> Result<()> {
     let bytes = read_file(file)?;
     if !json {
         say_raw!("{}", crate::x509::inspect::describe(&bytes)?);
@@ -111,28 +64,6 @@ fn inspect(file: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn overwrite(force: bool) -> Overwrite {
-    if force {
-        Overwrite::Replace
-    } else {
-        Overwrite::Refuse
-    }
-}
-
-/// The PIN source: --pin-file, then the URI's pin-source, then HSMCA_PIN, then the terminal.
-pub(super) fn pin_source(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> PinSource {
-    if let Some(p) = &g.pin_file {
-        return PinSource::File(p.clone());
-    }
-    if let Some(p) = uri.and_then(|u| u.pin_source.clone()) {
-        return PinSource::File(p);
-    }
-    match std::env::var("HSMCA_PIN") {
-        Ok(v) => PinSource::Env(Zeroizing::new(v)),
-        Err(_) => PinSource::Prompt,
-    }
-}
-
 fn load_module(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> Result<Module> {
     let path = g
         .module
@@ -148,7 +79,7 @@ fn selector(t: &TokenArgs) -> TokenSelector {
     }
 }
 
-fn token_list(g: &GlobalArgs, json: bool) -> Result<()> {
+pub(super) fn token_list(g: &GlobalArgs, json: bool) -> Result<()> {
     let module = load_module(g, None)?;
     let tokens = module.tokens()?;
     let report = report::TokenList {
@@ -218,7 +149,7 @@ fn token_list(g: &GlobalArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
+pub(super) fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
     let alg = a.algorithm;
     let id = match &a.id {
         Some(h) => hex::decode(h)
@@ -287,7 +218,7 @@ fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn key_list(g: &GlobalArgs, a: TokenArgs, json: bool) -> Result<()> {
+pub(super) fn key_list(g: &GlobalArgs, a: TokenArgs, json: bool) -> Result<()> {
     let token = TokenRef {
         module: g.module.as_deref(),
         selector: selector(&a),
@@ -386,14 +317,6 @@ fn validity(v: &ValidityArgs) -> Result<ValidityPeriod> {
     }
 }
 
-pub(super) fn parse_key_uri(text: &str) -> Result<Pkcs11Uri> {
-    let uri: Pkcs11Uri = text.parse()?;
-    if uri.token.is_none() && uri.serial.is_none() {
-        return Err(TokenError::NoTokenInUri.into());
-    }
-    Ok(uri)
-}
-
 fn choice(k: &super::SigningKeyArgs) -> SignatureChoice {
     SignatureChoice {
         hash: k.hash.map(super::values::HashBits::bits),
@@ -401,7 +324,7 @@ fn choice(k: &super::SigningKeyArgs) -> SignatureChoice {
     }
 }
 
-fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
+pub(super) fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
     // Everything that can be checked without the token is checked first.
     let uri = parse_key_uri(&a.key.key)?;
     let subject = parse_name(&a.subject)?;
@@ -444,7 +367,7 @@ fn root_create(g: &GlobalArgs, a: super::RootCreateArgs) -> Result<()> {
     Ok(())
 }
 
-fn csr(g: &GlobalArgs, a: super::CsrArgs) -> Result<()> {
+pub(super) fn csr(g: &GlobalArgs, a: super::CsrArgs) -> Result<()> {
     let uri = parse_key_uri(&a.key.key)?;
     let subject = parse_name(&a.subject)?;
     let ow = overwrite(a.force);
@@ -705,7 +628,7 @@ fn note_already_signed(rec: &Recorder, requests: &Requests, checked: &[[u8; 32]]
     }
 }
 
-fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
+pub(super) fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     // Every request, the profile and every output are checked before the token is touched;
     // a batch keeps only each request's name and hash in memory.
     let uri = parse_key_uri(&a.key.key)?;
@@ -834,7 +757,7 @@ fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
     Ok(())
 }
 
-fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
+pub(super) fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
     let uri = parse_key_uri(&a.key.key)?;
     let ow = overwrite(a.force);
     let lifetime: Lifetime = a.next_update.parse()?;
@@ -866,7 +789,7 @@ fn crl(g: &GlobalArgs, a: CrlArgs) -> Result<()> {
     Ok(())
 }
 
-fn bench_raw(g: &GlobalArgs, key: &super::SigningKeyArgs, count: usize) -> Result<()> {
+pub(super) fn bench_raw(g: &GlobalArgs, key: &super::SigningKeyArgs, count: usize) -> Result<()> {
     let uri = parse_key_uri(&key.key)?;
     let stats = with_ca_key(
         g.module.as_deref(),

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use super::GlobalArgs;
-use super::commands::overwrite;
+use super::inputs::overwrite;
 use super::values::{HashBits, K8sAlgorithm};
 use crate::ca::recorder::Recorder;
 use crate::ca::serial_hex;

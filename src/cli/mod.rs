@@ -18,6 +18,7 @@ macro_rules! say_raw {
 
 mod ceremony;
 mod commands;
+mod inputs;
 mod k8s;
 mod records;
 mod report;
@@ -408,7 +409,56 @@ struct SignArgs {
     force: bool,
 }
 
-/// Runs the command line and returns the process exit code.
+/// Dispatches a parsed command line.
+fn run(cli: Cli) -> crate::error::Result<()> {
+    let g = &cli.global;
+    // Outputs are checked before the CA directory is opened (a refused command changes
+    // nothing there), so it is protected from them first.
+    if let Some(dir) = g.ca_dir.as_deref().filter(|d| d.is_dir()) {
+        crate::output::protect(dir).map_err(|source| crate::error::Error::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    match cli.command {
+        Command::Token(TokenCmd::List { json }) => commands::token_list(g, json),
+        Command::Key(KeyCmd::Generate(a)) => commands::key_generate(g, a),
+        Command::Key(KeyCmd::List { token, json }) => commands::key_list(g, token, json),
+        Command::Root(RootCmd::Create(a)) => commands::root_create(g, a),
+        Command::Sign(a) => commands::sign(g, *a),
+        Command::Csr(a) => commands::csr(g, a),
+        Command::Inspect { file, json } => commands::inspect(&file, json),
+        Command::List { json } => records::list(g, json),
+        Command::Show { serial, json } => records::show(g, &serial, json),
+        Command::Export { serial, out, force } => records::export(g, &serial, &out, force),
+        Command::Revoke {
+            serial,
+            key,
+            reason,
+            date,
+        } => records::revoke(g, key.as_deref(), &serial, &reason, date.as_deref()),
+        Command::Crl(a) => commands::crl(g, a),
+        Command::Log(LogCmd::Verify { root, key, json }) => {
+            records::log_verify(g, root.as_deref(), key.as_deref(), json)
+        }
+        Command::Bench(BenchCmd::Raw { key, count }) => commands::bench_raw(g, &key, count),
+        Command::K8s(c) => k8s::run(g, c),
+        Command::Ceremony(c) => ceremony::run(g, c),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "hsmca",
+                &mut out,
+            );
+            say_raw!("{}", String::from_utf8_lossy(&out));
+            Ok(())
+        }
+        Command::ManPages { out_dir } => commands::man_pages(&out_dir),
+    }
+}
+
 /// Set once a write to standard output failed.
 static STDOUT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -421,10 +471,11 @@ pub(crate) fn say(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Runs the command line and returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     crate::notice::set_quiet(cli.global.quiet);
-    let result = commands::run(cli).and_then(|()| {
+    let result = run(cli).and_then(|()| {
         if STDOUT_FAILED.load(std::sync::atomic::Ordering::Relaxed) {
             Err(crate::error::Error::invalid(
                 "standard output was closed or failed before the command's report was written",

@@ -5,7 +5,7 @@ use std::path::Path;
 use base64::Engine;
 
 use super::GlobalArgs;
-use super::commands::overwrite;
+use super::inputs::overwrite;
 use super::report;
 use crate::ca::audit::Event;
 use crate::ca::ops::{self, write_pem_certs};
@@ -197,7 +197,7 @@ pub fn revoke(
         ));
     };
     let uri = match key {
-        Some(k) => super::commands::parse_key_uri(k)?,
+        Some(k) => super::inputs::parse_key_uri(k)?,
         None => {
             let sealed_by = dir
                 .entries
@@ -213,14 +213,14 @@ pub fn revoke(
                     "pass --key with the CA key's PKCS#11 URI",
                 )
             })?;
-            super::commands::parse_key_uri(&text)?
+            super::inputs::parse_key_uri(&text)?
         }
     };
     let checked = ops::check_revocation(&rec, serial, reason, date)?;
     let serial = with_ca_key(
         g.module.as_deref(),
         &uri,
-        &super::commands::pin_source(g, Some(&uri)),
+        &super::inputs::pin_source(g, Some(&uri)),
         SignatureChoice::default(),
         &mut rec,
         |ca| ca.revoke(&checked),
@@ -254,11 +254,11 @@ pub fn log_verify(
     let missing = dir.check_files()?;
     let head = match key {
         Some(k) => {
-            let uri = super::commands::parse_key_uri(k)?;
+            let uri = super::inputs::parse_key_uri(k)?;
             Some(crate::ca::session::verify_head(
                 g.module.as_deref(),
                 &uri,
-                &super::commands::pin_source(g, Some(&uri)),
+                &super::inputs::pin_source(g, Some(&uri)),
                 &dir,
                 ca_key,
             )?)

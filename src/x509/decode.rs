@@ -95,6 +95,15 @@ pub fn certificate_to_pem(cert: &Certificate) -> Result<String, X509Error> {
     to_pem(CERTIFICATE_LABEL, &der)
 }
 
+/// Encodes certificates as consecutive PEM CERTIFICATE blocks (a chain, leaf first).
+pub fn certificates_to_pem(certs: &[&Certificate]) -> Result<String, X509Error> {
+    let mut pem = String::new();
+    for cert in certs {
+        pem.push_str(&certificate_to_pem(cert)?);
+    }
+    Ok(pem)
+}
+
 /// The input after the PEM/DER decision.
 pub(crate) enum Input<'a> {
     /// Binary input, to be decoded as one DER object.

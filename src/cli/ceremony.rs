@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
+use super::terminal::{Progress, suspended};
 use super::{GlobalArgs, report};
 use crate::ceremony::run::{self, Console, Options, Outcome};
 use crate::ceremony::transcript;
 use crate::error::{Error, Result};
-use crate::notice::{Progress, suspended};
 
 /// The ceremony subcommands.
 #[derive(Debug, Subcommand)]

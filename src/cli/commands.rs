@@ -110,7 +110,7 @@ pub(super) fn token_list(g: &GlobalArgs, json: bool) -> Result<()> {
     };
     for t in &report.tokens {
         if let Some(note) = &t.note {
-            crate::notice::note(format!("token in slot {}: {note}", t.slot_id));
+            super::terminal::note(&format!("token in slot {}: {note}", t.slot_id));
         }
     }
     if json {
@@ -614,14 +614,14 @@ fn note_already_signed(rec: &Recorder, requests: &Requests, checked: &[[u8; 32]]
         };
         found += 1;
         if found <= SHOWN {
-            crate::notice::note(format!(
+            super::terminal::note(&format!(
                 "{} was already signed by this CA (serial {serial}, audit record {seq}); this run issues another certificate for it (if an earlier run stopped before writing that one, 'hsmca export --serial {serial} --out FILE' writes it)",
                 requests.path(i).display()
             ));
         }
     }
     if found > SHOWN {
-        crate::notice::note(format!(
+        super::terminal::note(&format!(
             "{} more requests were already signed by this CA ('hsmca list' shows them)",
             found - SHOWN
         ));
@@ -709,10 +709,10 @@ pub(super) fn sign(g: &GlobalArgs, a: SignArgs) -> Result<()> {
         sessions: usize::from(a.sessions),
     };
     let chain_out = a.chain_out.as_deref();
-    let progress = crate::notice::Progress::start(requests.len() as u64, "signing");
+    let progress = super::terminal::Progress::start(requests.len() as u64, "signing");
     let mut written = 0usize;
     let mut done = |_: usize, out: &Path, cert: &x509_cert::Certificate| {
-        crate::notice::suspended(|| {
+        super::terminal::suspended(|| {
             if single {
                 say!("wrote {} (signature and chain verified)", out.display());
                 if let Some(chain) = chain_out {

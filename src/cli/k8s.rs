@@ -291,7 +291,7 @@ fn sign_cmd(g: &GlobalArgs, a: K8sSignArgs) -> Result<()> {
         &mut rec,
     )?;
     for k in sign::keys_present(&a.requests) {
-        crate::notice::warning(format!(
+        super::terminal::warning(&format!(
             "{} is here: the root ceremony needs only the requests; keep cluster keys off this machine",
             k.display()
         ));

@@ -22,6 +22,7 @@ mod inputs;
 mod k8s;
 mod records;
 mod report;
+mod terminal;
 mod values;
 
 use std::path::PathBuf;
@@ -474,7 +475,7 @@ pub(crate) fn say(args: std::fmt::Arguments<'_>) {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    crate::notice::set_quiet(cli.global.quiet);
+    terminal::install(cli.global.quiet);
     let result = run(cli).and_then(|()| {
         if STDOUT_FAILED.load(std::sync::atomic::Ordering::Relaxed) {
             Err(crate::error::Error::invalid(

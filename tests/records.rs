@@ -718,6 +718,55 @@ fn json_reports_carry_the_documented_fields() {
     );
 }
 
+/// A batch draws a progress bar on a terminal (here a pseudo-terminal from util-linux's
+/// `script`), and nothing but its report when stderr is not a terminal or with `-q`.
+#[test]
+fn a_batch_shows_progress_only_on_a_terminal() {
+    let ca = Ca::new();
+    for i in 0..12 {
+        make_csr(
+            &ca.t.path("batch"),
+            &format!("r{i:02}"),
+            CsrAlg::P256,
+            &format!("Batch {i} CA"),
+        );
+    }
+    let args = |out: &str| in_ca_dir(CA, batch_sign_args(&ca.uri, "batch", out));
+    // No terminal: stderr stays empty.
+    let plain = ca.t.run(args("plain"));
+    assert_ok(&plain);
+    assert_eq!(stderr_of(&plain), "", "no terminal, nothing extra");
+    // A terminal: the bar with its count appears, the report still goes to stdout.
+    let quote = |a: &[String]| {
+        a.iter()
+            .map(|s| format!("'{}'", s.replace('\'', "'\\''")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let line = |extra: &str, out: &str| {
+        format!(
+            "{} {extra} {} > stdout-{out}.txt",
+            hsmca_bin(),
+            quote(&args(out))
+        )
+    };
+    let mut cmd = Command::new("script");
+    ca.t.configure(&mut cmd);
+    let tty = run_command(cmd.args(["-qec", &line("", "tty"), "/dev/null"]));
+    assert!(tty.status.success(), "{}", stderr_of(&tty));
+    let drawn = String::from_utf8_lossy(&tty.stdout);
+    assert_mentions(&drawn, &["signing", "/12"]);
+    let report = fs::read_to_string(ca.t.path("stdout-tty.txt")).unwrap();
+    assert_eq!(report.lines().count(), 13, "{report}");
+    // -q: no bar on the terminal either.
+    let mut cmd = Command::new("script");
+    ca.t.configure(&mut cmd);
+    let quiet = run_command(cmd.args(["-qec", &line("-q", "quiet"), "/dev/null"]));
+    assert!(quiet.status.success(), "{}", stderr_of(&quiet));
+    let drawn = String::from_utf8_lossy(&quiet.stdout);
+    assert!(!drawn.contains("/12"), "-q draws no bar: {drawn}");
+}
+
 /// A CA with a few operations recorded: root, two intermediates, a revocation, a CRL.
 fn tamper_setup() -> (Ca, Vec<String>) {
     let ca = Ca::new();

@@ -5,11 +5,9 @@
 //! Every test has its own SoftHSM2 token and its own CA directory (`ca/` under the token's
 //! temporary directory), so they run in parallel.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write as _;

@@ -1,9 +1,7 @@
 //! Bad input: every case must fail with exit code 1 and an `error: ... hint: ...` message that
 //! names the cause, create no file, and leave existing files byte-for-byte as they were.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::ffi::OsStr;
 use std::fs;
 use std::process::Command;

@@ -2,9 +2,7 @@
 //! pkilint parsing, the spy's login count and the private-key scanner must catch what they are
 //! there to catch, or the other tests prove nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

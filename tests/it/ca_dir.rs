@@ -1,9 +1,7 @@
 //! The CA directory (`--ca-dir`): issued-certificate records, revocation, the root's CRL (an
 //! ARL, linted by pkilint) and the sealed audit log.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::process::Output;
 

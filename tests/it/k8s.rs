@@ -4,9 +4,7 @@
 //! kubectl. Every server process is started here on 127.0.0.1 with free ports, bounded in time
 //! and killed (by its own pid) when the test ends.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

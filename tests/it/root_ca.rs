@@ -1,9 +1,7 @@
 //! End-to-end: key on a SoftHSM2 token → root → cluster intermediate (from a CSR) → a leaf the
 //! cluster signs itself with openssl; every result checked by openssl, certtool and pkilint.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::path::Path;
 

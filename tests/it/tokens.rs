@@ -3,9 +3,7 @@
 //! script installs the Debian packages (scripts/install-deps.sh); without them these tests fail,
 //! naming what is missing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

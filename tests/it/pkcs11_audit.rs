@@ -13,15 +13,13 @@
 //! log is not parsed call by call: with several threads its lines interleave, and a return
 //! value cannot be told apart from another thread's.)
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 
 /// Attributes that hold private key material.
 const SECRET_ATTRIBUTES: [&str; 7] = [

@@ -1,4 +1,4 @@
-//! Harness shared by the integration tests (`mod common;` in each tests/*.rs).
+//! Harness shared by the integration tests (`use crate::common::*;` in each module).
 //!
 //! Every test gets its own SoftHSM2 token store in a temporary directory (its own
 //! `softhsm2.conf`, passed to each child process through `SOFTHSM2_CONF`), so tests run in
@@ -8,8 +8,6 @@
 //! Outside tools used: softhsm2-util, openssl, certtool, pkcs11-tool, OpenSC's pkcs11-spy and
 //! pkilint (in `.venv-pkilint`). `scripts/install-deps.sh` installs all of them;
 //! `scripts/test.sh` runs it first.
-
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -317,7 +315,6 @@ pub const CALL_LOG_VARS: [&str; 16] = [
 pub struct GeneratedKey {
     pub uri: String,
     pub spki_sha256: String,
-    pub stdout: String,
 }
 
 impl TestToken {
@@ -649,11 +646,7 @@ pub fn parse_generated_key(stdout: &str) -> GeneratedKey {
         spki_sha256.len() == 64 && spki_sha256.chars().all(|c| c.is_ascii_hexdigit()),
         "bad spki-sha256 line: {spki_sha256}"
     );
-    GeneratedKey {
-        uri,
-        spki_sha256,
-        stdout: stdout.to_string(),
-    }
+    GeneratedKey { uri, spki_sha256 }
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.

@@ -18,8 +18,6 @@
 //! the test kills it there, checks what is left (exactly at the writer's fsyncs, within the
 //! pipeline's range at the token's calls) and recovers (see "SIGKILL during a batch").
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,9 +26,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use crate::common::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::*;
 use hsmca::ca::audit::{AuditLog, Event, IssuedCert};
 
 /// The return values injected: the failures of real tokens that SoftHSM2 cannot produce.

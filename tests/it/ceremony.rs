@@ -2,15 +2,13 @@
 //! ceremonies, plans that must fail, an interrupted and resumed run, transcript tampering, a
 //! run without network, one C_Login per run. Every output passes openssl and pkilint.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 use x509_cert::crl::CertificateList;

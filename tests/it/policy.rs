@@ -5,11 +5,9 @@
 //! The constrained intermediate here keeps its key on the token: `hsmca csr` makes its
 //! request, the root certifies it, and then it signs leaves itself.
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::common::*;
 
 const ROOT: &str = "pkcs11:token=Root%20CA;object=root-2026";
 const INTER: &str = "pkcs11:token=Root%20CA;object=inter-2026";

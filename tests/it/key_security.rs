@@ -1,9 +1,7 @@
 //! The root key stays in the token: its attributes say so, its value cannot be read, and no
 //! command writes private key material anywhere.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -102,7 +100,7 @@ fn probe(t: &TestToken, object: &str) -> BTreeMap<String, String> {
     let out = run_command(
         Command::new(std::env::current_exe().unwrap())
             .args([
-                "pkcs11_probe_subprocess",
+                "key_security::pkcs11_probe_subprocess",
                 "--exact",
                 "--ignored",
                 "--nocapture",

@@ -23,7 +23,7 @@ fn fails_cleanly<S: AsRef<OsStr>>(t: &TestToken, args: &[S]) -> String {
     stderr
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn tampered_csr_is_rejected() {
     let (t, key) = setup(TestToken::new("Root CA"));
     let pem = fs::read_to_string(t.path("cluster/inter.csr")).unwrap();
@@ -42,7 +42,7 @@ fn tampered_csr_is_rejected() {
     assert_mentions(&stderr, &["signature"]);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn truncated_csr_pem_is_rejected() {
     let (t, key) = setup(TestToken::new("Root CA"));
     let pem = fs::read_to_string(t.path("cluster/inter.csr")).unwrap();
@@ -59,7 +59,7 @@ fn truncated_csr_pem_is_rejected() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn truncated_issuer_pem_is_rejected() {
     let (t, key) = setup(TestToken::new("Root CA"));
     let pem = fs::read_to_string(t.path("root.crt")).unwrap();
@@ -87,7 +87,7 @@ fn truncated_issuer_pem_is_rejected() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn wrong_pin_logs_in_exactly_once() {
     let (t, key) = setup(TestToken::new("Root CA").with_spy());
     let before = t.snapshot();
@@ -113,7 +113,7 @@ fn wrong_pin_logs_in_exactly_once() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn wrong_pin_from_pin_file() {
     let (t, key) = setup(TestToken::new("Root CA").with_spy());
     fs::write(t.path("pin.txt"), "not-the-pin").unwrap();
@@ -133,7 +133,7 @@ fn wrong_pin_from_pin_file() {
     assert_eq!(t.login_calls(), 1);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn no_pin_source_and_no_tty_fails_without_prompting() {
     let (t, key) = setup(TestToken::new("Root CA"));
     let before = t.snapshot();
@@ -150,7 +150,7 @@ fn no_pin_source_and_no_tty_fails_without_prompting() {
     assert_mentions(&stderr, &["pin", "tty", "terminal"]);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn unknown_token_label() {
     let (t, _) = setup(TestToken::new("Root CA"));
     let uri = "pkcs11:token=No%20Such%20Token;object=root-2026";
@@ -167,7 +167,7 @@ fn unknown_token_label() {
     assert_mentions(&stderr, &["No Such Token", "not found", "no token"]);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn uri_naming_no_key() {
     let (t, _) = setup(TestToken::new("Root CA"));
     let uri = t.key_uri("no-such-key");
@@ -186,7 +186,7 @@ fn uri_naming_no_key() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn uri_with_pin_value_is_refused() {
     let (t, key) = setup(TestToken::new("Root CA").with_spy());
     t.clear_call_logs();
@@ -202,7 +202,7 @@ fn uri_with_pin_value_is_refused() {
     assert_eq!(t.login_calls(), 0, "a refused URI must not lead to a login");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn module_that_is_not_pkcs11() {
     let (t, key) = setup(TestToken::new("Root CA"));
     fs::write(t.path("not-a-module.so"), "this is a text file\n").unwrap();
@@ -235,7 +235,7 @@ fn module_that_is_not_pkcs11() {
     }
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn existing_outputs_are_not_touched() {
     let (t, key) = setup(TestToken::new("Root CA").with_spy());
     let keep = b"existing file: must stay as it is\n";
@@ -281,7 +281,7 @@ fn existing_outputs_are_not_touched() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn validity_past_issuer_not_after() {
     let (t, key) = setup(TestToken::new("Root CA"));
     t.create_root(&key.uri, "1y", "root1y.crt");
@@ -302,14 +302,14 @@ fn validity_past_issuer_not_after() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn key_generate_refuses_an_existing_label() {
     let (t, _) = setup(TestToken::new("Root CA"));
     let stderr = fails_cleanly(&t, &key_generate_args("Root CA", "root-2026", "ecdsa-p384"));
     assert_mentions(&stderr, &["exist", "already"]);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn issuer_certificate_of_another_key_is_refused() {
     let (t, _) = setup(TestToken::new("Root CA"));
     let other = t.generate_key("other-key", "ecdsa-p256");
@@ -321,7 +321,7 @@ fn issuer_certificate_of_another_key_is_refused() {
     assert_mentions(&stderr, &["match", "public key", "issuer"]);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn root_does_not_issue_leaves_directly() {
     let (t, key) = setup(TestToken::new("Root CA"));
     make_csr(&t.path("cluster"), "leaf", CsrAlg::P256, "www.example.com");

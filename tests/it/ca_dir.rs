@@ -42,7 +42,7 @@ fn run_crl(t: &TestToken, uri: &str, next_update: &str, out: &str) -> Output {
     ])
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn revoke_crl_and_audit_log() {
     let (t, uri, serial) = recorded_ca();
     let root = t.path("root.crt");
@@ -160,7 +160,7 @@ fn revoke_crl_and_audit_log() {
     assert_ok(&t.run(["--ca-dir", "ca", "log", "verify"]));
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn crl_next_update_is_bounded() {
     let (t, uri, _) = recorded_ca();
     let before = t.snapshot();
@@ -176,7 +176,7 @@ fn crl_next_update_is_bounded() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn tampered_audit_log_is_detected() {
     let (t, _, serial) = recorded_ca();
     let log = t.path("ca/audit.jsonl");

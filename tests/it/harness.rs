@@ -151,7 +151,7 @@ fn pkilint_findings_are_parsed() {
     assert_no_findings_at_or_above_warning(&findings, &["cabf.serverauth.invalid_rdn_order"]);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn trace_and_spy_count_logins() {
     let t = TestToken::new("Spy Token").with_spy();
     let out = run_command(

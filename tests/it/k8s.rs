@@ -645,7 +645,7 @@ fn etcdctl(
 
 /// The whole flow with kubeadm's set: layout, modes, profiles, openssl verify, pkilint and
 /// kubectl on everything issued, and the three CAs.
-#[test]
+#[test_needs(softhsm2, kubectl)]
 fn kubeadm_preset_layout_verify_lint_kubectl() {
     let c = ceremony();
     let cfg = cluster_file(&c, "cluster.toml", "prod-a", "");
@@ -788,7 +788,7 @@ fn kubeadm_preset_layout_verify_lint_kubectl() {
 }
 
 /// Kubernetes the Hard Way's set: one cluster CA signs all; kubeconfigs match the files.
-#[test]
+#[test_needs(softhsm2, kubectl)]
 fn hard_way_preset_verify_lint_kubectl() {
     let c = ceremony();
     let cfg = cluster_file(&c, "cluster.toml", "prod-a", "");
@@ -934,7 +934,7 @@ fn hard_way_preset_verify_lint_kubectl() {
 
 /// etcd (Go's crypto/x509) accepts the healthcheck client and the API server's etcd client,
 /// and refuses: no client certificate, a client of another cluster's etcd-ca, an expired one.
-#[test]
+#[test_needs(softhsm2, etcd)]
 fn etcd_accepts_this_cluster_and_refuses_others() {
     let c = ceremony();
     kubeadm_cluster(&c, "prod-a", "prod-a", "ecdsa-p256");
@@ -1123,7 +1123,7 @@ fn s_client(port: u16, cert: &Path, key: &Path, chain: &Path, root: &Path) -> st
 
 /// openssl mTLS, both sides anchored on the offline root only: the API server serves its chain
 /// (leaf + kubernetes-ca) and the admin client sends its chain; another cluster's admin fails.
-#[test]
+#[test_needs(softhsm2, kubectl)]
 fn apiserver_and_admin_mtls_anchored_on_the_root() {
     let c = ceremony();
     kubeadm_cluster(&c, "prod-a", "prod-a", "ecdsa-p256");
@@ -1204,7 +1204,7 @@ fn apiserver_and_admin_mtls_anchored_on_the_root() {
 
 /// A name the cluster file asks for that the CA's name constraints do not permit fails at issue
 /// time, naming the name and the constraint; nothing is written. Without constraints it issues.
-#[test]
+#[test_needs(softhsm2)]
 fn names_outside_the_constraints_fail_at_issue_time() {
     let c = ceremony();
     let cfg = cluster_file(&c, "cluster.toml", "prod-a", "");
@@ -1317,7 +1317,7 @@ fn names_outside_the_constraints_fail_at_issue_time() {
 /// A revoked cluster intermediate: `hsmca revoke` + the root's CRL, judged by
 /// `openssl verify -crl_check` (etcd and the Kubernetes components take no CRL for an
 /// intermediate, so a CRL-checking verifier stands in for them here).
-#[test]
+#[test_needs(softhsm2)]
 fn revoked_intermediate_is_refused_by_a_crl_checking_verifier() {
     let c = ceremony();
     kubeadm_cluster(&c, "prod-a", "prod-a", "ecdsa-p256");
@@ -1407,7 +1407,7 @@ fn revoked_intermediate_is_refused_by_a_crl_checking_verifier() {
 
 /// Ed25519 is refused with the reason at every step; requests of another cluster are refused;
 /// the cluster side never needs the token and the ceremony never needs a key.
-#[test]
+#[test_needs(softhsm2)]
 fn refusals_ed25519_swapped_requests_and_key_separation() {
     let c = ceremony();
     let err = assert_fails(&cluster_side(
@@ -1521,7 +1521,7 @@ fn refusals_ed25519_swapped_requests_and_key_separation() {
 
 /// One RSA-2048 run of the kubeadm set: every certificate verifies and lints clean, leaves
 /// carry keyEncipherment, and etcd's healthcheck works.
-#[test]
+#[test_needs(softhsm2, etcd)]
 fn kubeadm_preset_rsa_2048() {
     let c = ceremony();
     kubeadm_cluster(&c, "prod-a", "prod-a", "rsa-2048");
@@ -1577,7 +1577,7 @@ fn k8s_sign_with(c: &Ceremony, dir: &str, flags: &[&str], sig_name: &str) -> Pat
 
 /// k8s sign with each root key type and signature: RSA-3072 with PKCS#1 v1.5, RSA-PSS and
 /// SHA-384, and ECDSA P-384; etcd accepts the chains of the PSS and SHA-384 roots.
-#[test]
+#[test_needs(softhsm2, etcd)]
 fn k8s_sign_with_pss_and_sha384_roots() {
     let c = ceremony_of("rsa-3072");
     k8s_sign_with(&c, "pkcs1", &[], "sha256WithRSAEncryption");
@@ -1593,7 +1593,7 @@ fn k8s_sign_with_pss_and_sha384_roots() {
 /// permitted for a whole top-level domain (a worker named `com`, `domain = "com"`, an API
 /// endpoint `net:6443`) is refused before the token signs, naming the constraint; the root's
 /// CA directory records the refusal and issues nothing.
-#[test]
+#[test_needs(softhsm2)]
 fn cluster_files_that_constrain_nothing_are_refused() {
     let c = ceremony();
     request(&c, "prod-a", "prod-a", "ecdsa-p256");
@@ -1646,7 +1646,7 @@ fn cluster_files_that_constrain_nothing_are_refused() {
 
 /// k8s sign shows the cluster CAs before the token signs and asks for the go-ahead: without a
 /// terminal and without --yes it refuses, having logged in nowhere and signed nothing.
-#[test]
+#[test_needs(softhsm2)]
 fn k8s_sign_asks_before_the_root_signs() {
     let c = ceremony();
     let cfg = cluster_file(&c, "prod-a.toml", "prod-a", "");
@@ -1685,7 +1685,7 @@ fn k8s_sign_asks_before_the_root_signs() {
 /// at the CA directory (or a request that is a link) and `k8s issue` with a certificate name
 /// that is a link each fail naming the link, write nothing through it, and `k8s sign` records
 /// the refusal.
-#[test]
+#[test_needs(softhsm2)]
 fn links_planted_in_the_cluster_directory_are_refused() {
     let c = ceremony();
     let cfg = cluster_file(&c, "prod-a.toml", "prod-a", "");

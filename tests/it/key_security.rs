@@ -206,7 +206,7 @@ fn check_key_attributes(t: &TestToken, object: &str) {
     }
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn generated_keys_are_sensitive_and_never_extractable() {
     let t = TestToken::new("Root CA");
     for alg in ["ecdsa-p256", "ecdsa-p384", "rsa-2048", "ed25519"] {
@@ -268,7 +268,7 @@ fn full_run(t: &TestToken) -> Vec<(String, Vec<u8>)> {
     outputs
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn no_private_key_material_is_written() {
     let t = TestToken::new("Root CA");
     fs::create_dir(t.path("out")).unwrap();
@@ -311,7 +311,7 @@ fn no_private_key_material_is_written() {
     eprintln!("files written outside out/: {written:?}");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn key_list_shows_protection_attributes() {
     let t = TestToken::new("Root CA");
     t.generate_key("root-2026", "ecdsa-p256");
@@ -325,7 +325,7 @@ fn key_list_shows_protection_attributes() {
 
 /// Control: the checks above do catch a key that is not protected (made by pkcs11-tool as
 /// extractable, and with SoftHSM2's defaults: can decrypt, unwrap and derive).
-#[test]
+#[test_needs(softhsm2)]
 fn attribute_check_catches_an_unprotected_key() {
     let t = TestToken::new("Root CA");
     assert_ok(&run_command(

@@ -307,7 +307,7 @@ fn fails(out: &Output) -> String {
 
 const KEY: &str = "pkcs11:token=Root%20CA;object=root-2026";
 
-#[test]
+#[test_needs(softhsm2)]
 fn every_command_makes_only_safe_calls() {
     let t = TestToken::new("Root CA").with_spy();
 
@@ -407,7 +407,7 @@ fn every_command_makes_only_safe_calls() {
     assert_ok(&out);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn failures_log_in_at_most_once_and_clean_up() {
     let t = TestToken::new("Root CA").with_spy();
     t.generate_key("root-2026", "ecdsa-p256");

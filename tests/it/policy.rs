@@ -124,7 +124,7 @@ fn refused(t: &TestToken, args: &[String], out: &str, cause: &[&str]) {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn leaves_outside_the_token_intermediates_constraints_are_refused() {
     let t = token_intermediate();
     let csr = |name: &str, cn: &str| {
@@ -183,7 +183,7 @@ fn leaves_outside_the_token_intermediates_constraints_are_refused() {
     ]));
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn a_request_for_the_issuers_own_key_is_refused() {
     let t = token_intermediate();
     // The intermediate's own CSR, presented back to it as a leaf request.
@@ -220,7 +220,7 @@ fn a_request_for_the_issuers_own_key_is_refused() {
     assert_ok(&t.run(sign("inter.csr", "renewed.crt")));
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn constraints_that_permit_everyone_are_refused() {
     let t = TestToken::new("Root CA");
     t.root_ca("ecdsa-p256");
@@ -243,7 +243,7 @@ fn constraints_that_permit_everyone_are_refused() {
     }
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn a_ca_constrained_in_one_form_excludes_the_other() {
     let t = TestToken::new("Root CA");
     t.root_ca("ecdsa-p256");
@@ -281,7 +281,7 @@ fn a_ca_constrained_in_one_form_excludes_the_other() {
     }
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn hostile_subjects_and_weak_keys_are_refused() {
     let t = recorded_root("ecdsa-p256");
     let sign = |csr: &str| {
@@ -324,7 +324,7 @@ fn hostile_subjects_and_weak_keys_are_refused() {
 /// Requests and certificates as other tools write them: certtool's request with its text dump
 /// before the block, an issuer certificate from `openssl x509 -text`, a request with CRLF line
 /// ends, and DER.
-#[test]
+#[test_needs(softhsm2)]
 fn other_tools_files_are_read() {
     let t = TestToken::new("Root CA");
     t.root_ca("ecdsa-p256");
@@ -410,7 +410,7 @@ fn other_tools_files_are_read() {
 
 /// A request that is not a regular file, or too large, is refused at once: reading a FIFO or
 /// /dev/zero would block or never end.
-#[test]
+#[test_needs(softhsm2)]
 fn requests_that_are_not_small_regular_files_are_refused_without_blocking() {
     let t = TestToken::new("Root CA");
     t.root_ca("ecdsa-p256");
@@ -439,7 +439,7 @@ fn requests_that_are_not_small_regular_files_are_refused_without_blocking() {
 
 /// No output lands in the CA directory, --force or not, by its path or through a symlinked
 /// directory; refused before the token is touched, the CA directory unchanged.
-#[test]
+#[test_needs(softhsm2)]
 fn outputs_never_land_in_the_ca_directory() {
     let t = recorded_root("ecdsa-p256");
     t.inter_csr("Cluster A Int CA");
@@ -481,7 +481,7 @@ fn outputs_never_land_in_the_ca_directory() {
 
 /// `sign ... | head -1`: the batch goes on when standard output closes, every certificate is
 /// recorded, written and sealed, and the command ends with a one-line error, not a panic.
-#[test]
+#[test_needs(softhsm2)]
 fn a_closed_standard_output_ends_a_batch_cleanly() {
     use std::process::Stdio;
     let t = recorded_root("ecdsa-p256");
@@ -718,22 +718,22 @@ fn issuance_matrix(alg: &str, flags: &[&str], sig_name: &str) {
     assert_ok(&t.run(["--ca-dir", "ca", "log", "verify"]));
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn issuance_matrix_ecdsa_p256() {
     issuance_matrix("ecdsa-p256", &[], "ecdsa-with-SHA256");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn issuance_matrix_ecdsa_p384() {
     issuance_matrix("ecdsa-p384", &[], "ecdsa-with-SHA384");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn issuance_matrix_rsa_3072() {
     issuance_matrix("rsa-3072", &[], "sha256WithRSAEncryption");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn issuance_matrix_rsa_3072_pss() {
     issuance_matrix("rsa-3072", &["--pss"], "rsassaPss");
 }

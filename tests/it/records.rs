@@ -301,7 +301,7 @@ fn openssl_crl_check(t: &TestToken, crl: &str, cert: &str) -> Output {
 // 1. Issue, list, revoke, CRL, export
 // ------------------------------------------------------------------------------------------------
 
-#[test]
+#[test_needs(softhsm2)]
 fn issue_list_revoke_crl_export() {
     let ca = Ca::new();
     let t = &ca.t;
@@ -547,7 +547,7 @@ fn issue_list_revoke_crl_export() {
 
 /// Every reporting command's `--json` parses and carries the fields the README documents
 /// (section "JSON output"); `-q` quiets notes.
-#[test]
+#[test_needs(softhsm2)]
 fn json_reports_carry_the_documented_fields() {
     let ca = Ca::new();
     let csr = ca.csr("a", "Cluster A CA");
@@ -834,7 +834,7 @@ fn joined(lines: &[String]) -> Vec<u8> {
     bytes
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn tamper_one_character_of_a_subject() {
     let (ca, lines) = tamper_setup();
     let k = middle_record(&lines);
@@ -852,7 +852,7 @@ fn tamper_one_character_of_a_subject() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn tamper_one_character_of_a_base64_field() {
     let (ca, lines) = tamper_setup();
     let k = middle_record(&lines);
@@ -872,7 +872,7 @@ fn tamper_one_character_of_a_base64_field() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn tamper_deleted_record() {
     let (ca, lines) = tamper_setup();
     let k = records_of(&lines, "csr_signed")[0];
@@ -882,7 +882,7 @@ fn tamper_deleted_record() {
     assert_broken_at(&ca, "ca-deleted", k, "record deleted");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn tamper_swapped_records() {
     let (ca, lines) = tamper_setup();
     let signed = records_of(&lines, "csr_signed");
@@ -913,7 +913,7 @@ fn tamper_swapped_records() {
 /// passes with a note, reading commands leave the bytes, and the next signing command cuts
 /// them off, records exactly what it removed, and goes on. (Cutting a sealed record in half
 /// is refused instead: see `the_head_on_the_token_catches_a_log_cut_back`.)
-#[test]
+#[test_needs(softhsm2)]
 fn unfinished_last_line_is_an_interrupted_append() {
     let (ca, lines) = tamper_setup();
     let mut text = fs::read(ca.t.path("ca/audit.jsonl")).unwrap();
@@ -974,7 +974,7 @@ fn unfinished_last_line_is_an_interrupted_append() {
 /// A crash between a record and its kept copy loses the file (`certs/` is not fsynced); the
 /// record holds it. `log verify` names what is missing and the next signing command keeps the
 /// certificate and the CRL again, byte for byte.
-#[test]
+#[test_needs(softhsm2)]
 fn lost_kept_copies_are_kept_again_by_the_next_signing_command() {
     let (ca, _) = tamper_setup();
     let kept = files_in(&ca.t.path("ca/certs"));
@@ -1012,7 +1012,7 @@ fn lost_kept_copies_are_kept_again_by_the_next_signing_command() {
 }
 
 /// An unfinished line anywhere but at the end is damage, not an interrupted append.
-#[test]
+#[test_needs(softhsm2)]
 fn tamper_unfinished_line_before_the_end() {
     let (ca, lines) = tamper_setup();
     let k = middle_record(&lines);
@@ -1023,7 +1023,7 @@ fn tamper_unfinished_line_before_the_end() {
     assert_broken_at(&ca, "ca-cut-middle", k, "a middle line cut");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn tamper_with_recomputed_hash_chain_is_caught_by_the_seal() {
     let (ca, lines) = tamper_setup();
 
@@ -1065,7 +1065,7 @@ fn tamper_with_recomputed_hash_chain_is_caught_by_the_seal() {
 /// module, just before its C_Sign) while it holds the CA directory; another sign and a `log
 /// verify` started then are refused with the lock's message and change nothing; resumed, the
 /// first one finishes and the log verifies sealed.
-#[test]
+#[test_needs(softhsm2)]
 fn a_signer_holding_the_lock_refuses_the_others() {
     let ca = Ca::new();
     let t = &ca.t;
@@ -1109,7 +1109,7 @@ fn a_signer_holding_the_lock_refuses_the_others() {
     assert!(!out.contains("note:"), "unsealed records:\n{out}");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn concurrent_signers_are_serialized() {
     let ca = Ca::new();
     let t = &ca.t;
@@ -1216,7 +1216,7 @@ fn concurrent_signers_are_serialized() {
 // 4. SIGKILL at any moment
 // ------------------------------------------------------------------------------------------------
 
-#[test]
+#[test_needs(softhsm2)]
 fn sign_killed_at_any_moment_leaves_a_consistent_ca() {
     let ca = Ca::new();
     let t = &ca.t;
@@ -1383,7 +1383,7 @@ fn sign_killed_at_any_moment_leaves_a_consistent_ca() {
 // 5. Wrong PIN
 // ------------------------------------------------------------------------------------------------
 
-#[test]
+#[test_needs(softhsm2)]
 fn wrong_pin_is_recorded_and_issues_nothing() {
     let ca = Ca::new();
     let t = &ca.t;
@@ -1457,7 +1457,7 @@ fn wrong_pin_is_recorded_and_issues_nothing() {
 
 /// A log cut back to an earlier seal verifies on its own; the certificates and CRLs kept in
 /// the CA directory after the cut give it away, and signing refuses.
-#[test]
+#[test_needs(softhsm2)]
 fn log_cut_back_to_an_earlier_seal_is_caught_by_the_kept_files() {
     let (ca, lines) = tamper_setup();
     // The seal that ends the first `sign`: everything after it (a certificate, a revocation,
@@ -1489,7 +1489,7 @@ fn log_cut_back_to_an_earlier_seal_is_caught_by_the_kept_files() {
 /// the next command reads the whole log; here the log's inode is changed to the same effect
 /// (a directory as the last command left it is read from its last seal: only requests signed
 /// since are named).
-#[test]
+#[test_needs(softhsm2)]
 fn signing_an_already_signed_request_says_so() {
     use std::os::unix::fs::PermissionsExt;
     let ca = Ca::new();
@@ -1600,7 +1600,7 @@ fn refused_by_the_head(ca: &Ca, dir: &str, cause: &[&str]) {
 /// recomputed, and a CRL number forged to 2^64-1 are each caught by the head on the token,
 /// although `log verify` without the token still passes the first (and says freshness was
 /// not checked).
-#[test]
+#[test_needs(softhsm2)]
 fn the_head_on_the_token_catches_a_log_cut_back_or_extended() {
     let (ca, lines) = tamper_setup();
     let revoked = records_of(&lines, "certificate_revoked")[0];
@@ -1658,7 +1658,7 @@ fn the_head_on_the_token_catches_a_log_cut_back_or_extended() {
 /// Edits no seal can catch without the token: an emptied log beside `ca.crt`, a hidden
 /// `ca.crt`, a stripped final newline, a seal's own time changed. Each is refused by
 /// `log verify` and by `sign`, which writes nothing.
-#[test]
+#[test_needs(softhsm2)]
 fn a_ca_directory_someone_edited_is_refused() {
     let (ca, lines) = tamper_setup();
 
@@ -1701,7 +1701,7 @@ fn a_ca_directory_someone_edited_is_refused() {
 /// A mistyped --ca-dir is refused (and not created) by every command but those that start a
 /// CA; `bench raw` refuses a CA key; under umask 000 the CA directory, its log and lock are
 /// still owner-only.
-#[test]
+#[test_needs(softhsm2)]
 fn ca_directories_are_created_on_purpose_and_owner_only() {
     let ca = Ca::new();
     let csr = ca.csr("one", "One CA");
@@ -1745,7 +1745,7 @@ fn ca_directories_are_created_on_purpose_and_owner_only() {
 /// distributionPoint, which webpki refuses; with `crl --url` it loads, a chain through a
 /// valid intermediate verifies with it, and once that intermediate is revoked (and the next
 /// CRL issued) webpki reports the chain revoked.
-#[test]
+#[test_needs(softhsm2)]
 fn the_roots_crl_with_a_url_works_in_rustls_webpki() {
     use rustls_pki_types::{CertificateDer, UnixTime};
     use webpki::{
@@ -1878,7 +1878,7 @@ fn stamp_of(dir: &Path) -> serde_json::Value {
 /// stamp kept in the directory to match gets past the look before the login, not past the
 /// token's copy of the stamp: `sign`, `crl` and `revoke` read the whole log then and refuse
 /// with the error `log verify` gives, changing nothing.
-#[test]
+#[test_needs(softhsm2)]
 fn an_edit_before_the_last_seal_with_a_forged_stamp_is_caught_by_the_token() {
     let (ca, lines) = tamper_setup();
     let dir = ca.t.path(CA);
@@ -1916,7 +1916,7 @@ fn an_edit_before_the_last_seal_with_a_forged_stamp_is_caught_by_the_token() {
 /// The CA-key index is a cache the seals vouch for: emptied, or with an entry removed, it no
 /// longer matches the last seal, so the next signing command reads the whole log (and still
 /// refuses a CA's key under another subject) and its seal writes the index anew.
-#[test]
+#[test_needs(softhsm2)]
 fn a_ca_key_index_that_does_not_match_its_seal_is_rebuilt_from_the_log() {
     let ca = Ca::new();
     let csr = ca.csr("inter", "Indexed Intermediate CA");

@@ -109,33 +109,33 @@ fn assert_inspect_fingerprint(t: &TestToken, cert: &Path) {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn chain_ecdsa_p256() {
     full_chain("ecdsa-p256", CsrAlg::P256, true);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn chain_ecdsa_p384() {
     full_chain("ecdsa-p384", CsrAlg::P384, true);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn chain_rsa_2048() {
     full_chain("rsa-2048", CsrAlg::Rsa2048, true);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn chain_rsa_3072() {
     full_chain("rsa-3072", CsrAlg::P256, true);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn chain_ed25519() {
     full_chain("ed25519", CsrAlg::Ed25519, false);
 }
 
 /// RSA-4096 key generation is slow on SoftHSM2: one root, linted, no chain.
-#[test]
+#[test_needs(softhsm2)]
 fn root_rsa_4096() {
     let t = TestToken::new("Root CA");
     let key = t.generate_key("root-4096", "rsa-4096");
@@ -150,7 +150,7 @@ fn root_rsa_4096() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn token_list_shows_token_and_algorithms() {
     let t = TestToken::new("Listed Token");
     let out = assert_ok(&t.run(["token", "list"]));
@@ -172,7 +172,7 @@ fn token_list_shows_token_and_algorithms() {
     }
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn key_generate_outputs_and_key_list() {
     let t = TestToken::new("Root CA");
     let out = assert_ok(&t.run(
@@ -213,7 +213,7 @@ fn key_generate_outputs_and_key_list() {
     assert!(list.contains("ecdsa-p384"), "{list}");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn root_subject_serial_and_profile() {
     let t = TestToken::new("Root CA");
     let key = t.root_ca("ecdsa-p256");
@@ -263,7 +263,7 @@ fn root_subject_serial_and_profile() {
     );
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn root_validity_is_inclusive() {
     let t = TestToken::new("Root CA");
     let key = t.generate_key("root-2026", "ecdsa-p256");
@@ -321,7 +321,7 @@ fn constrained_intermediate(alg: &str, cn: &str, extra: &[&str]) -> TestToken {
     t
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn intermediate_with_ip_constraints() {
     let t = constrained_intermediate(
         "ecdsa-p384",
@@ -359,7 +359,7 @@ fn intermediate_with_ip_constraints() {
     assert_no_findings_at_or_above_warning(&pkilint_chain(&t.path("root.crt"), &inter), &[]);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn global_flags_pin_file_and_module() {
     let t = TestToken::new("Root CA");
     fs::write(t.path("pin.txt"), USER_PIN).unwrap();
@@ -393,7 +393,7 @@ fn global_flags_pin_file_and_module() {
 /// A module p11-kit registers is found by its name: `--module softhsm2` and RFC 7512's
 /// `module-name=softhsm2` in a key URI (Debian's softhsm2-common registers it); a name nobody
 /// registers is refused with the names that are.
-#[test]
+#[test_needs(softhsm2)]
 fn modules_registered_with_p11_kit_are_found_by_name() {
     let t = TestToken::new("Root CA");
     let no_module = [("HSMCA_MODULE", None)];
@@ -417,7 +417,7 @@ fn modules_registered_with_p11_kit_are_found_by_name() {
     assert_mentions(&err, &["softhsm2"]);
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn force_replaces_an_existing_output() {
     let t = TestToken::new("Root CA");
     let key = t.generate_key("root-2026", "ecdsa-p256");
@@ -428,7 +428,7 @@ fn force_replaces_an_existing_output() {
 
 /// Kubernetes needs single-label names (`kubernetes`), which pkilint reports as
 /// `pkix.invalid_domain_name_syntax`: a reviewed exception for those names only.
-#[test]
+#[test_needs(softhsm2)]
 fn single_label_name_constraint_is_the_only_lint_exception() {
     let t = constrained_intermediate(
         "ecdsa-p256",

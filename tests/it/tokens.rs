@@ -1,7 +1,8 @@
 //! Tokens other than SoftHSM2 (issue 13): tpm2-pkcs11 on a software TPM (swtpm, with the
-//! tpm2-abrmd resource manager on a private D-Bus), each test with a TPM of its own. The test
-//! script installs the Debian packages (scripts/install-deps.sh); without them these tests fail,
-//! naming what is missing.
+//! tpm2-abrmd resource manager on a private D-Bus), each test with a TPM of its own;
+//! openCryptoki's soft token; SoftHSM2 without hashing RSA mechanisms. The test script installs
+//! the Debian packages (scripts/install-deps.sh); where they are missing these tests are
+//! skipped, saying what to install (`#[test_needs]`).
 
 use crate::common::*;
 use std::fs;
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const TPM_MODULE: &str = "/usr/lib/x86_64-linux-gnu/libtpm2_pkcs11.so.1";
+const TPM_MODULE: &str = locate::TPM2_PKCS11_MODULE;
 const TPM_LABEL: &str = "TPM Root CA";
 const TPM_PIN: &str = "userpin1234";
 
@@ -35,20 +36,18 @@ fn free_port_pair() -> u16 {
     panic!("no two free TCP ports in a row on 127.0.0.1");
 }
 
+/// `name` (a program on PATH or an absolute path) as a command; panics naming what to install
+/// when it is missing, which `#[test_needs]` has already checked for.
 fn tool(name: &str) -> Command {
-    if name.starts_with('/') {
-        assert!(
-            Path::new(name).is_file(),
-            "{name} is missing: scripts/install-deps.sh installs it"
-        );
-        return Command::new(name);
-    }
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
+    let found = if name.starts_with('/') {
+        Path::new(name).is_file()
+    } else {
+        locate::on_path(name).is_some()
+    };
     assert!(
         found,
-        "{name} is missing: scripts/install-deps.sh installs swtpm, tpm2-abrmd, tpm2-tools and tpm2-pkcs11"
+        "{name} is missing: scripts/install-deps.sh installs swtpm, tpm2-abrmd, tpm2-tools, \
+         tpm2-pkcs11 and opencryptoki"
     );
     Command::new(name)
 }
@@ -470,7 +469,7 @@ fn ceremony_flow(dir: &Path, run: &dyn Fn(&[&str]) -> Output, label: &str, alg: 
 /// The main flows on tpm2-pkcs11: key generation for every algorithm the token offers (and a
 /// refusal naming why for the others), then [`ca_flows`] with a P-256 root and with an
 /// RSA-3072 root signing PSS (batches on four sessions), and a ceremony file.
-#[test]
+#[test_needs(tpm2_pkcs11)]
 fn tpm2_pkcs11_main_flows() {
     let t = TpmToken::new();
     let run = |args: &[&str]| t.run(args);
@@ -521,7 +520,7 @@ fn tpm2_pkcs11_main_flows() {
     ceremony_flow(t.dir.path(), &run, TPM_LABEL, "ecdsa-p384", false);
 }
 
-const OCK_MODULE: &str = "/usr/lib/x86_64-linux-gnu/opencryptoki/libopencryptoki.so.0";
+const OCK_MODULE: &str = locate::OPENCRYPTOKI_MODULE;
 const OCK_LABEL: &str = "OCK Root CA";
 const OCK_PIN: &str = "user1234";
 
@@ -602,7 +601,7 @@ impl Drop for OckToken {
 /// field, no EC and no CKM_SHA256_RSA_PKCS: its token information is read without the clock
 /// (with a note), keys are generated without CKA_COPYABLE, PKCS#1 v1.5 signs through
 /// CKM_RSA_PKCS over a DigestInfo built on the host and PSS through CKM_SHA256_RSA_PKCS_PSS.
-#[test]
+#[test_needs(opencryptoki, root)]
 fn opencryptoki_main_flows() {
     let t = OckToken::new();
     let run = |args: &[&str]| t.run(args);
@@ -639,7 +638,7 @@ fn opencryptoki_main_flows() {
 /// CKM_SHAx_RSA_PKCS and CKM_SHAx_RSA_PKCS_PSS out of its mechanism list): PKCS#1 v1.5 signs
 /// through CKM_RSA_PKCS over a DigestInfo built on the host, PSS through CKM_RSA_PKCS_PSS over
 /// a host digest, and the token is asked for nothing else.
-#[test]
+#[test_needs(softhsm2)]
 fn a_token_without_hashing_rsa_mechanisms_signs_through_the_raw_ones() {
     let t = TestToken::new("Root CA");
     let trace = t.path("trace.log");

@@ -7,7 +7,13 @@
 //!
 //! Outside tools used: softhsm2-util, openssl, certtool, pkcs11-tool, OpenSC's pkcs11-spy and
 //! pkilint (in `.venv-pkilint`). `scripts/install-deps.sh` installs all of them;
-//! `scripts/test.sh` runs it first.
+//! `scripts/test.sh` runs it first. A test that needs SoftHSM2 (or another gate) is marked
+//! [`test_needs`] and is skipped where it is missing (see `main.rs`); a missing program that
+//! is not a gate fails the test with a message naming its package ([`install_hint`]).
+
+pub mod locate;
+
+pub use hsmca_testgate::test_needs;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -37,31 +43,12 @@ pub fn repo_root() -> PathBuf {
 // Locating the PKCS#11 modules
 // ------------------------------------------------------------------------------------------------
 
-fn first_existing(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
-}
-
-fn from_dpkg(package: &str, file_name: &str) -> Option<PathBuf> {
-    let out = Command::new("dpkg").args(["-L", package]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(PathBuf::from)
-        .find(|p| p.file_name() == Some(OsStr::new(file_name)) && p.is_file())
-}
-
 /// Path of SoftHSM2's PKCS#11 module (`HSMCA_TEST_SOFTHSM_MODULE` overrides).
 pub fn softhsm_module() -> PathBuf {
-    if let Some(p) = std::env::var_os("HSMCA_TEST_SOFTHSM_MODULE") {
-        return PathBuf::from(p);
-    }
-    first_existing(&[
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/local/lib/softhsm/libsofthsm2.so",
-    ])
-    .or_else(|| from_dpkg("libsofthsm2", "libsofthsm2.so"))
-    .expect("libsofthsm2.so not found: run scripts/test.sh, it installs softhsm2")
+    locate::softhsm_module().expect(
+        "libsofthsm2.so not found: SoftHSM2 is not installed: run scripts/install-deps.sh \
+         (or apt-get install softhsm2)",
+    )
 }
 
 /// The fault module: `HSMCA_TEST_FAULTMOD`, else built from `faultmod/` into `target/faultmod`
@@ -119,14 +106,17 @@ pub fn wait_until_stopped(child: &mut std::process::Child, what: &str) {
 
 /// Path of OpenSC's pkcs11-spy module (logs every PKCS#11 call, PINs included: tests only).
 pub fn spy_module() -> PathBuf {
-    first_existing(&[
+    locate::first_existing(&[
         "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so",
         "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so",
         "/usr/lib/aarch64-linux-gnu/pkcs11-spy.so",
         "/usr/lib/aarch64-linux-gnu/pkcs11/pkcs11-spy.so",
     ])
-    .or_else(|| from_dpkg("opensc-pkcs11", "pkcs11-spy.so"))
-    .expect("pkcs11-spy.so not found: run scripts/test.sh, it installs opensc-pkcs11")
+    .or_else(|| locate::from_dpkg("opensc-pkcs11", "pkcs11-spy.so"))
+    .expect(
+        "pkcs11-spy.so not found: OpenSC's pkcs11-spy is not installed: run \
+         scripts/install-deps.sh (or apt-get install opensc-pkcs11)",
+    )
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -134,15 +124,20 @@ pub fn spy_module() -> PathBuf {
 // ------------------------------------------------------------------------------------------------
 
 /// Runs `cmd` to completion with stdin closed, capturing stdout and stderr, killing it after
-/// [`COMMAND_TIMEOUT`]. Panics only if the program cannot be started or times out.
+/// [`COMMAND_TIMEOUT`]. Panics only if the program cannot be started (naming the package to
+/// install when it is not) or times out.
 pub fn run_command(cmd: &mut Command) -> Output {
     eprintln!("$ {}", describe(cmd));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", describe(cmd)));
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {}: {e}{}",
+            describe(cmd),
+            install_hint(cmd.get_program())
+        )
+    });
     let mut out_pipe = child.stdout.take().unwrap();
     let mut err_pipe = child.stderr.take().unwrap();
     let out_thread = std::thread::spawn(move || {
@@ -180,6 +175,44 @@ pub fn run_command(cmd: &mut Command) -> Output {
         stdout: out_thread.join().unwrap_or_default(),
         stderr: err_thread.join().unwrap_or_default(),
     }
+}
+
+/// The Debian package of each outside program the tests run (scripts/install-deps.sh installs
+/// them all).
+const PACKAGES: [(&str, &str); 17] = [
+    ("openssl", "openssl"),
+    ("certtool", "gnutls-bin"),
+    ("pkcs11-tool", "opensc"),
+    ("softhsm2-util", "softhsm2"),
+    ("etcd", "etcd-server"),
+    ("etcdctl", "etcd-client"),
+    ("kubectl", "kubernetes-client"),
+    ("swtpm", "swtpm"),
+    ("swtpm_setup", "swtpm-tools"),
+    ("tpm2-abrmd", "tpm2-abrmd"),
+    ("dbus-daemon", "dbus"),
+    ("tpm2_ptool", "libtpm2-pkcs11-tools"),
+    ("pkcsconf", "opencryptoki"),
+    ("pkcsslotd", "opencryptoki"),
+    ("setsid", "util-linux"),
+    ("unshare", "util-linux"),
+    ("timeout", "coreutils"),
+];
+
+/// What to install when `program` (a bare name) is not on PATH: a line for a panic message,
+/// empty when it is there (the failure was something else).
+pub fn install_hint(program: &OsStr) -> String {
+    let name = program.to_string_lossy();
+    if name.contains('/') || locate::on_path(&name).is_some() {
+        return String::new();
+    }
+    let package = PACKAGES
+        .iter()
+        .find(|(p, _)| *p == name)
+        .map_or_else(String::new, |(_, pkg)| {
+            format!(" (or apt-get install {pkg})")
+        });
+    format!("\n{name} is not installed: run scripts/install-deps.sh{package}")
 }
 
 fn describe(cmd: &Command) -> String {
@@ -1107,7 +1140,8 @@ pub fn pkilint(linter: &str, extra_args: &[&str], file: &Path) -> Vec<Finding> {
     let exe = pkilint_bin_dir().join(linter);
     assert!(
         exe.is_file(),
-        "{} is missing: run scripts/test.sh, it installs pkilint",
+        "{} is missing: pkilint is not installed: run scripts/install-deps.sh (it makes \
+         .venv-pkilint), or set HSMCA_PKILINT to the bin directory of a pkilint 0.13.3",
         exe.display()
     );
     let out = run_command(

@@ -12,7 +12,7 @@ use super::*;
 // The token store disappears
 // ------------------------------------------------------------------------------------------------
 
-#[test]
+#[test_needs(softhsm2)]
 fn token_directory_removed_between_commands() {
     let t = with_root();
     // The token's own directory goes (tokens/<uuid>/), then the whole token store.
@@ -47,24 +47,21 @@ fn token_directory_removed_between_commands() {
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `size` at `at`, or says why not (not root, no mount permission).
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+    /// Mounts a tmpfs of `size` at `at` (as root: the tests that call this need `root`).
+    fn mount(at: &Path, size: &str) -> Tmpfs {
         fs::create_dir_all(at).unwrap();
         let out = run_command(
             Command::new("mount")
                 .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
                 .arg(at),
         );
-        if out.status.success() {
-            Some(Tmpfs(at.to_path_buf()))
-        } else {
-            eprintln!(
-                "SKIPPED: cannot mount a tmpfs at {} (this test needs root): {}",
-                at.display(),
-                stderr_of(&out).trim()
-            );
-            None
-        }
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs at {}, although the tests were built by root: {}",
+            at.display(),
+            stderr_of(&out).trim()
+        );
+        Tmpfs(at.to_path_buf())
     }
 
     /// Fills the file system: a file grown until the kernel says ENOSPC.
@@ -96,12 +93,10 @@ impl Drop for Tmpfs {
     }
 }
 
-#[test]
+#[test_needs(softhsm2, root)]
 fn output_file_system_fills_during_the_write() {
     let t = with_root();
-    let Some(fs_out) = Tmpfs::mount(&t.path("out"), "64k") else {
-        return;
-    };
+    let fs_out = Tmpfs::mount(&t.path("out"), "64k");
     fs_out.fill();
     let before = recorded_serials(&t.path("ca"));
     let mut args = sign_args("x");
@@ -135,12 +130,10 @@ fn output_file_system_fills_during_the_write() {
     openssl_x509(&t.path("out/inter.crt"), &["-serial"]);
 }
 
-#[test]
+#[test_needs(softhsm2, root)]
 fn ca_directory_file_system_fills_during_the_write() {
     let t = with_root();
-    let Some(ca_fs) = Tmpfs::mount(&t.path("cafs"), "256k") else {
-        return;
-    };
+    let ca_fs = Tmpfs::mount(&t.path("cafs"), "256k");
     copy_tree(&t.path("ca"), &t.path("cafs/ca"));
     ca_fs.fill();
     let before = recorded_serials(&t.path("cafs/ca"));

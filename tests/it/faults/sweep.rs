@@ -305,7 +305,7 @@ fn seals_verify_with_new_key(sb: &Sandbox, tag: &str) -> Option<String> {
         .map(|e| format!("the seals do not verify with the new key: {e}"))
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn faults_during_key_generation() {
     sweep(Scenario {
         name: "key generate",
@@ -335,7 +335,7 @@ fn faults_during_key_generation() {
 /// A failure after C_GenerateKeyPair (the key pair exists, reading it back or its self-test
 /// failed): hsmca never deletes a key, so the error names the key left on the token and the
 /// audit log records the refusal with its label.
-#[test]
+#[test_needs(softhsm2)]
 fn a_key_that_fails_after_generation_is_named_and_recorded() {
     let t = TestToken::new("Root CA");
     let args = |tag: &str| {
@@ -399,7 +399,7 @@ fn a_key_that_fails_after_generation_is_named_and_recorded() {
     assert!(problems.is_empty(), "{problems:?}");
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn faults_during_root_creation() {
     sweep(Scenario {
         name: "root create",
@@ -417,7 +417,7 @@ fn faults_during_root_creation() {
     });
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn faults_during_signing() {
     sweep(Scenario {
         name: "sign",
@@ -429,7 +429,7 @@ fn faults_during_signing() {
     });
 }
 
-#[test]
+#[test_needs(softhsm2)]
 fn faults_during_crl_issuance() {
     sweep(Scenario {
         name: "crl",
@@ -449,7 +449,7 @@ fn faults_during_crl_issuance() {
 
 /// The module itself: forwards, counts per function, fails exactly the N-th call (or every
 /// call from it with HSMCA_FAULT_STICKY), and reports a bad configuration.
-#[test]
+#[test_needs(softhsm2)]
 fn fault_module_fails_exactly_the_chosen_call() {
     let t = TestToken::new("Root CA");
     let sb = Sandbox::copy_of(t.dir());
@@ -515,7 +515,7 @@ fn fault_module_fails_exactly_the_chosen_call() {
 /// A seal that fails (the command's last token signature): exit 1 naming the seal, the
 /// outputs complete and recorded, the log intact with an unsealed tail that names them, and the
 /// next signing command seals it.
-#[test]
+#[test_needs(softhsm2)]
 fn seal_failure_keeps_recorded_outputs_and_says_so() {
     let t = with_root();
     let sb = Sandbox::copy_of(t.dir());
@@ -557,7 +557,7 @@ fn seal_failure_keeps_recorded_outputs_and_says_so() {
 /// A second key generated with `--ca-dir` into a CA directory that already has its root must
 /// not seal the log with that new key: the seal would not verify with the CA certificate, and
 /// every later signing command would refuse the "broken" log.
-#[test]
+#[test_needs(softhsm2)]
 fn second_key_generated_into_a_ca_directory_keeps_its_log_verifying() {
     let t = with_root();
     assert_log_verifies(&t);

@@ -46,7 +46,7 @@ use points::*;
 /// short (the 20 points above are all between calls): the certificate's record, and the seal.
 /// The killed command wrote nothing after the cut; `log verify` passes and names the
 /// unfinished record; the next `sign` removes it, records what it removed and signs.
-#[test]
+#[test_needs(softhsm2)]
 fn sigkill_inside_an_audit_append() {
     use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
@@ -146,7 +146,7 @@ fn sigkill_inside_an_audit_append() {
 }
 
 /// Each of the 20 points in a fresh copy of the same CA and token.
-#[test]
+#[test_needs(softhsm2)]
 fn sigkill_during_a_batch_at_20_points() {
     let started = Instant::now();
     let prepared = with_batch();
@@ -187,7 +187,7 @@ fn sigkill_during_a_batch_at_20_points() {
 /// one to sign the whole batch, with a note. A device error on a signature, whichever session
 /// makes it, stops the batch with the CKR named; what came before it in request order is
 /// recorded and written, and the operator's recovery (export, sign the rest) completes it.
-#[test]
+#[test_needs(softhsm2)]
 fn faults_in_a_two_session_batch() {
     let prepared = with_batch();
 
@@ -243,7 +243,7 @@ fn faults_in_a_two_session_batch() {
 /// With two sessions signing, the token's calls interleave, but the writer's fsyncs keep their
 /// order: the kill points among them, each in a fresh CA, with the same checks and expectations
 /// (the token's lead bounded for two sessions).
-#[test]
+#[test_needs(softhsm2)]
 fn sigkill_during_a_two_session_batch_at_the_writers_points() {
     let prepared = with_batch();
     let points: Vec<KillPoint> = kill_points()
@@ -275,7 +275,7 @@ fn sigkill_during_a_two_session_batch_at_the_writers_points() {
 
 /// The 20 points one after the other in one CA: each batch killed, recovered, and the next
 /// one killed again; the log and the records accumulate.
-#[test]
+#[test_needs(softhsm2)]
 fn sigkill_at_20_points_into_one_ca() {
     let started = Instant::now();
     let prepared = with_batch();

@@ -9,10 +9,10 @@
 #   libengine-pkcs11-openssl, time   scripts/bench.sh (openssl's PKCS#11 engine; /usr/bin/time)
 #   cmake          aws-lc-sys (hsmca's P-384 verifier) under scripts/fuzz.sh: a sanitizer build
 #                  of AWS-LC goes through cmake; ordinary builds need only the C compiler
-#   etcd-server, etcd-client, kubernetes-client (kubectl)   tests/k8s.rs's real components
+#   etcd-server, etcd-client, kubernetes-client (kubectl)   tests/it/k8s.rs's real components
 #   swtpm, swtpm-tools, tpm2-abrmd, libtss2-tcti-tabrmd0, dbus, tpm2-tools, libtpm2-pkcs11-1,
-#   libtpm2-pkcs11-tools   tests/tokens.rs: tpm2-pkcs11 on a software TPM
-#   opencryptoki   tests/tokens.rs: openCryptoki's soft token (pkcsslotd, pkcsconf)
+#   libtpm2-pkcs11-tools   tests/it/tokens.rs: tpm2-pkcs11 on a software TPM
+#   opencryptoki   tests/it/tokens.rs: openCryptoki's soft token (pkcsslotd, pkcsconf)
 #   binutils, man-db   scripts/release.sh (objdump: the libc version the binary needs) and
 #                  scripts/check-release.sh (man renders the packaged pages)
 # and pkilint (PyPI, pinned) in a virtualenv at $REPO/.venv-pkilint.
@@ -32,7 +32,7 @@ APT_PACKAGES=(softhsm2 opensc opensc-pkcs11 gnutls-bin openssl python3 python3-v
     etcd-server etcd-client libengine-pkcs11-openssl time cmake
     swtpm swtpm-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus tpm2-tools libtpm2-pkcs11-1
     libtpm2-pkcs11-tools opencryptoki binutils man-db)
-# kubectl for tests/k8s.rs: Debian's kubernetes-client, unless a kubectl is already installed
+# kubectl for tests/it/k8s.rs: Debian's kubernetes-client, unless a kubectl is already installed
 # (another kubectl package owns /usr/bin/kubectl and the two cannot both be installed).
 command -v kubectl >/dev/null 2>&1 || APT_PACKAGES+=(kubernetes-client)
 

@@ -4,7 +4,7 @@
 # test that fails by chance shows up before it blocks a landing. Exits 1 if any run failed.
 #
 #   scripts/soak.sh 20            # 20 runs; each run's output is kept in target/soak/run-K.log
-#   SOAK_FILTER='binary(faults)' scripts/soak.sh 50    # a nextest filter expression
+#   SOAK_FILTER='test(/^faults::/)' scripts/soak.sh 50    # a nextest filter expression
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +20,7 @@ esac
 
 bash scripts/install-deps.sh >/dev/null
 export HSMCA_PKILINT="$REPO/.venv-pkilint/bin"
+export HSMCA_REQUIRE_ALL_TOOLS=1  # as scripts/test.sh: a test skipped for a missing tool fails
 export CARGO_TERM_COLOR=never
 cargo build --all-targets --quiet
 cargo nextest list >/dev/null  # builds the test binaries nextest runs
@@ -42,7 +43,7 @@ for k in $(seq 1 "$N"); do
     printf 'run %d/%d: exit %d in %ds  %s\n' "$k" "$N" "$rc" $((SECONDS - t0)) "${summary:-(no summary: see $log)}"
     if [ "$rc" -ne 0 ]; then
         failed_runs=$((failed_runs + 1))
-        # nextest's result lines: "        FAIL [   1.234s] (3/176) hsmca::faults name"
+        # nextest's result lines: "        FAIL [   1.234s] (3/176) hsmca::it faults::sweep::name"
         fails="$(grep -E '^ *(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|ABORT) \[' "$log" |
             sed -E 's/^ *([A-Z]+) \[[^]]*\] (\([0-9/]+\) )?/\1 /' | sort -u)"
         [ -n "$fails" ] || fails="(no test named: the run itself failed, see $log)"

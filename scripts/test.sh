@@ -42,8 +42,11 @@ trap finish EXIT
 step "install dependencies"
 bash scripts/install-deps.sh
 
-# The integration tests find pkilint here (tests/common/mod.rs).
+# The integration tests find pkilint here (tests/it/common/mod.rs).
 export HSMCA_PKILINT="$REPO/.venv-pkilint/bin"
+# Everything is installed above, so no test may be skipped for a missing tool: under this, one
+# that would be makes the run fail (tests/it/main.rs, no_test_is_skipped_for_a_missing_tool).
+export HSMCA_REQUIRE_ALL_TOOLS=1
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step "cargo fmt --check"

@@ -14,7 +14,7 @@
 //! - `HSMCA_FAULT_STOP_FN=C_Sign` `HSMCA_FAULT_STOP_N=3` `HSMCA_FAULT_STOP_AT=after`: the process
 //!   stops itself (SIGSTOP, the whole process) just before (`before`, the default) or just after
 //!   (`after`) the 3rd call of C_Sign reaches the real module, logging `C_Sign STOP before`
-//!   first; a test then kills it there, at a point it chose exactly (`tests/faults.rs`).
+//!   first; a test then kills it there, at a point it chose exactly (`tests/it/faults/kill/`).
 //! - Loaded with `LD_PRELOAD` as well, the module also stands in front of libc's `fsync`: each
 //!   call is counted, logged with its file (`fsync /tmp/x/ca/audit.jsonl`, as /proc/self/fd
 //!   names it) and can be the stop point (`HSMCA_FAULT_STOP_FN=fsync`),
@@ -31,7 +31,7 @@
 //!   a network HSM's round trip would (`scripts/bench.sh --latency`).
 //!
 //! SoftHSM2 cannot produce device errors, removed tokens or locked PINs on demand; this module
-//! can (see `tests/faults.rs`). A bad configuration makes C_GetFunctionList fail with
+//! can (see `tests/it/faults/`). A bad configuration makes C_GetFunctionList fail with
 //! CKR_GENERAL_ERROR and a `hsmca-faultmod:` line on stderr.
 
 #![allow(non_snake_case)]

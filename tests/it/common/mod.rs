@@ -201,7 +201,7 @@ const PACKAGES: [(&str, &str); 17] = [
 
 /// What to install when `program` (a bare name) is not on PATH: a line for a panic message,
 /// empty when it is there (the failure was something else).
-pub fn install_hint(program: &OsStr) -> String {
+fn install_hint(program: &OsStr) -> String {
     let name = program.to_string_lossy();
     if name.contains('/') || locate::on_path(&name).is_some() {
         return String::new();

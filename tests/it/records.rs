@@ -718,7 +718,7 @@ fn json_reports_carry_the_documented_fields() {
 
 /// A batch draws a progress bar on a terminal (here a pseudo-terminal from util-linux's
 /// `script`), and nothing but its report when stderr is not a terminal or with `-q`.
-#[test]
+#[test_needs(softhsm2)]
 fn a_batch_shows_progress_only_on_a_terminal() {
     let ca = Ca::new();
     for i in 0..12 {

@@ -7,7 +7,7 @@
 #   openssl        openssl verify, CSRs for the cluster side
 #   python3-venv   for the pkilint virtualenv
 #   libengine-pkcs11-openssl, time   scripts/bench.sh (openssl's PKCS#11 engine; /usr/bin/time)
-#   cmake          aws-lc-sys (hsmca's P-384 verifier) under scripts/fuzz.sh: a sanitizer build
+#   cmake          aws-lc-sys (hsmca's crypto backend) under scripts/fuzz.sh: a sanitizer build
 #                  of AWS-LC goes through cmake; ordinary builds need only the C compiler
 #   etcd-server, etcd-client, kubernetes-client (kubectl)   tests/it/k8s.rs's real components
 #   swtpm, swtpm-tools, tpm2-abrmd, libtss2-tcti-tabrmd0, dbus, tpm2-tools, libtpm2-pkcs11-1,

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::token::key::EC_PARAMS_P256;
 use crate::token::{KeySpec, PublicKeyMaterial, SignMechanism, TokenKey, TokenSession};
 use crate::x509::algorithm::SignatureAlgorithm;
+use crate::x509::ecdsa_sig;
 use crate::x509::signer::CaSigner;
 
 const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -221,26 +222,17 @@ impl CaSigner for TokenSigner<'_, '_> {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         let raw_to_der = |raw: Vec<u8>| -> Result<Vec<u8>> {
-            let bad = |_| {
+            // PKCS#11 returns r‖s; X.509 carries a DER Ecdsa-Sig-Value. The verification that
+            // follows every signature refuses r or s outside the curve order.
+            let scalar_len = match &self.key.public {
+                PublicKeyMaterial::Ec { params, .. } if params == EC_PARAMS_P256 => 32,
+                _ => 48,
+            };
+            ecdsa_sig::raw_to_der(&raw, scalar_len).ok_or_else(|| {
                 Error::invalid(
                     "the token returned an ECDSA signature of the wrong length",
                     "check the token; nothing was written",
                 )
-            };
-            // PKCS#11 returns r‖s; X.509 carries a DER Ecdsa-Sig-Value.
-            Ok(match &self.key.public {
-                PublicKeyMaterial::Ec { params, .. } if params == EC_PARAMS_P256 => {
-                    p256::ecdsa::Signature::from_slice(&raw)
-                        .map_err(bad)?
-                        .to_der()
-                        .as_bytes()
-                        .to_vec()
-                }
-                _ => p384::ecdsa::Signature::from_slice(&raw)
-                    .map_err(bad)?
-                    .to_der()
-                    .as_bytes()
-                    .to_vec(),
             })
         };
         let (mechanism, input) = self.token_input(message);

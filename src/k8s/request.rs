@@ -4,14 +4,18 @@
 
 use std::path::{Path, PathBuf};
 
-use der::Encode;
-use rcgen::{CertificateParams, DistinguishedName, DnType};
+use const_oid::db::rfc4519::{COMMON_NAME, ORGANIZATION_NAME};
+use der::asn1::{Any, BitString, SetOfVec, Utf8StringRef};
+use der::{Decode, Encode};
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::request::{CertReq, CertReqInfo, Version};
 
 use super::{CaRole, check_key_algorithm, create_dir, pki_dir, requests_dir};
 use crate::error::{Error, Result};
 use crate::output::{Overwrite, check_free, write_atomic};
 use crate::x509::algorithm::KeyAlgorithm;
-use crate::x509::decode::to_pem;
+use crate::x509::decode::{CSR_LABEL, to_pem};
 use crate::x509::signer::CaSigner;
 use crate::x509::soft_key::SoftKey;
 
@@ -25,19 +29,46 @@ pub struct Requested {
     pub csrs: Vec<PathBuf>,
 }
 
-/// The CSR of one cluster CA: subject [`CaRole::subject`], no extensions (the root ceremony
-/// decides the profile).
+/// The CSR of one cluster CA: subject `O=<cluster>, CN=<kubeadm's name>` (in that order in
+/// the DER, both UTF8String), no attributes and so no extensions (the root ceremony decides
+/// the profile), signed by `key`. Built directly rather than with x509-cert's RequestBuilder,
+/// which always adds an extensionRequest attribute, empty here (RFC 5280's Extensions has at
+/// least one element).
 pub fn ca_csr(role: CaRole, cluster: &str, key: &SoftKey) -> Result<String> {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, cluster);
-    dn.push(DnType::CommonName, role.common_name());
-    params.distinguished_name = dn;
-    let csr = params
-        .serialize_request(key.key_pair())
-        .map_err(|e| Error::invalid(format!("cannot make the CSR: {e}"), "report a bug"))?;
-    csr.pem()
-        .map_err(|e| Error::invalid(format!("cannot encode the CSR: {e}"), "report a bug"))
+    let bug = |what: &str, e: &dyn std::fmt::Display| {
+        Error::invalid(format!("cannot make the CSR: {what}: {e}"), "report a bug")
+    };
+    let mut subject = RdnSequence::default();
+    for (oid, value) in [
+        (ORGANIZATION_NAME, cluster),
+        (COMMON_NAME, role.common_name()),
+    ] {
+        let value = Utf8StringRef::new(value)
+            .and_then(|v| Any::encode_from(&v))
+            .map_err(|e| bug("a subject attribute", &e))?;
+        let rdn = SetOfVec::try_from(vec![AttributeTypeAndValue { oid, value }])
+            .map_err(|e| bug("a subject attribute", &e))?;
+        subject.push(RelativeDistinguishedName::from(rdn));
+    }
+    let subject = Name::from_der(&subject.to_der().map_err(|e| bug("the subject", &e))?)
+        .map_err(|e| bug("the subject", &e))?;
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject,
+        public_key: key.public_key().clone(),
+        attributes: Default::default(),
+    };
+    let tbs = info
+        .to_der()
+        .map_err(|e| bug("CertificationRequestInfo", &e))?;
+    let signature = key.sign(&tbs)?;
+    let request = CertReq {
+        info,
+        algorithm: key.signature_algorithm().algorithm_identifier(),
+        signature: BitString::from_bytes(&signature).map_err(|e| bug("the signature", &e))?,
+    };
+    let der = request.to_der().map_err(|e| bug("the request", &e))?;
+    Ok(to_pem(CSR_LABEL, &der)?)
 }
 
 /// Makes the cluster's CA keys, the service-account key pair and the CSRs under `out`
@@ -84,4 +115,27 @@ pub fn make_requests(
         .map_err(|e| Error::invalid(format!("public key encoding: {e}"), "report a bug"))?;
     write_atomic(&sa_pub, to_pem("PUBLIC KEY", &spki)?.as_bytes(), 0o644, ow)?;
     Ok(Requested { keys, sa_pub, csrs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x509::csr::Csr;
+    use crate::x509::name::display_name;
+
+    #[test]
+    fn ca_csrs_are_self_signed_with_the_cluster_as_o_and_no_attributes() {
+        for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Rsa2048] {
+            let key = SoftKey::generate(alg).unwrap();
+            let pem = ca_csr(CaRole::Etcd, "prod, eu-1", &key).unwrap();
+            assert!(pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"));
+            let csr = Csr::parse(pem.as_bytes()).unwrap();
+            csr.verify_self_signature().unwrap();
+            assert_eq!(csr.spki(), key.public_key());
+            assert_eq!(csr.signature_algorithm().unwrap(), alg.default_signature());
+            // RFC 4514 text lists the last RDN first: CN, then O (a comma escaped).
+            assert_eq!(display_name(csr.subject()), "CN=etcd-ca,O=prod\\, eu-1");
+            assert!(csr.request().info.attributes.is_empty());
+        }
+    }
 }

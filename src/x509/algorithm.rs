@@ -4,15 +4,20 @@
 use core::fmt;
 use core::str::FromStr;
 
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+    VerificationAlgorithm,
+};
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc5912, rfc8410};
 use der::asn1::Any;
 use der::{Decode, Encode};
-use rsa::pkcs1::{RsaPssParams, RsaPssParamsRef, RsaPublicKeyRef, TrailerField};
+use pkcs1::{RsaPssParams, RsaPssParamsRef, RsaPublicKeyRef, TrailerField};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
+use super::ed25519_point::{self, PointError};
 use super::error::{X509Error, oid_name};
 
 /// OID of ecdsa-with-SHA1 (1.2.840.10045.4.1), named here only to refuse it explicitly.
@@ -559,13 +564,23 @@ impl fmt::Display for PublicKeyKind {
     }
 }
 
-/// The parsed key, kept so that verification does not parse it a second time.
+/// The checked key, as verification needs it. AWS-LC parses ECDSA and RSA keys into a key
+/// bound to one signature algorithm: the one this CA would use with the key (the common case,
+/// no second parse); a signature of another algorithm parses the same bytes again.
 #[derive(Clone, Debug)]
 pub(crate) enum KeyMaterial {
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
-    Rsa(Box<rsa::PublicKey>),
-    Ed25519(ed25519_dalek::VerifyingKey),
+    /// An ECDSA P-256 or P-384 key, checked to be on its curve.
+    Ec {
+        /// Parsed for the curve's own hash (P-256 with SHA-256, P-384 with SHA-384).
+        parsed: aws_lc_rs::signature::ParsedPublicKey,
+        /// Whether the point is in the uncompressed form (0x04 ‖ x ‖ y), the only one
+        /// signatures are verified with.
+        uncompressed: bool,
+    },
+    /// An RSA key, parsed for PKCS#1 v1.5 with SHA-256.
+    Rsa(aws_lc_rs::signature::ParsedPublicKey),
+    /// An Ed25519 key, checked to be the canonical encoding of a curve point.
+    Ed25519([u8; 32]),
 }
 
 /// A SubjectPublicKeyInfo that has been checked: a supported type, a valid point or modulus,
@@ -623,34 +638,35 @@ impl PublicKeyInfo {
                 oid,
                 detail: "EC key parameters are not a named-curve OID".into(),
             })?;
-        if curve == rfc5912::SECP_256_R_1 {
-            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| {
-                X509Error::MalformedPublicKey {
-                    kind: "EC P-256",
-                    detail: "the point is not on the curve or badly encoded".into(),
-                }
-            })?;
-            Ok(Self {
-                kind: PublicKeyKind::EcP256,
-                material: KeyMaterial::P256(key),
-            })
-        } else if curve == rfc5912::SECP_384_R_1 {
-            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| {
-                X509Error::MalformedPublicKey {
-                    kind: "EC P-384",
-                    detail: "the point is not on the curve or badly encoded".into(),
-                }
-            })?;
-            Ok(Self {
-                kind: PublicKeyKind::EcP384,
-                material: KeyMaterial::P384(key),
-            })
-        } else {
-            Err(X509Error::UnsupportedCurve {
-                oid: curve,
-                name: oid_name(&curve),
-            })
+        let (kind, name, alg): (_, _, &'static dyn VerificationAlgorithm) =
+            if curve == rfc5912::SECP_256_R_1 {
+                (PublicKeyKind::EcP256, "EC P-256", &ECDSA_P256_SHA256_ASN1)
+            } else if curve == rfc5912::SECP_384_R_1 {
+                (PublicKeyKind::EcP384, "EC P-384", &ECDSA_P384_SHA384_ASN1)
+            } else {
+                return Err(X509Error::UnsupportedCurve {
+                    oid: curve,
+                    name: oid_name(&curve),
+                });
+            };
+        let malformed = || X509Error::MalformedPublicKey {
+            kind: name,
+            detail: "the point is not on the curve or badly encoded".into(),
+        };
+        // SEC1 points only: uncompressed (0x04) or compressed (0x02, 0x03). The tag is checked
+        // here because AWS-LC's parser would also take a whole SubjectPublicKeyInfo in place
+        // of the point; it checks the length and that the point is on the curve.
+        if !matches!(point.first(), Some(0x02..=0x04)) {
+            return Err(malformed());
         }
+        let parsed = ParsedPublicKey::new(alg, point).map_err(|_| malformed())?;
+        Ok(Self {
+            kind,
+            material: KeyMaterial::Ec {
+                parsed,
+                uncompressed: point.first() == Some(&0x04),
+            },
+        })
     }
 
     fn from_rsa(der: &[u8]) -> Result<Self, X509Error> {
@@ -675,15 +691,29 @@ impl PublicKeyInfo {
         if bits > RSA_MAX_BITS {
             return Err(X509Error::OversizedRsaKey { bits });
         }
-        let key = rsa::PublicKey::try_from(pkcs1).map_err(|e| {
-            malformed(format!(
+        let invalid = || {
+            malformed(
                 "the modulus or public exponent is invalid (even modulus, or exponent outside \
-                 3..2^33): {e}"
-            ))
-        })?;
+                 3..2^33 or even)"
+                    .into(),
+            )
+        };
+        // The rules of every verifier hsmca has used apply (the rsa crate, ring): an odd
+        // modulus, an odd exponent from 3 to 2^33 − 1. AWS-LC's own parse comes after.
+        let exponent = pkcs1.public_exponent.as_bytes();
+        let e = match exponent.len() {
+            1..=5 => exponent.iter().fold(0u64, |e, &b| (e << 8) | u64::from(b)),
+            _ => return Err(invalid()),
+        };
+        let odd_modulus = modulus.last().is_some_and(|b| b & 1 == 1);
+        if !odd_modulus || !(3..(1 << 33)).contains(&e) || e & 1 == 0 {
+            return Err(invalid());
+        }
+        let parsed =
+            ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der).map_err(|_| invalid())?;
         Ok(Self {
             kind: PublicKeyKind::Rsa { bits },
-            material: KeyMaterial::Rsa(Box::new(key)),
+            material: KeyMaterial::Rsa(parsed),
         })
     }
 
@@ -692,14 +722,22 @@ impl PublicKeyInfo {
             kind: "Ed25519",
             detail,
         };
-        let raw: &[u8; 32] = bytes
+        let raw: [u8; 32] = bytes
             .try_into()
             .map_err(|_| malformed(format!("the key is {} bytes, not 32", bytes.len())))?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(raw)
-            .map_err(|_| malformed("the bytes are not a valid Edwards point".into()))?;
+        ed25519_point::check_public_key(&raw).map_err(|e| {
+            malformed(match e {
+                PointError::NotOnCurve => "the bytes are not a valid Edwards point".into(),
+                PointError::NonCanonical => {
+                    "the point's y coordinate is not reduced mod p (a non-canonical encoding, \
+                     RFC 8032 §5.1.3)"
+                        .into()
+                }
+            })
+        })?;
         Ok(Self {
             kind: PublicKeyKind::Ed25519,
-            material: KeyMaterial::Ed25519(key),
+            material: KeyMaterial::Ed25519(raw),
         })
     }
 
@@ -981,7 +1019,7 @@ mod tests {
         if let Some(last) = n.last_mut() {
             *last |= 1;
         }
-        let key = rsa::pkcs1::RsaPublicKey {
+        let key = pkcs1::RsaPublicKey {
             modulus: der::asn1::UintRef::new(&n).unwrap(),
             public_exponent: der::asn1::UintRef::new(&[1, 0, 1]).unwrap(),
         };
@@ -1045,6 +1083,27 @@ mod tests {
             matches!(err, X509Error::MalformedPublicKey { .. }),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn only_sec1_point_encodings_are_keys() {
+        let good = rcgen_spki(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let refused = |bytes: &[u8]| {
+            let mut spki = good.clone();
+            spki.subject_public_key = der::asn1::BitString::from_bytes(bytes).unwrap();
+            matches!(
+                PublicKeyInfo::from_spki(&spki),
+                Err(X509Error::MalformedPublicKey { .. })
+            )
+        };
+        // A whole SubjectPublicKeyInfo in place of the point (AWS-LC would parse it).
+        assert!(refused(&good.to_der().unwrap()));
+        // The point at infinity, a hybrid (0x06) and a truncated point.
+        assert!(refused(&[0x00]));
+        let mut hybrid = good.subject_public_key.raw_bytes().to_vec();
+        hybrid[0] = 0x06 | (hybrid[64] & 1);
+        assert!(refused(&hybrid));
+        assert!(refused(&good.subject_public_key.raw_bytes()[..64]));
     }
 
     #[test]

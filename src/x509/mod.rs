@@ -6,6 +6,8 @@ pub mod constraints;
 pub mod crl;
 pub mod csr;
 pub mod decode;
+pub(crate) mod ecdsa_sig;
+mod ed25519_point;
 pub mod error;
 pub mod inspect;
 pub mod issue;

@@ -1,26 +1,44 @@
 //! In-memory keys: a throwaway key of the CA's algorithm to lint a TBS before the token signs
-//! it, and the cluster side's file keys (never a root key: those live on the token).
+//! it, and the cluster side's file keys (never a root key: those live on the token). Made,
+//! read and used with AWS-LC (aws-lc-rs), the one host crypto backend; key generation draws
+//! from AWS-LC's DRBG, seeded by the operating system.
 
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+use aws_lc_rs::signature::{
+    self as lc, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, RsaEncoding,
+};
 use der::Decode;
-use rcgen::{KeyPair, PublicKeyData, SigningKey};
 use spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
-use super::algorithm::{KeyAlgorithm, SignatureAlgorithm};
+use super::algorithm::{KeyAlgorithm, PublicKeyInfo, SignatureAlgorithm};
+use super::decode::{read_single, to_pem};
 use super::signer::CaSigner;
 use crate::error::{Error, Result};
 
+/// The PEM label of a PKCS#8 private key.
+const PRIVATE_KEY_LABEL: &str = "PRIVATE KEY";
+
 /// A private key held in memory (and, on the cluster side, in a 0600 file).
 pub struct SoftKey {
-    pair: KeyPair,
+    pair: Pair,
     algorithm: KeyAlgorithm,
     spki: SubjectPublicKeyInfoOwned,
     /// The signature it makes: its algorithm's default, unless made for another
     /// ([`SoftKey::generate_for`]).
     signature: SignatureAlgorithm,
-    /// The RSA key again, for the signatures ring does not make (PSS, PKCS#1 v1.5 with SHA-384
-    /// or SHA-512).
-    rsa: Option<rsa::PrivateKey>,
+    /// The key as PKCS#8 PEM, made once (its encoding cannot fail later).
+    pem: Zeroizing<String>,
+}
+
+/// The AWS-LC key. An ECDSA key pair is bound to the one signature it makes; an RSA key pair
+/// signs with whichever RSA encoding it is given.
+enum Pair {
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+    Ed25519(Ed25519KeyPair),
 }
 
 fn key_err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -30,19 +48,32 @@ fn key_err(what: &str, e: impl std::fmt::Display) -> Error {
     )
 }
 
-fn rcgen_alg(alg: KeyAlgorithm) -> &'static rcgen::SignatureAlgorithm {
+/// The signing algorithm of an ECDSA key: its curve with the curve's own hash, the only pair
+/// [`SignatureAlgorithm::is_compatible_with`] allows.
+fn ecdsa_signing(alg: KeyAlgorithm) -> Option<&'static EcdsaSigningAlgorithm> {
     match alg {
-        KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
-            &rcgen::PKCS_RSA_SHA256
-        }
-        KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
+        KeyAlgorithm::EcdsaP256 => Some(&lc::ECDSA_P256_SHA256_ASN1_SIGNING),
+        KeyAlgorithm::EcdsaP384 => Some(&lc::ECDSA_P384_SHA384_ASN1_SIGNING),
+        _ => None,
     }
 }
 
+/// AWS-LC's encoding for an RSA signature algorithm (PSS with a salt as long as the digest).
+fn rsa_encoding(signature: SignatureAlgorithm) -> Option<&'static dyn RsaEncoding> {
+    use SignatureAlgorithm as S;
+    Some(match signature {
+        S::RsaPkcs1Sha256 => &lc::RSA_PKCS1_SHA256,
+        S::RsaPkcs1Sha384 => &lc::RSA_PKCS1_SHA384,
+        S::RsaPkcs1Sha512 => &lc::RSA_PKCS1_SHA512,
+        S::RsaPssSha256 => &lc::RSA_PSS_SHA256,
+        S::RsaPssSha384 => &lc::RSA_PSS_SHA384,
+        S::RsaPssSha512 => &lc::RSA_PSS_SHA512,
+        S::EcdsaSha256 | S::EcdsaSha384 | S::Ed25519 => return None,
+    })
+}
+
 impl SoftKey {
-    /// A fresh key of `algorithm` from the system CSPRNG.
+    /// A fresh key of `algorithm`.
     pub fn generate(algorithm: KeyAlgorithm) -> Result<SoftKey> {
         Self::generate_for(algorithm, algorithm.default_signature())
     }
@@ -56,56 +87,93 @@ impl SoftKey {
                 "report a bug",
             ));
         }
-        let (pair, rsa) = match algorithm.rsa_bits() {
-            // ring cannot generate RSA keys: the rsa crate does, and ring signs with them.
-            Some(bits) => {
-                use rsa::pkcs8::EncodePrivateKey;
-                let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits as usize)
-                    .map_err(|e| key_err("RSA key generation failed", e))?;
-                let der = key
-                    .to_pkcs8_der()
-                    .map_err(|e| key_err("RSA key encoding failed", e))?;
-                let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes());
-                let pair = KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, rcgen_alg(algorithm))
-                    .map_err(|e| key_err("RSA key import failed", e))?;
-                (pair, Some(key))
+        let failed = |e| key_err("key generation failed", e);
+        let (pair, pkcs8) = match (algorithm, algorithm.rsa_bits()) {
+            (_, Some(bits)) => {
+                let size = match bits {
+                    2048 => KeySize::Rsa2048,
+                    3072 => KeySize::Rsa3072,
+                    _ => KeySize::Rsa4096,
+                };
+                let key = RsaKeyPair::generate(size).map_err(failed)?;
+                let der: Pkcs8V1Der<'static> = key.as_der().map_err(failed)?;
+                let der = Zeroizing::new(der.as_ref().to_vec());
+                (Pair::Rsa(key), der)
             }
-            None => (
-                KeyPair::generate_for(rcgen_alg(algorithm))
-                    .map_err(|e| key_err("key generation failed", e))?,
-                None,
-            ),
+            (KeyAlgorithm::Ed25519, None) => {
+                let key = Ed25519KeyPair::generate().map_err(failed)?;
+                // PKCS#8 v1 (RFC 8410's form, without the public key): what every reader takes.
+                let der = Zeroizing::new(key.to_pkcs8v1().map_err(failed)?.as_ref().to_vec());
+                (Pair::Ed25519(key), der)
+            }
+            (alg, None) => {
+                let signing = ecdsa_signing(alg)
+                    .ok_or_else(|| key_err("key generation failed", "no such key type"))?;
+                let key = EcdsaKeyPair::generate(signing).map_err(failed)?;
+                let der = Zeroizing::new(key.to_pkcs8v1().map_err(failed)?.as_ref().to_vec());
+                (Pair::Ec(key), der)
+            }
         };
-        let mut key = Self::from_pair(pair, algorithm)?;
+        let mut key = Self::from_pair(pair, &pkcs8)?;
         key.signature = signature;
-        key.rsa = rsa;
         Ok(key)
     }
 
-    /// Reads a PKCS#8 PEM private key.
+    /// Reads a PKCS#8 private key: PEM ("PRIVATE KEY") or DER.
     pub fn from_pem(pem: &str) -> Result<SoftKey> {
-        let pair = KeyPair::from_pem(pem).map_err(|e| key_err("cannot read the private key", e))?;
-        let spki = SubjectPublicKeyInfoOwned::from_der(&pair.subject_public_key_info())
+        let der = Zeroizing::new(
+            read_single(
+                pem.as_bytes(),
+                "private key",
+                &[PRIVATE_KEY_LABEL],
+                PRIVATE_KEY_LABEL,
+            )
+            .map_err(|e| key_err("cannot read the private key", e))?,
+        );
+        // PKCS#8 names the key type; each AWS-LC parser takes only its own.
+        let pair = if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
+            Pair::Ed25519(k)
+        } else if let Ok(k) = EcdsaKeyPair::from_pkcs8(&lc::ECDSA_P256_SHA256_ASN1_SIGNING, &der) {
+            Pair::Ec(k)
+        } else if let Ok(k) = EcdsaKeyPair::from_pkcs8(&lc::ECDSA_P384_SHA384_ASN1_SIGNING, &der) {
+            Pair::Ec(k)
+        } else {
+            Pair::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(|e| {
+                key_err(
+                    "cannot read the private key",
+                    format!("not a PKCS#8 key of a supported type ({e})"),
+                )
+            })?)
+        };
+        Self::from_pair(pair, &der)
+    }
+
+    /// The key with its public half checked and described, and its PEM made.
+    fn from_pair(pair: Pair, pkcs8: &[u8]) -> Result<SoftKey> {
+        let spki: PublicKeyX509Der<'static> = match &pair {
+            Pair::Ec(k) => k.public_key().as_der(),
+            Pair::Rsa(k) => k.public_key().as_der(),
+            Pair::Ed25519(k) => k.public_key().as_der(),
+        }
+        .map_err(|e| key_err("cannot read the public key", e))?;
+        let spki = SubjectPublicKeyInfoOwned::from_der(spki.as_ref())
             .map_err(|e| key_err("cannot read the public key", e))?;
-        let info = super::algorithm::PublicKeyInfo::from_spki(&spki)?;
+        let info = PublicKeyInfo::from_spki(&spki)?;
         let algorithm = info.key_algorithm().ok_or_else(|| {
             key_err(
                 "unsupported key",
                 format!("{info} has no hsmca algorithm name"),
             )
         })?;
-        Self::from_pair(pair, algorithm)
-    }
-
-    fn from_pair(pair: KeyPair, algorithm: KeyAlgorithm) -> Result<SoftKey> {
-        let spki = SubjectPublicKeyInfoOwned::from_der(&pair.subject_public_key_info())
-            .map_err(|e| key_err("cannot read the public key", e))?;
+        let pem = Zeroizing::new(
+            to_pem(PRIVATE_KEY_LABEL, pkcs8).map_err(|e| key_err("key encoding failed", e))?,
+        );
         Ok(SoftKey {
             pair,
             algorithm,
             spki,
             signature: algorithm.default_signature(),
-            rsa: None,
+            pem,
         })
     }
 
@@ -116,12 +184,7 @@ impl SoftKey {
 
     /// PKCS#8 PEM of the private key, zeroized when dropped.
     pub fn to_pem(&self) -> Zeroizing<String> {
-        Zeroizing::new(self.pair.serialize_pem())
-    }
-
-    /// The rcgen key pair, for making CSRs.
-    pub fn key_pair(&self) -> &KeyPair {
-        &self.pair
+        self.pem.clone()
     }
 }
 
@@ -135,28 +198,24 @@ impl CaSigner for SoftKey {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        use sha2::{Sha256, Sha384, Sha512};
-        let failed = |e: rsa::Error| key_err("signing with the in-memory key failed", e);
-        let rsa = || {
-            self.rsa
-                .as_ref()
-                .ok_or_else(|| key_err("signing with the in-memory key failed", "no RSA key"))
-        };
-        match self.signature {
-            SignatureAlgorithm::RsaPkcs1Sha384 => {
-                rsa()?.pkcs1v15_sign::<Sha384>(message).map_err(failed)
+        let failed = |e| key_err("signing with the in-memory key failed", e);
+        let rng = SystemRandom::new();
+        match &self.pair {
+            // AWS-LC's ECDSA output is already the DER Ecdsa-Sig-Value X.509 carries.
+            Pair::Ec(k) => Ok(k.sign(&rng, message).map_err(failed)?.as_ref().to_vec()),
+            Pair::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
+            Pair::Rsa(k) => {
+                let encoding = rsa_encoding(self.signature).ok_or_else(|| {
+                    key_err(
+                        "signing with the in-memory key failed",
+                        format!("{} is not an RSA signature", self.signature),
+                    )
+                })?;
+                let mut signature = vec![0; k.public_modulus_len()];
+                k.sign(encoding, &rng, message, &mut signature)
+                    .map_err(failed)?;
+                Ok(signature)
             }
-            SignatureAlgorithm::RsaPkcs1Sha512 => {
-                rsa()?.pkcs1v15_sign::<Sha512>(message).map_err(failed)
-            }
-            SignatureAlgorithm::RsaPssSha256 => rsa()?.pss_sign::<Sha256>(message).map_err(failed),
-            SignatureAlgorithm::RsaPssSha384 => rsa()?.pss_sign::<Sha384>(message).map_err(failed),
-            SignatureAlgorithm::RsaPssSha512 => rsa()?.pss_sign::<Sha512>(message).map_err(failed),
-            // ring's ECDSA output is already the DER Ecdsa-Sig-Value X.509 carries.
-            _ => self
-                .pair
-                .sign(message)
-                .map_err(|e| key_err("signing with the in-memory key failed", e)),
         }
     }
 }
@@ -168,12 +227,7 @@ mod tests {
 
     #[test]
     fn every_algorithm_signs_what_verifies() {
-        for alg in [
-            KeyAlgorithm::EcdsaP256,
-            KeyAlgorithm::EcdsaP384,
-            KeyAlgorithm::Rsa2048,
-            KeyAlgorithm::Ed25519,
-        ] {
+        for alg in KeyAlgorithm::ALL {
             let key = SoftKey::generate(alg).unwrap();
             let sig = key.sign(b"message").unwrap();
             let id = key.signature_algorithm().algorithm_identifier();
@@ -181,6 +235,48 @@ mod tests {
             let again = SoftKey::from_pem(&key.to_pem()).unwrap();
             assert_eq!(again.public_key(), key.public_key());
             assert_eq!(again.algorithm(), alg);
+            assert_eq!(*again.to_pem(), *key.to_pem());
         }
+    }
+
+    #[test]
+    fn every_rsa_signature_signs_what_verifies() {
+        for sig in [
+            SignatureAlgorithm::RsaPkcs1Sha384,
+            SignatureAlgorithm::RsaPkcs1Sha512,
+            SignatureAlgorithm::RsaPssSha256,
+            SignatureAlgorithm::RsaPssSha384,
+            SignatureAlgorithm::RsaPssSha512,
+        ] {
+            let key = SoftKey::generate_for(KeyAlgorithm::Rsa2048, sig).unwrap();
+            let signature = key.sign(b"message").unwrap();
+            let id = sig.algorithm_identifier();
+            verify_signature(key.public_key(), &id, b"message", &signature).unwrap();
+        }
+        assert!(
+            SoftKey::generate_for(KeyAlgorithm::EcdsaP256, SignatureAlgorithm::EcdsaSha384)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn keys_hsmca_wrote_before_still_read() {
+        // A P-256 PKCS#8 key in the form ring (rcgen's former backend) and openssl write: the
+        // curve in the AlgorithmIdentifier only, the public key in ECPrivateKey.
+        let pem = "-----BEGIN PRIVATE KEY-----\n\
+                   MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgPNHiVc6VEFRSXVJ4\n\
+                   qp76MSXhN7ZqSTGniw416hesowWhRANCAATpHfUvpcd0OvRUwwGcGYtpCn+DMROn\n\
+                   D/VAjA3x1HJ1nA0sl6T0ufFWI4Bvc5SVJlgmM6ecuqM+t9Ok1yV5w0nq\n\
+                   -----END PRIVATE KEY-----\n";
+        let key = SoftKey::from_pem(pem).unwrap();
+        assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
+        let signature = key.sign(b"m").unwrap();
+        let id = key.signature_algorithm().algorithm_identifier();
+        verify_signature(key.public_key(), &id, b"m", &signature).unwrap();
+        // Not a private key.
+        assert!(
+            SoftKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .is_err()
+        );
     }
 }

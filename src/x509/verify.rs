@@ -1,16 +1,18 @@
-//! Signature verification for certificates, CSRs and raw token output: ring for ECDSA and RSA
-//! given an SPKI, the RustCrypto verifiers (p256/p384, rsa PKCS#1 v1.5 and PSS,
-//! ed25519-dalek) for checked keys and for Ed25519.
+//! Signature verification for certificates, CSRs and raw token output, all with AWS-LC
+//! (aws-lc-rs), the one host crypto backend (BENCHMARKS.md, "Host crypto backend"). The form
+//! of a signature is checked before AWS-LC sees it, so that a malformed signature is reported
+//! as malformed rather than as wrong.
 
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, UnparsedPublicKey, VerificationAlgorithm};
 use der::asn1::BitStringRef;
 use der::{Encode, Reader, SliceReader};
-use sha2::{Sha256, Sha384, Sha512};
-use signature::hazmat::PrehashVerifier;
 use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 
-use super::algorithm::{KeyMaterial, PublicKeyInfo, SignatureAlgorithm};
+use super::algorithm::{KeyMaterial, PublicKeyInfo, PublicKeyKind, SignatureAlgorithm};
 use super::decode::der_error;
+use super::ecdsa_sig::is_der_signature;
+use super::ed25519_point::is_small_order;
 use super::error::X509Error;
 
 /// Verifies `signature` over `message` with the key in `spki`, for the algorithm named by
@@ -23,90 +25,7 @@ pub fn verify_signature(
 ) -> Result<(), X509Error> {
     let algorithm = SignatureAlgorithm::from_algorithm_identifier(alg)?;
     let key = PublicKeyInfo::from_spki(spki)?;
-    if let Some(aws_alg) = aws_lc_algorithm(&key, algorithm) {
-        // ring's P-384 is generic Montgomery code (~0.8 ms a verification, as slow as the
-        // token's signature); AWS-LC's is ~4x faster. Same checks, same errors.
-        check_form(&key, algorithm, signature)?;
-        let raw = spki.subject_public_key.raw_bytes();
-        return aws_lc_rs::signature::UnparsedPublicKey::new(aws_alg, raw)
-            .verify(message, signature)
-            .map_err(|_| X509Error::BadSignature);
-    }
-    if let Some(ring_alg) = ring_algorithm(&key, algorithm) {
-        // ring's assembly verifiers are several times faster than the portable ones, and
-        // hsmca verifies every signature the token makes before anything is written. The
-        // form is checked first so a malformed signature is reported as such, not as wrong.
-        check_form(&key, algorithm, signature)?;
-        let raw = spki.subject_public_key.raw_bytes();
-        return ring::signature::UnparsedPublicKey::new(ring_alg, raw)
-            .verify(message, signature)
-            .map_err(|_| X509Error::BadSignature);
-    }
     verify_with_key(&key, algorithm, message, signature)
-}
-
-/// Refuses an ECDSA signature that is not a DER Ecdsa-Sig-Value, or an RSA signature whose
-/// length differs from the modulus: malformed rather than merely wrong.
-fn check_form(
-    key: &PublicKeyInfo,
-    algorithm: SignatureAlgorithm,
-    signature: &[u8],
-) -> Result<(), X509Error> {
-    let malformed = |detail: &str| X509Error::MalformedSignature {
-        algorithm: algorithm.description().to_owned(),
-        detail: detail.to_owned(),
-    };
-    match &key.material {
-        KeyMaterial::P256(_) => p256::ecdsa::DerSignature::from_bytes(signature)
-            .map(drop)
-            .map_err(|_| malformed("not a DER Ecdsa-Sig-Value for P-256")),
-        KeyMaterial::P384(_) => p384::ecdsa::DerSignature::from_bytes(signature)
-            .map(drop)
-            .map_err(|_| malformed("not a DER Ecdsa-Sig-Value for P-384")),
-        KeyMaterial::Rsa(pk)
-            if signature.len() != rsa::traits::PublicKeyParts::size(pk.as_ref()) =>
-        {
-            Err(malformed("its length differs from the RSA modulus length"))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// AWS-LC's verifier for P-384 keys (DER Ecdsa-Sig-Values), where ring is slow.
-fn aws_lc_algorithm(
-    key: &PublicKeyInfo,
-    algorithm: SignatureAlgorithm,
-) -> Option<&'static dyn aws_lc_rs::signature::VerificationAlgorithm> {
-    use SignatureAlgorithm as S;
-    use aws_lc_rs::signature as a;
-    Some(match (&key.material, algorithm) {
-        (KeyMaterial::P384(_), S::EcdsaSha384) => &a::ECDSA_P384_SHA384_ASN1,
-        (KeyMaterial::P384(_), S::EcdsaSha256) => &a::ECDSA_P384_SHA256_ASN1,
-        _ => return None,
-    })
-}
-
-/// ring's verifier for the ECDSA and RSA forms hsmca issues (Ed25519 stays with
-/// ed25519-dalek's strict verification). ECDSA signatures must be DER Ecdsa-Sig-Values.
-fn ring_algorithm(
-    key: &PublicKeyInfo,
-    algorithm: SignatureAlgorithm,
-) -> Option<&'static dyn ring::signature::VerificationAlgorithm> {
-    use SignatureAlgorithm as S;
-    use ring::signature as r;
-    Some(match (&key.material, algorithm) {
-        (KeyMaterial::P256(_), S::EcdsaSha256) => &r::ECDSA_P256_SHA256_ASN1,
-        (KeyMaterial::P256(_), S::EcdsaSha384) => &r::ECDSA_P256_SHA384_ASN1,
-        (KeyMaterial::P384(_), S::EcdsaSha384) => &r::ECDSA_P384_SHA384_ASN1,
-        (KeyMaterial::P384(_), S::EcdsaSha256) => &r::ECDSA_P384_SHA256_ASN1,
-        (KeyMaterial::Rsa(_), S::RsaPkcs1Sha256) => &r::RSA_PKCS1_2048_8192_SHA256,
-        (KeyMaterial::Rsa(_), S::RsaPkcs1Sha384) => &r::RSA_PKCS1_2048_8192_SHA384,
-        (KeyMaterial::Rsa(_), S::RsaPkcs1Sha512) => &r::RSA_PKCS1_2048_8192_SHA512,
-        (KeyMaterial::Rsa(_), S::RsaPssSha256) => &r::RSA_PSS_2048_8192_SHA256,
-        (KeyMaterial::Rsa(_), S::RsaPssSha384) => &r::RSA_PSS_2048_8192_SHA384,
-        (KeyMaterial::Rsa(_), S::RsaPssSha512) => &r::RSA_PSS_2048_8192_SHA512,
-        _ => return None,
-    })
 }
 
 /// Verifies `signature` over `message` with an already checked key: the form to use right
@@ -127,71 +46,111 @@ pub fn verify_with_key(
         algorithm: algorithm.description().to_owned(),
         detail: detail.to_owned(),
     };
-    match &key.material {
-        KeyMaterial::P256(vk) => {
-            // X.509 carries ECDSA as a DER Ecdsa-Sig-Value; from_bytes refuses BER and r/s
-            // out of range. The prehash form lets P-256 verify a SHA-384 digest and back.
-            let sig = p256::ecdsa::DerSignature::from_bytes(signature)
-                .map_err(|_| malformed("not a DER Ecdsa-Sig-Value for P-256"))?;
-            let digest = host_digest(algorithm, message)?;
-            vk.verify_prehash(&digest, &sig)
-                .map_err(|_| X509Error::BadSignature)
+    let bad = |_| X509Error::BadSignature;
+    match (&key.material, key.kind()) {
+        (
+            KeyMaterial::Ec {
+                parsed,
+                uncompressed,
+            },
+            kind,
+        ) => {
+            // X.509 carries ECDSA as a DER Ecdsa-Sig-Value, r and s no longer than the order.
+            let (scalar_len, what) = match kind {
+                PublicKeyKind::EcP256 => (32, "not a DER Ecdsa-Sig-Value for P-256"),
+                _ => (48, "not a DER Ecdsa-Sig-Value for P-384"),
+            };
+            if !is_der_signature(signature, scalar_len) {
+                return Err(malformed(what));
+            }
+            // A compressed key is described but never verifies: ring, which verified P-256
+            // before, refused it, and one rule for both curves keeps it so.
+            if !uncompressed {
+                return Err(X509Error::BadSignature);
+            }
+            verify_parsed(parsed, ecdsa_algorithm(kind, algorithm), message, signature).map_err(bad)
         }
-        KeyMaterial::P384(vk) => {
-            let sig = p384::ecdsa::DerSignature::from_bytes(signature)
-                .map_err(|_| malformed("not a DER Ecdsa-Sig-Value for P-384"))?;
-            let digest = host_digest(algorithm, message)?;
-            vk.verify_prehash(&digest, &sig)
-                .map_err(|_| X509Error::BadSignature)
-        }
-        KeyMaterial::Rsa(pk) => {
+        (KeyMaterial::Rsa(parsed), PublicKeyKind::Rsa { bits }) => {
             // A signature of another length than the modulus is malformed, not merely wrong.
-            if signature.len() != rsa::traits::PublicKeyParts::size(pk.as_ref()) {
+            if signature.len() != bits.div_ceil(8) as usize {
                 return Err(malformed("its length differs from the RSA modulus length"));
             }
-            let result = match algorithm {
-                SignatureAlgorithm::RsaPkcs1Sha256 => {
-                    pk.pkcs1v15_verify::<Sha256>(message, signature)
-                }
-                SignatureAlgorithm::RsaPkcs1Sha384 => {
-                    pk.pkcs1v15_verify::<Sha384>(message, signature)
-                }
-                SignatureAlgorithm::RsaPkcs1Sha512 => {
-                    pk.pkcs1v15_verify::<Sha512>(message, signature)
-                }
-                // pss_verify requires salt = digest length, the only PSS profile accepted.
-                SignatureAlgorithm::RsaPssSha256 => pk.pss_verify::<Sha256>(message, signature),
-                SignatureAlgorithm::RsaPssSha384 => pk.pss_verify::<Sha384>(message, signature),
-                SignatureAlgorithm::RsaPssSha512 => pk.pss_verify::<Sha512>(message, signature),
+            let Some(rsa_alg) = rsa_algorithm(algorithm) else {
                 // can_verify_with only pairs RSA keys with RSA algorithms.
-                _ => {
-                    return Err(X509Error::AlgorithmKeyMismatch {
-                        signature: algorithm.description().to_owned(),
-                        key: key.to_string(),
-                    });
-                }
+                return Err(X509Error::AlgorithmKeyMismatch {
+                    signature: algorithm.description().to_owned(),
+                    key: key.to_string(),
+                });
             };
-            result.map_err(|_| X509Error::BadSignature)
+            verify_parsed(parsed, rsa_alg, message, signature).map_err(bad)
         }
-        KeyMaterial::Ed25519(vk) => {
-            let sig = ed25519_dalek::Signature::from_slice(signature)
+        (KeyMaterial::Ed25519(point), _) => {
+            let sig: &[u8; 64] = signature
+                .try_into()
                 .map_err(|_| malformed("an Ed25519 signature is 64 bytes"))?;
-            // Strict verification refuses malleable and small-order forms that plain verify
-            // accepts; every conforming signer produces signatures that pass it.
-            vk.verify_strict(message, &sig)
-                .map_err(|_| X509Error::BadSignature)
+            // Strict verification, as with ed25519-dalek's verify_strict before: a key or an R
+            // of small order is refused (AWS-LC checks s < L and R's encoding itself). Every
+            // conforming signer produces signatures that pass it.
+            let mut r = [0u8; 32];
+            r.copy_from_slice(&sig[..32]);
+            if is_small_order(point) || is_small_order(&r) {
+                return Err(X509Error::BadSignature);
+            }
+            UnparsedPublicKey::new(&lc::ED25519, point)
+                .verify(message, signature)
+                .map_err(bad)
         }
+        // PublicKeyInfo pairs RSA material with the RSA kind only.
+        (KeyMaterial::Rsa(_), _) => Err(X509Error::AlgorithmKeyMismatch {
+            signature: algorithm.description().to_owned(),
+            key: key.to_string(),
+        }),
     }
 }
 
-/// The ECDSA digest; only reached for ECDSA algorithms, which always have one.
-fn host_digest(algorithm: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>, X509Error> {
-    algorithm
-        .digest(message)
-        .ok_or_else(|| X509Error::AlgorithmKeyMismatch {
-            signature: algorithm.description().to_owned(),
-            key: "EC".to_owned(),
-        })
+/// Verifies with the parsed key when it was parsed for `alg` (the key's usual algorithm), else
+/// parses its bytes again for `alg`.
+fn verify_parsed(
+    parsed: &ParsedPublicKey,
+    alg: &'static dyn VerificationAlgorithm,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), aws_lc_rs::error::Unspecified> {
+    if std::ptr::addr_eq(parsed.algorithm(), alg) {
+        parsed.verify_sig(message, signature)
+    } else {
+        UnparsedPublicKey::new(alg, parsed.as_ref()).verify(message, signature)
+    }
+}
+
+/// AWS-LC's verifier for an ECDSA key of `kind` and a signature of `algorithm`; a key may be
+/// checked with the other curve's hash (a P-256 key signing a CSR with SHA-384 is valid).
+fn ecdsa_algorithm(
+    kind: PublicKeyKind,
+    algorithm: SignatureAlgorithm,
+) -> &'static dyn VerificationAlgorithm {
+    match (kind, algorithm) {
+        (PublicKeyKind::EcP256, SignatureAlgorithm::EcdsaSha384) => &lc::ECDSA_P256_SHA384_ASN1,
+        (PublicKeyKind::EcP256, _) => &lc::ECDSA_P256_SHA256_ASN1,
+        (_, SignatureAlgorithm::EcdsaSha256) => &lc::ECDSA_P384_SHA256_ASN1,
+        _ => &lc::ECDSA_P384_SHA384_ASN1,
+    }
+}
+
+/// AWS-LC's verifier for an RSA signature of `algorithm`: moduli of 2048 to 8192 bits, PSS
+/// with MGF1 of the same hash and a salt as long as the digest (the only PSS profile
+/// [`SignatureAlgorithm::from_algorithm_identifier`] accepts).
+fn rsa_algorithm(algorithm: SignatureAlgorithm) -> Option<&'static dyn VerificationAlgorithm> {
+    use SignatureAlgorithm as S;
+    Some(match algorithm {
+        S::RsaPkcs1Sha256 => &lc::RSA_PKCS1_2048_8192_SHA256,
+        S::RsaPkcs1Sha384 => &lc::RSA_PKCS1_2048_8192_SHA384,
+        S::RsaPkcs1Sha512 => &lc::RSA_PKCS1_2048_8192_SHA512,
+        S::RsaPssSha256 => &lc::RSA_PSS_2048_8192_SHA256,
+        S::RsaPssSha384 => &lc::RSA_PSS_2048_8192_SHA384,
+        S::RsaPssSha512 => &lc::RSA_PSS_2048_8192_SHA512,
+        S::EcdsaSha256 | S::EcdsaSha384 | S::Ed25519 => return None,
+    })
 }
 
 /// Verifies a certificate's signature with its issuer's public key: checks that the TBS
@@ -340,18 +299,27 @@ pub(crate) mod tests {
         out
     }
 
-    /// A 2048-bit RSA key made once with the rsa crate's own keygen (rcgen with ring has
-    /// none) and shared by all tests, since keygen is slow in debug builds.
-    pub(crate) fn rsa_key() -> &'static rsa::PrivateKey {
-        static KEY: OnceLock<rsa::PrivateKey> = OnceLock::new();
-        KEY.get_or_init(|| rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).unwrap())
+    /// A 2048-bit RSA key (PKCS#8), made once and shared by all tests: RSA key generation is
+    /// the slow part of these tests.
+    fn rsa_pkcs8() -> &'static [u8] {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        static KEY: OnceLock<Vec<u8>> = OnceLock::new();
+        KEY.get_or_init(|| {
+            let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+            let der: Pkcs8V1Der<'static> = key.as_der().unwrap();
+            der.as_ref().to_vec()
+        })
+    }
+
+    /// The shared RSA key, for signing in the tests.
+    pub(crate) fn rsa_key() -> aws_lc_rs::rsa::KeyPair {
+        aws_lc_rs::rsa::KeyPair::from_pkcs8(rsa_pkcs8()).unwrap()
     }
 
     /// The shared RSA key as an rcgen key pair, signing with PKCS#1 v1.5 SHA-256.
     pub(crate) fn rsa_rcgen_key() -> KeyPair {
-        use rsa::pkcs8::EncodePrivateKey;
-        let pem = rsa_key().to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
-        KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).unwrap()
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from(rsa_pkcs8());
+        KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).unwrap()
     }
 
     fn self_signed(
@@ -442,43 +410,38 @@ pub(crate) mod tests {
     }
 
     fn rsa_spki() -> SubjectPublicKeyInfoOwned {
-        use rsa::pkcs8::EncodePublicKey;
-        let public = rsa_key().to_public_key();
-        SubjectPublicKeyInfoOwned::from_der(public.to_public_key_der().unwrap().as_bytes()).unwrap()
+        spki_of(&rsa_rcgen_key())
+    }
+
+    /// Signs `msg` with the shared RSA key and `encoding` (PKCS#1 v1.5 or PSS).
+    fn rsa_sign(encoding: &'static dyn aws_lc_rs::signature::RsaEncoding, msg: &[u8]) -> Vec<u8> {
+        let key = rsa_key();
+        let mut sig = vec![0; key.public_modulus_len()];
+        key.sign(
+            encoding,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            msg,
+            &mut sig,
+        )
+        .unwrap();
+        sig
     }
 
     #[test]
     fn rsa_pkcs1_and_pss_signatures() {
-        let key = rsa_key();
+        use aws_lc_rs::signature as a;
         let spki = rsa_spki();
         let msg = b"to be signed";
-        let cases: [(SignatureAlgorithm, Vec<u8>); 6] = [
-            (
-                SignatureAlgorithm::RsaPkcs1Sha256,
-                key.pkcs1v15_sign::<Sha256>(msg).unwrap(),
-            ),
-            (
-                SignatureAlgorithm::RsaPkcs1Sha384,
-                key.pkcs1v15_sign::<Sha384>(msg).unwrap(),
-            ),
-            (
-                SignatureAlgorithm::RsaPkcs1Sha512,
-                key.pkcs1v15_sign::<Sha512>(msg).unwrap(),
-            ),
-            (
-                SignatureAlgorithm::RsaPssSha256,
-                key.pss_sign::<Sha256>(msg).unwrap(),
-            ),
-            (
-                SignatureAlgorithm::RsaPssSha384,
-                key.pss_sign::<Sha384>(msg).unwrap(),
-            ),
-            (
-                SignatureAlgorithm::RsaPssSha512,
-                key.pss_sign::<Sha512>(msg).unwrap(),
-            ),
+        let cases: [(SignatureAlgorithm, &'static dyn a::RsaEncoding); 6] = [
+            (SignatureAlgorithm::RsaPkcs1Sha256, &a::RSA_PKCS1_SHA256),
+            (SignatureAlgorithm::RsaPkcs1Sha384, &a::RSA_PKCS1_SHA384),
+            (SignatureAlgorithm::RsaPkcs1Sha512, &a::RSA_PKCS1_SHA512),
+            (SignatureAlgorithm::RsaPssSha256, &a::RSA_PSS_SHA256),
+            (SignatureAlgorithm::RsaPssSha384, &a::RSA_PSS_SHA384),
+            (SignatureAlgorithm::RsaPssSha512, &a::RSA_PSS_SHA512),
         ];
-        for (alg, sig) in cases {
+        for (alg, encoding) in cases {
+            let sig = rsa_sign(encoding, msg);
             let ai = alg.algorithm_identifier();
             verify_signature(&spki, &ai, msg, &sig).unwrap_or_else(|e| panic!("{alg}: {e}"));
             let mut bad = sig.clone();
@@ -487,54 +450,161 @@ pub(crate) mod tests {
             assert!(matches!(err, X509Error::BadSignature), "{alg}: {err:?}");
             let err = verify_signature(&spki, &ai, b"to be signeD", &sig).unwrap_err();
             assert!(matches!(err, X509Error::BadSignature), "{alg}: {err:?}");
+            // One byte short of the modulus: malformed, not merely wrong.
+            let err = verify_signature(&spki, &ai, msg, &sig[1..]).unwrap_err();
+            assert!(
+                matches!(err, X509Error::MalformedSignature { .. }),
+                "{alg}: {err:?}"
+            );
         }
         // PKCS#1 v1.5 signature presented as PSS (and the reverse) must fail.
-        let pkcs1 = key.pkcs1v15_sign::<Sha256>(msg).unwrap();
+        let pkcs1 = rsa_sign(&a::RSA_PKCS1_SHA256, msg);
         let pss_ai = SignatureAlgorithm::RsaPssSha256.algorithm_identifier();
         assert!(verify_signature(&spki, &pss_ai, msg, &pkcs1).is_err());
+        let pss = rsa_sign(&a::RSA_PSS_SHA256, msg);
+        let pkcs1_ai = SignatureAlgorithm::RsaPkcs1Sha256.algorithm_identifier();
+        assert!(verify_signature(&spki, &pkcs1_ai, msg, &pss).is_err());
+        // A hash other than the one signed.
+        let sha384_ai = SignatureAlgorithm::RsaPssSha384.algorithm_identifier();
+        assert!(verify_signature(&spki, &sha384_ai, msg, &pss).is_err());
     }
 
     #[test]
     fn pss_with_another_salt_length_fails() {
-        use rsa::pss::SigningKey;
-        use signature::RandomizedSigner;
-        let signer = SigningKey::<Sha256>::new_with_salt_len(rsa_key().clone(), 20);
+        use aws_lc_rs::signature::{RSA_PSS_SHA256, RsaPssSaltLength, RsaSignatureEncoding};
+        static SALT_20: RsaSignatureEncoding =
+            RSA_PSS_SHA256.with_pss_salt_length(RsaPssSaltLength::Custom(20));
         let msg = b"salted";
-        let sig: rsa::pss::Signature = signer
-            .try_sign_with_rng(&mut getrandom::SysRng, msg)
-            .unwrap();
-        let sig = signature::SignatureEncoding::to_vec(&sig);
+        let sig = rsa_sign(&SALT_20, msg);
         let ai = SignatureAlgorithm::RsaPssSha256.algorithm_identifier();
         assert!(matches!(
             verify_signature(&rsa_spki(), &ai, msg, &sig),
             Err(X509Error::BadSignature)
         ));
+        // The same key and message with the profile's salt (32 bytes) verifies.
+        verify_signature(&rsa_spki(), &ai, msg, &rsa_sign(&RSA_PSS_SHA256, msg)).unwrap();
+    }
+
+    /// A fresh P-256 key, with its SPKI.
+    fn p256_key() -> (
+        aws_lc_rs::signature::EcdsaKeyPair,
+        SubjectPublicKeyInfoOwned,
+    ) {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let spki = key.public_key().as_der().unwrap();
+        let spki = SubjectPublicKeyInfoOwned::from_der(spki.as_ref()).unwrap();
+        (key, spki)
     }
 
     #[test]
     fn ecdsa_cross_hash_and_malformed_signatures() {
-        use p256::ecdsa::SigningKey;
-        use signature::hazmat::PrehashSigner;
-        let sk = SigningKey::from_slice(&[0x42; 32]).unwrap();
-        let spki = SubjectPublicKeyInfoOwned::from_der(
-            spki::EncodePublicKey::to_public_key_der(sk.verifying_key())
-                .unwrap()
-                .as_bytes(),
-        )
-        .unwrap();
+        let (key, spki) = p256_key();
         let msg = b"cross";
+        // P-256 signing a SHA-384 digest (what some CSR tools do): ECDSA uses the digest's
+        // leftmost 256 bits, which AWS-LC signs when given them as a SHA-256 digest.
         let digest = SignatureAlgorithm::EcdsaSha384.digest(msg).unwrap();
-        let sig: p256::ecdsa::Signature = sk.sign_prehash(&digest).unwrap();
-        let der_sig = sig.to_der();
+        let digest =
+            aws_lc_rs::digest::Digest::import_less_safe(&digest[..32], &aws_lc_rs::digest::SHA256)
+                .unwrap();
+        let der_sig = key.sign_digest(&digest).unwrap();
         let ai = SignatureAlgorithm::EcdsaSha384.algorithm_identifier();
-        verify_signature(&spki, &ai, msg, der_sig.as_bytes()).unwrap();
+        verify_signature(&spki, &ai, msg, der_sig.as_ref()).unwrap();
+        // Presented as SHA-256 it is wrong, not malformed.
+        let ai256 = SignatureAlgorithm::EcdsaSha256.algorithm_identifier();
+        assert!(matches!(
+            verify_signature(&spki, &ai256, msg, der_sig.as_ref()),
+            Err(X509Error::BadSignature)
+        ));
 
         // Raw r||s (what CKM_ECDSA returns) is not what X.509 carries.
-        let err = verify_signature(&spki, &ai, msg, &sig.to_bytes()).unwrap_err();
+        let raw = super::super::ecdsa_sig::tests_support::der_to_raw(der_sig.as_ref(), 32);
+        let err = verify_signature(&spki, &ai, msg, &raw).unwrap_err();
         assert!(
             matches!(err, X509Error::MalformedSignature { .. }),
             "{err:?}"
         );
+        // Turned back into DER it verifies again.
+        let again = super::super::ecdsa_sig::raw_to_der(&raw, 32).unwrap();
+        verify_signature(&spki, &ai, msg, &again).unwrap();
+    }
+
+    #[test]
+    fn compressed_ec_keys_are_described_but_never_verify() {
+        let (key, spki) = p256_key();
+        let msg = b"compressed";
+        let sig = key
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), msg)
+            .unwrap();
+        let point = spki.subject_public_key.raw_bytes();
+        let mut compressed = vec![0x02 | (point[64] & 1)];
+        compressed.extend_from_slice(&point[1..33]);
+        let mut cspki = spki.clone();
+        cspki.subject_public_key = der::asn1::BitString::from_bytes(&compressed).unwrap();
+        let info = PublicKeyInfo::from_spki(&cspki).unwrap();
+        assert_eq!(info.to_string(), "ECDSA P-256");
+        let ai = SignatureAlgorithm::EcdsaSha256.algorithm_identifier();
+        verify_signature(&spki, &ai, msg, sig.as_ref()).unwrap();
+        assert!(matches!(
+            verify_signature(&cspki, &ai, msg, sig.as_ref()),
+            Err(X509Error::BadSignature)
+        ));
+    }
+
+    /// An Ed25519 SPKI with the given 32 key bytes.
+    fn ed25519_spki(point: &[u8; 32]) -> SubjectPublicKeyInfoOwned {
+        SubjectPublicKeyInfoOwned {
+            algorithm: AlgorithmIdentifierOwned {
+                oid: const_oid::db::rfc8410::ID_ED_25519,
+                parameters: None,
+            },
+            subject_public_key: der::asn1::BitString::from_bytes(point).unwrap(),
+        }
+    }
+
+    #[test]
+    fn ed25519_small_order_keys_and_r_are_refused() {
+        // The identity as key and as R with s = 0 satisfies the plain RFC 8032 equation
+        // ([0]B = R + [k]A for any k): AWS-LC alone would accept it; strict verification not.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let spki = ed25519_spki(&identity);
+        PublicKeyInfo::from_spki(&spki).unwrap();
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&identity);
+        let ai = SignatureAlgorithm::Ed25519.algorithm_identifier();
+        assert!(matches!(
+            verify_signature(&spki, &ai, b"anything", &sig),
+            Err(X509Error::BadSignature)
+        ));
+        // RFC 8032 §7.1 test 1: a real key and signature verify; s + L does not (malleability).
+        let key = hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+            .unwrap();
+        let sig = hex::decode(
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155\
+             5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        )
+        .unwrap();
+        let spki = ed25519_spki(&key.clone().try_into().unwrap());
+        verify_signature(&spki, &ai, b"", &sig).unwrap();
+        assert!(matches!(
+            verify_signature(&spki, &ai, b"x", &sig),
+            Err(X509Error::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn ed25519_keys_off_the_curve_or_not_canonical_are_refused() {
+        let mut two = [0u8; 32];
+        two[0] = 2;
+        let err = PublicKeyInfo::from_spki(&ed25519_spki(&two)).unwrap_err();
+        assert!(
+            matches!(err, X509Error::MalformedPublicKey { .. }),
+            "{err:?}"
+        );
+        let err = PublicKeyInfo::from_spki(&ed25519_spki(&[0xff; 32])).unwrap_err();
+        assert!(err.to_string().contains("non-canonical"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use crypto_bigint::{BoxedUint, Resize};
 use der::Decode;
-use rsa::pkcs1::RsaPublicKeyRef;
+use pkcs1::RsaPublicKeyRef;
 use spki::SubjectPublicKeyInfoOwned;
 
 use super::error::X509Error;

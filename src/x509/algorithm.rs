@@ -565,8 +565,9 @@ impl fmt::Display for PublicKeyKind {
 }
 
 /// The checked key, as verification needs it. AWS-LC parses ECDSA and RSA keys into a key
-/// bound to one signature algorithm: the one this CA would use with the key (the common case,
-/// no second parse); a signature of another algorithm parses the same bytes again.
+/// bound to one signature algorithm: here [`PublicKeyInfo::default_signature`], the one this
+/// CA would use with the key (the common case, no second parse); a signature of another
+/// algorithm parses the same bytes again.
 #[derive(Clone, Debug)]
 pub(crate) enum KeyMaterial {
     /// An ECDSA P-256 or P-384 key, checked to be on its curve.

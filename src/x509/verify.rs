@@ -47,6 +47,7 @@ pub fn verify_with_key(
         detail: detail.to_owned(),
     };
     let bad = |_| X509Error::BadSignature;
+    let usual = algorithm == key.default_signature();
     match (&key.material, key.kind()) {
         (
             KeyMaterial::Ec {
@@ -68,7 +69,8 @@ pub fn verify_with_key(
             if !uncompressed {
                 return Err(X509Error::BadSignature);
             }
-            verify_parsed(parsed, ecdsa_algorithm(kind, algorithm), message, signature).map_err(bad)
+            let alg = ecdsa_algorithm(kind, algorithm);
+            verify_parsed(parsed, usual, alg, message, signature).map_err(bad)
         }
         (KeyMaterial::Rsa(parsed), PublicKeyKind::Rsa { bits }) => {
             // A signature of another length than the modulus is malformed, not merely wrong.
@@ -82,7 +84,7 @@ pub fn verify_with_key(
                     key: key.to_string(),
                 });
             };
-            verify_parsed(parsed, rsa_alg, message, signature).map_err(bad)
+            verify_parsed(parsed, usual, rsa_alg, message, signature).map_err(bad)
         }
         (KeyMaterial::Ed25519(point), _) => {
             let sig: &[u8; 64] = signature
@@ -108,15 +110,17 @@ pub fn verify_with_key(
     }
 }
 
-/// Verifies with the parsed key when it was parsed for `alg` (the key's usual algorithm), else
-/// parses its bytes again for `alg`.
+/// Verifies with the parsed key when the signature is of the algorithm it was parsed for
+/// (`usual`: the key's default signature, see [`KeyMaterial`]), else parses its bytes again
+/// for `alg`. aws-lc-rs's algorithms are constants, so they cannot be told apart by address.
 fn verify_parsed(
     parsed: &ParsedPublicKey,
+    usual: bool,
     alg: &'static dyn VerificationAlgorithm,
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), aws_lc_rs::error::Unspecified> {
-    if std::ptr::addr_eq(parsed.algorithm(), alg) {
+    if usual {
         parsed.verify_sig(message, signature)
     } else {
         UnparsedPublicKey::new(alg, parsed.as_ref()).verify(message, signature)

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use hsmca::ca::audit::AuditLog;
-use hsmca::ca::store::{Access, CaDir};
+use hsmca::ca::store::{Access, CaDir, Reading};
 use libfuzzer_sys::fuzz_target;
 
 fn dir() -> &'static tempfile::TempDir {
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let path = dir().path().join("audit.jsonl");
     std::fs::write(&path, data).expect("write the log");
     let _ = AuditLog::new(&path).read();
-    if let Ok(ca) = CaDir::open(dir().path(), Access::Read) {
+    if let Ok(ca) = CaDir::open(dir().path(), Access::Read, Reading::Whole) {
         let ledger = ca.ledger();
         let _ = ledger.serials();
         let _ = ledger.find("01");

@@ -1,7 +1,7 @@
 //! CSRs as `hsmca sign` reads them: PEM or DER, then the self-signature and key checks.
 #![no_main]
 
-use hsmca::ca::CheckedCsr;
+use hsmca::ca::{CaKeys, CheckedCsr};
 use hsmca::x509::csr::Csr;
 use libfuzzer_sys::fuzz_target;
 
@@ -15,5 +15,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = csr.signature_algorithm();
     let _ = csr.requested_extensions();
     let _ = csr.sha256();
-    let _ = CheckedCsr::check(csr);
+    let _ = CheckedCsr::check(csr, &CaKeys::default());
 });

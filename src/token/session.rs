@@ -661,7 +661,7 @@ impl<'m> TokenSession<'m> {
     /// C_SignInit, then one C_Sign into a buffer of the signature's size.
     fn sign_once(
         &self,
-        mech: &Mechanism,
+        mech: &Mechanism<'_>,
         key: &TokenKey,
         data: &[u8],
     ) -> Result<Vec<u8>, TokenError> {

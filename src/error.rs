@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::output::OutputError;
 use crate::token::TokenError;
-use crate::x509::error::X509Error;
+use crate::x509::error::{REPORT_BUG, SignError, X509Error};
 
 /// Any failure of an hsmca operation.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +14,7 @@ pub enum Error {
     Token(#[from] TokenError),
     /// Certificates, CSRs, names, algorithms and signatures.
     #[error(transparent)]
-    X509(#[from] X509Error),
+    X509(X509Error),
     /// Writing an output file.
     #[error(transparent)]
     Output(#[from] OutputError),
@@ -43,6 +43,42 @@ pub enum Error {
         /// The fix.
         hint: String,
     },
+    /// An internal invariant of this tool does not hold: a bug, not bad input.
+    #[error("internal error: {what}")]
+    Internal {
+        /// Which invariant.
+        what: String,
+    },
+}
+
+impl From<X509Error> for Error {
+    /// A signer's error comes back as what it was: the token's error for a key on a token.
+    fn from(e: X509Error) -> Self {
+        match e {
+            X509Error::Signer(e) => e.into(),
+            other => Error::X509(other),
+        }
+    }
+}
+
+impl From<SignError> for Error {
+    fn from(e: SignError) -> Self {
+        let hint = e.hint();
+        let source = match e.into_source().downcast::<Error>() {
+            Ok(error) => return *error,
+            Err(other) => other,
+        };
+        match source.downcast::<TokenError>() {
+            Ok(token) => Error::Token(*token),
+            Err(other) => match other.downcast::<X509Error>() {
+                Ok(x509) => Error::from(*x509),
+                Err(other) => Error::Invalid {
+                    message: other.to_string(),
+                    hint: hint.unwrap_or_else(|| REPORT_BUG.into()),
+                },
+            },
+        }
+    }
 }
 
 impl Error {
@@ -50,29 +86,27 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Token(e) => e.hint(),
-            Error::X509(_) => None,
+            Error::X509(e) => e.hint(),
             Error::Output(e) => e.hint(),
             Error::Read { .. } => Some("check the path and that this user may read it".into()),
             Error::Invalid { hint, .. } => Some(hint.clone()),
-            Error::Partial { source, .. } => source.cause_and_hint().1,
+            Error::Internal { .. } => Some(REPORT_BUG.into()),
+            Error::Partial { source, .. } => source.hint(),
         }
     }
 
-    /// The message split into cause and fix, as the CLI prints them (`error:` and `hint:`).
-    /// Certificate-layer messages carry their fix after the last "; ".
+    /// The cause and the fix, as the CLI prints them (`error:` and `hint:`).
     pub fn cause_and_hint(&self) -> (String, Option<String>) {
         if let Error::Partial { done, source } = self {
             let (cause, hint) = source.cause_and_hint();
             return (format!("{cause}\nstopped part-way: {done}"), hint);
         }
-        let text = self.to_string();
-        if let Some(hint) = self.hint() {
-            return (text, Some(hint));
-        }
-        match text.rsplit_once("; ") {
-            Some((cause, fix)) => (cause.to_string(), Some(fix.to_string())),
-            None => (text, None),
-        }
+        (self.to_string(), self.hint())
+    }
+
+    /// Shorthand for [`Error::Internal`].
+    pub fn internal(what: impl Into<String>) -> Self {
+        Error::Internal { what: what.into() }
     }
 
     /// Shorthand for [`Error::Invalid`].

@@ -259,7 +259,7 @@ fn write(
     ca_key: &SubjectPublicKeyInfoOwned,
     head: &Head,
 ) -> Result<()> {
-    let bytes = serde_json::to_vec(head)
-        .map_err(|e| Error::invalid(format!("log head encoding: {e}"), "report a bug"))?;
+    let bytes =
+        serde_json::to_vec(head).map_err(|e| Error::internal(format!("log head encoding: {e}")))?;
     Ok(session.replace_data(&label(ca_key), &bytes)?)
 }

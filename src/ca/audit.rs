@@ -599,7 +599,7 @@ impl AuditLog {
     /// Writes `record` (numbered after `tail`) as one line.
     fn write_record(&self, tail: &mut Tail, record: Record) -> Result<()> {
         let mut line = serde_json::to_vec(&record)
-            .map_err(|e| Error::invalid(format!("audit record encoding: {e}"), "report a bug"))?;
+            .map_err(|e| Error::internal(format!("audit record encoding: {e}")))?;
         let hash = sha256_hex(&line);
         line.push(b'\n');
         let (mut file, before) =
@@ -634,7 +634,7 @@ impl AuditLog {
             .signature_algorithm()
             .algorithm_identifier()
             .to_der()
-            .map_err(|e| Error::invalid(format!("algorithm encoding: {e}"), "report a bug"))?;
+            .map_err(|e| Error::internal(format!("algorithm encoding: {e}")))?;
         let mut record = Record::next(
             tail,
             operator,

@@ -196,10 +196,10 @@ pub fn sign_batch(
     let total = batch.checked.len();
     match result {
         // Every path that stops early reports an error; a short count would be a bug here.
-        Ok(n) if n != total => Err(Error::invalid(
-            format!("the batch ended after {n} of {total} certificates without an error"),
-            "report a bug; the certificates listed were recorded and written",
-        )),
+        Ok(n) if n != total => Err(Error::internal(format!(
+            "the batch ended after {n} of {total} certificates without an error (the \
+             certificates listed were recorded and written)"
+        ))),
         other => other,
     }
 }
@@ -264,7 +264,7 @@ fn sign_one(signer: &TokenSigner<'_, '_>, p: Prepared) -> Step<(Prepared, Vec<u8
         Ok(signature) => Ok((p, signature)),
         Err(err) => Err(Box::new(Failure {
             refused: Some(p.csr.csr().der().to_vec()),
-            err,
+            err: err.into(),
         })),
     }
 }
@@ -459,14 +459,14 @@ fn prepare_one(
     let csr = Csr::parse(&read_limited(&path, MAX_CSR).map_err(plain)?)
         .map_err(|e| plain(Error::from(e)))?;
     let csr = CheckedCsr::recheck(csr, sha).map_err(|e| plain(about(&path, e)))?;
-    let refused = |err| {
+    let refused = |err: Error| {
         Box::new(Failure {
             refused: Some(csr.csr().der().to_vec()),
             err,
         })
     };
-    let serial =
-        random_serial_where(|s| !taken.contains(s) && !issued.contains(s)).map_err(refused)?;
+    let serial = random_serial_where(|s| !taken.contains(s) && !issued.contains(s))
+        .map_err(|e| refused(e.into()))?;
     issued.insert(serial.as_bytes());
     // The lint before the token signs reads a structural copy: the token's signature is the
     // only part it lacks, and the writer verifies that one.
@@ -624,10 +624,7 @@ pub fn check_requests(
                 .into_iter()
                 .map(|w| match w {
                     Ok(w) => w.join().map_err(|_| {
-                        Error::invalid(
-                            "a request-checking thread panicked",
-                            "nothing was signed; report a bug",
-                        )
+                        Error::internal("a request-checking thread panicked; nothing was signed")
                     }),
                     Err(e) => Err(Error::invalid(
                         format!("cannot start a thread: {e}"),

@@ -232,9 +232,8 @@ impl KeyIndex {
             (_, Some(h)) => h,
             (None, None) => Sha256::new(),
             (Some(_), None) => {
-                return Err(Error::invalid(
+                return Err(Error::internal(
                     "the CA-key index was written before it was checked",
-                    "report a bug",
                 ));
             }
         };

@@ -97,9 +97,9 @@ impl Order<'_> {
     ) -> Result<CertRequest<'i>> {
         let (subject, public_key) = match self.certify {
             Certify::OwnKey => (
-                self.subject.clone().ok_or_else(|| {
-                    crate::error::Error::invalid("a root needs a subject", "report a bug")
-                })?,
+                self.subject
+                    .clone()
+                    .ok_or_else(|| crate::error::Error::internal("a root needs a subject"))?,
                 signer.public_key().clone(),
             ),
             Certify::Request(csr) => (
@@ -200,9 +200,8 @@ impl Records for super::recorder::BatchRecorder<'_> {
         super::recorder::BatchRecorder::keep_cert(self, cert)
     }
     fn keep_ca_cert(&self, _: &Certificate) -> Result<()> {
-        Err(crate::error::Error::invalid(
+        Err(crate::error::Error::internal(
             "a batch signs requests, never a root",
-            "report a bug",
         ))
     }
 }
@@ -258,7 +257,8 @@ pub fn issue(
         refuse_findings(&cert, issuer, "after signing")?;
         Ok(cert)
     })();
-    let cert = signed.map_err(|e| rec.refuse(order.command, order.input(), e))?;
+    let cert =
+        signed.map_err(|e: crate::error::Error| rec.refuse(order.command, order.input(), e))?;
     deliver(
         rec,
         order,

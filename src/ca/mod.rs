@@ -61,7 +61,7 @@ pub(crate) fn generate_key(
             key
         }
         Err(e @ crate::token::TokenError::AfterGeneration { .. }) => {
-            return Err(rec.refuse(command, None, e.into()));
+            return Err(rec.refuse(command, None, e));
         }
         Err(e) => return Err(e.into()),
     };
@@ -149,7 +149,7 @@ pub fn issued_record(cert: &Certificate, profile: &str, key_uri: &str) -> Result
     let tbs = cert.tbs_certificate();
     let der = cert
         .to_der()
-        .map_err(|e| Error::invalid(format!("certificate encoding: {e}"), "report a bug"))?;
+        .map_err(|e| Error::internal(format!("certificate encoding: {e}")))?;
     Ok(IssuedCert {
         serial: serial_hex(cert),
         subject: tbs.subject().to_string(),

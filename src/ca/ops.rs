@@ -119,7 +119,7 @@ pub(crate) fn issue_crl_recorded(
     )?;
     let der = crl
         .to_der()
-        .map_err(|e| Error::invalid(format!("CRL encoding: {e}"), "report a bug"))?;
+        .map_err(|e| Error::internal(format!("CRL encoding: {e}")))?;
     rec.append(Event::CrlIssued {
         crl_number: number,
         this_update: fmt(this_update),

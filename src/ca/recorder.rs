@@ -137,7 +137,8 @@ impl Recorder {
     }
 
     /// Records a refused request and hands the refusal back.
-    pub fn refuse(&mut self, command: &str, input: Option<&[u8]>, err: Error) -> Error {
+    pub fn refuse(&mut self, command: &str, input: Option<&[u8]>, err: impl Into<Error>) -> Error {
+        let err = err.into();
         record_refusal(|event| self.append(event), command, input, err)
     }
 
@@ -278,7 +279,8 @@ impl BatchRecorder<'_> {
     }
 
     /// Records a refused request and hands the refusal back.
-    pub fn refuse(&mut self, command: &str, input: Option<&[u8]>, err: Error) -> Error {
+    pub fn refuse(&mut self, command: &str, input: Option<&[u8]>, err: impl Into<Error>) -> Error {
+        let err = err.into();
         record_refusal(|event| self.append(event), command, input, err)
     }
 

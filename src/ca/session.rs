@@ -305,7 +305,7 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
         let der = generated
             .spki
             .to_der()
-            .map_err(|e| Error::invalid(format!("public key encoding: {e}"), "report a bug"))?;
+            .map_err(|e| Error::internal(format!("public key encoding: {e}")))?;
         crate::output::write_atomic(
             path,
             crate::x509::decode::to_pem("PUBLIC KEY", &der)?.as_bytes(),

@@ -10,7 +10,7 @@ use crate::token::key::EC_PARAMS_P256;
 use crate::token::{KeySpec, PublicKeyMaterial, SignMechanism, TokenKey, TokenSession};
 use crate::x509::algorithm::SignatureAlgorithm;
 use crate::x509::ecdsa_sig;
-use crate::x509::signer::CaSigner;
+use crate::x509::signer::{CaSigner, SignError};
 
 const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -220,7 +220,17 @@ impl CaSigner for TokenSigner<'_, '_> {
         &self.spki
     }
 
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+    fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, SignError> {
+        self.sign_x509(message).map_err(|e| {
+            let hint = e.hint();
+            SignError::new(e, hint)
+        })
+    }
+}
+
+impl TokenSigner<'_, '_> {
+    /// [`CaSigner::sign`] in the CA layer's error: the token's signature in its X.509 form.
+    fn sign_x509(&self, message: &[u8]) -> Result<Vec<u8>> {
         let raw_to_der = |raw: Vec<u8>| -> Result<Vec<u8>> {
             // PKCS#11 returns r‖s; X.509 carries a DER Ecdsa-Sig-Value. The verification that
             // follows every signature refuses r or s outside the curve order.

@@ -378,7 +378,7 @@ impl CaDir {
             })
         };
         let bytes = serde_json::to_vec(stamp)
-            .map_err(|e| Error::invalid(format!("stamp encoding: {e}"), "report a bug"))?;
+            .map_err(|e| Error::internal(format!("stamp encoding: {e}")))?;
         let mut f = OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -432,7 +432,7 @@ impl CaDir {
             Err(StaleIndex) => {
                 self.read_whole()?;
                 self.derived.index.write()?.map_err(|StaleIndex| {
-                    Error::invalid("the CA-key index could not be written anew", "report a bug")
+                    Error::internal("the CA-key index could not be written anew")
                 })?
             }
         };
@@ -589,9 +589,8 @@ impl CaDir {
         match (std::fs::read(self.ca_cert_path()), recorded) {
             (Ok(bytes), Some(cert)) => {
                 let ca = crate::x509::decode::load_certificate(&bytes)?;
-                let der = der::Encode::to_der(&ca).map_err(|e| {
-                    Error::invalid(format!("certificate encoding: {e}"), "report a bug")
-                })?;
+                let der = der::Encode::to_der(&ca)
+                    .map_err(|e| Error::internal(format!("certificate encoding: {e}")))?;
                 if sha256_hex(&der) != cert.cert_sha256 {
                     return Err(broken(
                         "ca.crt is not the root certificate its audit log records".into(),
@@ -797,13 +796,10 @@ fn append_noting(
     if let Event::CrlIssued { crl_number, .. } = &event
         && *crl_number <= derived.crl_number
     {
-        return Err(Error::invalid(
-            format!(
-                "CRL number {crl_number} does not rise above {}",
-                derived.crl_number
-            ),
-            "report a bug",
-        ));
+        return Err(Error::internal(format!(
+            "CRL number {crl_number} does not rise above {}",
+            derived.crl_number
+        )));
     }
     let noted = event.clone();
     log.append(tail, event, operator)?;

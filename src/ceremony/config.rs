@@ -296,17 +296,17 @@ impl ValiditySpec {
     /// The period if signed at `now`.
     pub fn resolve(&self, now: OffsetDateTime) -> Result<ValidityPeriod> {
         let now = now.replace_nanosecond(0).unwrap_or(now);
-        match self {
+        Ok(match self {
             ValiditySpec::Lifetime {
                 not_before,
                 lifetime,
                 ..
-            } => ValidityPeriod::starting(not_before.unwrap_or(now), *lifetime),
+            } => ValidityPeriod::starting(not_before.unwrap_or(now), *lifetime)?,
             ValiditySpec::Until {
                 not_before,
                 not_after,
-            } => ValidityPeriod::between(not_before.unwrap_or(now), *not_after),
-        }
+            } => ValidityPeriod::between(not_before.unwrap_or(now), *not_after)?,
+        })
     }
 
     /// As a witness reads it.
@@ -984,12 +984,12 @@ impl SubordinateFields {
             .permit_dns
             .iter()
             .map(|d| check_dns_name(d, false))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let ip = self
             .permit_ip
             .iter()
             .map(|n| n.parse::<IpNet>())
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let constraints =
             (!dns.is_empty() || !ip.is_empty()).then_some(PermittedSubtrees { dns, ip });
         for url in self.crl_url.iter().chain(&self.ca_issuers_url) {

@@ -306,7 +306,8 @@ fn taken(p: &Path, step: usize, why: &str) -> Error {
     )
 }
 
-fn step_err(step: usize, e: Error) -> Error {
+fn step_err(step: usize, e: impl Into<Error>) -> Error {
+    let e = e.into();
     let (cause, hint) = e.cause_and_hint();
     Error::invalid(
         format!("step {step}: {cause}"),
@@ -704,7 +705,7 @@ pub fn build(
                     let csr_sha = hex::encode(csr.sha256());
                     let ignored = csr
                         .requested_extensions()
-                        .map_err(|e| step_err(n, about(&req_cfg.csr, e.into())))?;
+                        .map_err(|e| step_err(n, about(&req_cfg.csr, e)))?;
                     if !ignored.is_empty() {
                         notes.push(format!(
                             "step {n}: {} asks for extensions the profile decides itself; they are ignored",
@@ -1256,7 +1257,8 @@ pub fn cross_extras(profile: &CaProfile, source: &CrossSource) -> CaExtras {
     }
 }
 
-fn about(p: &Path, e: Error) -> Error {
+fn about(p: &Path, e: impl Into<Error>) -> Error {
+    let e = e.into();
     let (cause, hint) = e.cause_and_hint();
     Error::invalid(
         format!("{}: {cause}", p.display()),

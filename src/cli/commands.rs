@@ -305,11 +305,14 @@ fn validity(v: &ValidityArgs) -> Result<ValidityPeriod> {
         None => time::OffsetDateTime::now_utc(),
     };
     match (&v.validity, &v.not_after) {
-        (Some(d), None) => ValidityPeriod::starting(not_before, d.parse::<Lifetime>()?),
-        (None, Some(t)) => ValidityPeriod::between(
+        (Some(d), None) => Ok(ValidityPeriod::starting(
+            not_before,
+            d.parse::<Lifetime>()?,
+        )?),
+        (None, Some(t)) => Ok(ValidityPeriod::between(
             not_before.replace_nanosecond(0).unwrap_or(not_before),
             parse_time(t, true)?,
-        ),
+        )?),
         _ => Err(Error::invalid(
             "no validity given",
             "pass --validity (e.g. 5y) or --not-after (with an optional --not-before)",
@@ -404,12 +407,12 @@ fn sign_profile(a: &SignArgs) -> Result<Profile> {
             .permit_dns
             .iter()
             .map(|d| check_dns_name(d, false))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let ip = a
             .permit_ip
             .iter()
             .map(|c| c.parse::<IpNet>())
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let constraints =
             (!dns.is_empty() || !ip.is_empty()).then_some(PermittedSubtrees { dns, ip });
         return Ok(Profile::Intermediate {

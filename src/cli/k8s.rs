@@ -236,8 +236,12 @@ fn overrides(a: &K8sSignArgs) -> Result<ConstraintOverrides> {
             .dns
             .iter()
             .map(|d| check_dns_name(d, false))
-            .collect::<Result<_>>()?,
-        extra_ip: a.ip.iter().map(|c| c.parse()).collect::<Result<_>>()?,
+            .collect::<std::result::Result<_, _>>()?,
+        extra_ip: a
+            .ip
+            .iter()
+            .map(|c| c.parse())
+            .collect::<std::result::Result<_, _>>()?,
     })
 }
 

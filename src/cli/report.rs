@@ -9,12 +9,8 @@ use crate::error::{Error, Result};
 
 /// Prints `value` as pretty JSON on standard output.
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| {
-        Error::invalid(
-            format!("cannot encode the report as JSON: {e}"),
-            "report a bug (every report type encodes)",
-        )
-    })?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::internal(format!("cannot encode the report as JSON: {e}")))?;
     say!("{text}");
     Ok(())
 }

@@ -18,10 +18,11 @@ fn relative<'p>(base: &Path, path: &'p Path) -> Result<&'p Path> {
         .ok()
         .filter(|r| r.components().all(|c| matches!(c, Component::Normal(_))))
         .ok_or_else(|| {
-            Error::invalid(
-                format!("{} is not inside {}", path.display(), base.display()),
-                "report a bug",
-            )
+            Error::internal(format!(
+                "{} is not inside {}",
+                path.display(),
+                base.display()
+            ))
         })
 }
 

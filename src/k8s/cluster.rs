@@ -157,10 +157,7 @@ fn parse_ip(field: &str, s: &str) -> Result<IpAddr> {
 }
 
 fn parse_net(field: &str, s: &str) -> Result<IpNet> {
-    s.parse::<IpNet>().map_err(|e| {
-        let (cause, _) = e.cause_and_hint();
-        bad(format!("{field}: {cause}"))
-    })
+    s.parse::<IpNet>().map_err(|e| bad(format!("{field}: {e}")))
 }
 
 fn overlap(a: &IpNet, b: &IpNet) -> bool {
@@ -198,10 +195,9 @@ fn parse_endpoint(s: &str) -> Result<ApiEndpoint> {
     };
     let host = match host.parse::<IpAddr>() {
         Ok(ip) => Host::Ip(ip),
-        Err(_) => Host::Dns(check_dns_name(host, false).map_err(|e| {
-            let (cause, _) = e.cause_and_hint();
-            bad(format!("api_endpoint: {cause}"))
-        })?),
+        Err(_) => {
+            Host::Dns(check_dns_name(host, false).map_err(|e| bad(format!("api_endpoint: {e}")))?)
+        }
     };
     Ok(ApiEndpoint { host, port })
 }
@@ -223,10 +219,7 @@ impl ClusterFile {
                 self.name
             )));
         }
-        let domain = check_cluster_domain(&self.domain).map_err(|e| {
-            let (cause, _) = e.cause_and_hint();
-            bad(format!("domain: {cause}"))
-        })?;
+        let domain = check_cluster_domain(&self.domain).map_err(|e| bad(format!("domain: {e}")))?;
         let service_cidr = parse_net("service_cidr", &self.service_cidr)?;
         let host_bits = if service_cidr.addr.is_ipv4() { 32 } else { 128 } - service_cidr.prefix;
         if host_bits < 2 {
@@ -268,10 +261,8 @@ impl ClusterFile {
         let mut names = HashSet::new();
         let mut addrs = HashSet::new();
         let mut node = |n: NodeFile, kind: &str| -> Result<Node> {
-            let name = check_dns_name(&n.name, false).map_err(|e| {
-                let (cause, _) = e.cause_and_hint();
-                bad(format!("{kind} node: {cause}"))
-            })?;
+            let name =
+                check_dns_name(&n.name, false).map_err(|e| bad(format!("{kind} node: {e}")))?;
             if name.chars().count() > MAX_NODE_NAME {
                 return Err(bad(format!(
                     "node name \"{name}\" is longer than {MAX_NODE_NAME} characters, so the \

@@ -114,7 +114,7 @@ fn minimal_ip(all: Vec<IpNet>) -> Vec<IpNet> {
 /// Checks that every SAN is permitted by the issuing cluster CA's name constraints, naming the
 /// name and the constraint when one is not.
 pub fn check_sans(issuer: &Certificate, sans: &[San]) -> Result<()> {
-    check_sans_permitted(issuer, sans)
+    Ok(check_sans_permitted(issuer, sans)?)
 }
 
 #[cfg(test)]

@@ -30,8 +30,7 @@ pub struct Kubeconfig<'a> {
 }
 
 fn quote(s: &str) -> Result<String> {
-    serde_json::to_string(s)
-        .map_err(|e| Error::invalid(format!("kubeconfig encoding: {e}"), "report a bug"))
+    serde_json::to_string(s).map_err(|e| Error::internal(format!("kubeconfig encoding: {e}")))
 }
 
 impl Kubeconfig<'_> {

@@ -460,7 +460,8 @@ pub fn load_ca(role: CaRole, pki: &Path) -> Result<ClusterCa> {
     Ok(ClusterCa { cert, key })
 }
 
-fn about(label: &str, e: Error) -> Error {
+fn about(label: &str, e: impl Into<Error>) -> Error {
+    let e = e.into();
     let (cause, hint) = e.cause_and_hint();
     Error::invalid(format!("{label}: {cause}"), hint.unwrap_or_default())
 }
@@ -507,7 +508,7 @@ pub fn issue(
             .get(&CaRole::Kubernetes)
             .or_else(|| cas.values().next())
             .map(|c| c.key.algorithm())
-            .ok_or_else(|| Error::invalid("nothing to issue", "report a bug"))?,
+            .ok_or_else(|| Error::internal("nothing to issue"))?,
     };
     check_key_algorithm(algorithm, "the leaf key algorithm")?;
     let mut periods = HashMap::new();

@@ -36,7 +36,7 @@ pub struct Requested {
 /// least one element).
 pub fn ca_csr(role: CaRole, cluster: &str, key: &SoftKey) -> Result<String> {
     let bug = |what: &str, e: &dyn std::fmt::Display| {
-        Error::invalid(format!("cannot make the CSR: {what}: {e}"), "report a bug")
+        Error::internal(format!("cannot make the CSR: {what}: {e}"))
     };
     let mut subject = RdnSequence::default();
     for (oid, value) in [
@@ -112,7 +112,7 @@ pub fn make_requests(
     let spki = sa
         .public_key()
         .to_der()
-        .map_err(|e| Error::invalid(format!("public key encoding: {e}"), "report a bug"))?;
+        .map_err(|e| Error::internal(format!("public key encoding: {e}")))?;
     write_atomic(&sa_pub, to_pem("PUBLIC KEY", &spki)?.as_bytes(), 0o644, ow)?;
     Ok(Requested { keys, sa_pub, csrs })
 }

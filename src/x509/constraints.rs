@@ -9,9 +9,9 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::constraints::name::{GeneralSubtree, NameConstraints};
 use x509_cert::ext::pkix::name::GeneralName;
 
+use super::error::{Result, X509Error};
 use super::name::display_name;
 use super::profile::San;
-use crate::error::{Error, Result};
 
 /// One subtree of a nameConstraints extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub struct NameConstraintSet {
 
 fn subtree(s: &GeneralSubtree) -> Result<Subtree> {
     if s.minimum != 0 || s.maximum.is_some() {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             "the issuer's name constraints use minimum/maximum, which RFC 5280 forbids",
             "re-issue the CA certificate without them",
         ));
@@ -82,7 +82,7 @@ fn subtree(s: &GeneralSubtree) -> Result<Subtree> {
         GeneralName::IpAddress(o) => {
             let b = o.as_bytes();
             if b.len() != 8 && b.len() != 32 {
-                return Err(Error::invalid(
+                return Err(X509Error::refused(
                     format!(
                         "the issuer's name constraints hold an iPAddress of {} octets (8 or 32 expected)",
                         b.len()
@@ -166,7 +166,7 @@ impl NameConstraintSet {
             .tbs_certificate()
             .get_extension::<NameConstraints>()
             .map_err(|e| {
-                Error::invalid(
+                X509Error::refused(
                     format!("the issuer's nameConstraints extension is malformed: {e}"),
                     "re-issue the CA certificate",
                 )
@@ -188,7 +188,7 @@ impl NameConstraintSet {
             .find(|s| matches!(s, Subtree::NotUnderstood(_)))
             && critical
         {
-            return Err(Error::invalid(
+            return Err(X509Error::refused(
                 format!(
                     "the issuer's critical nameConstraints hold a {bad} subtree, which Go's crypto/x509 refuses"
                 ),
@@ -202,7 +202,7 @@ impl NameConstraintSet {
     /// permitted list has any of that form) and in no excluded subtree.
     pub fn check(&self, san: &San, issuer: &str) -> Result<()> {
         if let Some(ex) = self.excluded.iter().find(|s| s.covers(san)) {
-            return Err(Error::invalid(
+            return Err(X509Error::refused(
                 format!(
                     "the name {} lies in the excluded subtree {ex} of the name constraints of {issuer}",
                     san_text(san)
@@ -213,7 +213,7 @@ impl NameConstraintSet {
         let same_form: Vec<&Subtree> = self.permitted.iter().filter(|s| s.same_form(san)).collect();
         if !same_form.is_empty() && !same_form.iter().any(|s| s.covers(san)) {
             let list: Vec<String> = same_form.iter().map(|s| s.to_string()).collect();
-            return Err(Error::invalid(
+            return Err(X509Error::refused(
                 format!(
                     "the name {} is not permitted by the name constraints of {issuer} (permitted: {})",
                     san_text(san),

@@ -15,11 +15,11 @@ use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
 use x509_cert::serial_number::SerialNumber;
 
+use super::error::{Result, X509Error};
 use super::issue::issuer_facts;
 use super::signer::{BuilderKey, CaSigner};
 use super::validity::{ValidityPeriod, from_x509_time, to_x509_time};
 use super::verify::verify_signature;
-use crate::error::{Error, Result};
 
 /// id-ce-issuingDistributionPoint. x509-cert 0.3 attaches the wrong OID to its
 /// IssuingDistributionPoint type, so the extension is built with this one explicitly.
@@ -55,32 +55,32 @@ pub fn issue_crl(
         super::profile::check_http_url(url)?;
     }
     if issuer.tbs_certificate().subject_public_key_info() != signer.public_key() {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             "the key is not the issuer's: its public key differs from the CA certificate's",
             "pass the key URI of the CA whose CRL this is",
         ));
     }
     let issuer_not_after = from_x509_time(&issuer.tbs_certificate().validity().not_after)?;
     if next_update <= this_update {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             "nextUpdate is not after thisUpdate",
             "check --next-update",
         ));
     }
     if next_update - this_update > time::Duration::days(MAX_CRL_DAYS) {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             format!("nextUpdate is more than {MAX_CRL_DAYS} days after thisUpdate"),
             "choose --next-update of at most 365d",
         ));
     }
     if next_update > issuer_not_after {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             "nextUpdate is after the issuer certificate's NotAfter",
             "choose an earlier --next-update",
         ));
     }
     let period = ValidityPeriod::between(this_update, next_update)?.to_x509()?;
-    let enc = |e: der::Error| Error::invalid(format!("CRL encoding: {e}"), "report a bug");
+    let enc = |e: der::Error| X509Error::internal(format!("CRL encoding: {e}"));
     let subject = issuer.tbs_certificate().subject();
 
     let mut entries = Vec::new();
@@ -115,7 +115,7 @@ pub fn issue_crl(
         // an issuingDistributionPoint without one.
         let distribution_point = url
             .map(|u| {
-                Ok::<_, Error>(DistributionPointName::FullName(vec![
+                Ok::<_, X509Error>(DistributionPointName::FullName(vec![
                     GeneralName::UniformResourceIdentifier(
                         der::asn1::Ia5String::new(u).map_err(enc)?,
                     ),
@@ -158,9 +158,8 @@ pub fn issue_crl(
     let der = crl.to_der().map_err(enc)?;
     let again: CertificateList = CertificateList::from_der(&der).map_err(enc)?;
     if again.to_der().map_err(enc)? != der {
-        return Err(Error::invalid(
+        return Err(X509Error::internal(
             "the CRL does not round-trip through DER",
-            "report a bug",
         ));
     }
     Ok(crl)

@@ -3,15 +3,14 @@
 
 use const_oid::ObjectIdentifier;
 
+pub use super::signer::SignError;
+
 /// Everything that can go wrong while reading, checking or describing X.509 objects.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum X509Error {
     /// The input holds no bytes (or only whitespace).
-    #[error(
-        "the {what} input is empty: the file holds no data (or only whitespace); check that you \
-         gave the right file and that it was copied completely"
-    )]
+    #[error("the {what} input is empty: the file holds no data (or only whitespace)")]
     EmptyInput {
         /// What the input should have held ("certificate", "CSR", ...).
         what: &'static str,
@@ -20,7 +19,7 @@ pub enum X509Error {
     /// A PEM block could not be decoded (bad base64, headers, missing END line...).
     #[error(
         "the {what} PEM text is malformed ({detail}): the file is truncated, was edited, or is \
-         not RFC 7468 PEM; export the {what} again, in PEM or DER"
+         not RFC 7468 PEM"
     )]
     MalformedPem {
         /// What the input should have held.
@@ -32,7 +31,7 @@ pub enum X509Error {
     /// A PEM block carries a label other than the one(s) expected.
     #[error(
         "the PEM block at line {line} is labelled \"{found}\" where a {what} ({expected}) was \
-         expected: the file holds another kind of object; give the file that holds the {what}"
+         expected: the file holds another kind of object"
     )]
     WrongPemLabel {
         /// What the input should have held.
@@ -49,8 +48,7 @@ pub enum X509Error {
     /// (explanatory text is allowed there).
     #[error(
         "the {what} file has binary data or a stray -----BEGIN/-----END boundary at line {line}, \
-         outside any PEM block: the file was concatenated with something else or damaged; keep \
-         the blocks and plain text only"
+         outside any PEM block: the file was concatenated with something else or damaged"
     )]
     TextOutsidePem {
         /// What the input should have held.
@@ -62,7 +60,7 @@ pub enum X509Error {
     /// The bytes are not valid DER for the expected structure.
     #[error(
         "the {what} is not valid DER ({source}): the data is damaged, truncated, or is another \
-         kind of object; export the {what} again, in PEM or DER"
+         kind of object"
     )]
     MalformedDer {
         /// What the input should have held.
@@ -75,8 +73,7 @@ pub enum X509Error {
     /// A DER object is followed by more bytes.
     #[error(
         "the {what} is followed by {remaining} unexpected bytes after its {decoded}-byte DER \
-         encoding: the file holds two objects glued together or trailing garbage; give a file \
-         with exactly one DER object (or use PEM for several certificates)"
+         encoding: the file holds two objects glued together or trailing garbage"
     )]
     TrailingData {
         /// What the input should have held.
@@ -90,7 +87,7 @@ pub enum X509Error {
     /// One object was expected but the input holds another number of them.
     #[error(
         "expected exactly one {what} but the input holds {found}: a chain or bundle was given \
-         where a single object is needed; split the file and give only the one meant"
+         where a single object is needed"
     )]
     WrongCount {
         /// What the input should have held.
@@ -101,8 +98,8 @@ pub enum X509Error {
 
     /// The input could not be recognised as any supported kind of object.
     #[error(
-        "the input is not a certificate, certificate chain, CSR, CRL or public key in PEM or \
-         DER form ({detail}); check that you gave the right file"
+        "the input is not a certificate, certificate chain, CSR, CRL or public key in PEM or DER \
+         form ({detail})"
     )]
     UnrecognizedInput {
         /// What was tried and why it failed.
@@ -112,8 +109,7 @@ pub enum X509Error {
     /// The signature algorithm OID is not one this CA supports.
     #[error(
         "signature algorithm {oid} ({name}) is not supported: only ECDSA with SHA-256/384, RSA \
-         PKCS#1 v1.5 or RSA-PSS with SHA-256/384/512, and Ed25519 are accepted; have the object \
-         signed with one of those"
+         PKCS#1 v1.5 or RSA-PSS with SHA-256/384/512, and Ed25519 are accepted"
     )]
     UnsupportedSignatureAlgorithm {
         /// The OID found.
@@ -123,10 +119,7 @@ pub enum X509Error {
     },
 
     /// SHA-1 based signatures are refused outright.
-    #[error(
-        "signature algorithm {oid} uses SHA-1, which is broken for signatures and refused: have \
-         the object signed again with SHA-256 or stronger"
-    )]
+    #[error("signature algorithm {oid} uses SHA-1, which is broken for signatures and refused")]
     Sha1Signature {
         /// The OID found.
         oid: ObjectIdentifier,
@@ -134,10 +127,7 @@ pub enum X509Error {
 
     /// The parameters of a known algorithm are wrong (present where they must be absent,
     /// or RSA-PSS parameters that do not match the profile).
-    #[error(
-        "the parameters of algorithm {oid} are not acceptable: {detail}; have the object \
-         signed or encoded again with standard parameters"
-    )]
+    #[error("the parameters of algorithm {oid} are not acceptable: {detail}")]
     BadAlgorithmParameters {
         /// The algorithm OID.
         oid: ObjectIdentifier,
@@ -147,8 +137,8 @@ pub enum X509Error {
 
     /// The public key algorithm OID is unknown.
     #[error(
-        "public key algorithm {oid} ({name}) is not supported: only EC P-256, EC P-384, RSA \
-         (2048 to 8192 bits) and Ed25519 keys are accepted; generate the key with one of those"
+        "public key algorithm {oid} ({name}) is not supported: only EC P-256, EC P-384, RSA (2048 \
+         to 8192 bits) and Ed25519 keys are accepted"
     )]
     UnsupportedKeyAlgorithm {
         /// The OID found.
@@ -159,8 +149,8 @@ pub enum X509Error {
 
     /// The EC key names a curve other than P-256 or P-384.
     #[error(
-        "the EC key uses curve {oid} ({name}), which is not supported: only P-256 \
-         (secp256r1) and P-384 (secp384r1) are accepted; generate the key on one of those curves"
+        "the EC key uses curve {oid} ({name}), which is not supported: only P-256 (secp256r1) and \
+         P-384 (secp384r1) are accepted"
     )]
     UnsupportedCurve {
         /// The curve OID found.
@@ -171,8 +161,7 @@ pub enum X509Error {
 
     /// An RSA key shorter than 2048 bits.
     #[error(
-        "the RSA key has a {bits}-bit modulus, which is too weak: at least 2048 bits are \
-         required; generate a new key of 2048, 3072 or 4096 bits"
+        "the RSA key has a {bits}-bit modulus, which is too weak: at least 2048 bits are required"
     )]
     WeakRsaKey {
         /// Modulus length in bits.
@@ -180,10 +169,7 @@ pub enum X509Error {
     },
 
     /// An RSA key that decodes but must not be certified ([`super::weak_rsa`]).
-    #[error(
-        "the RSA key cannot be certified: {why}; the key's owner must generate a new key pair \
-         (2048 to 4096 bits, public exponent 65537) with a sound library"
-    )]
+    #[error("the RSA key cannot be certified: {why}")]
     BrokenRsaKey {
         /// What is wrong with it.
         why: String,
@@ -192,7 +178,7 @@ pub enum X509Error {
     /// An RSA key longer than 8192 bits.
     #[error(
         "the RSA key has a {bits}-bit modulus, larger than the 8192 bits this tool accepts \
-         (larger keys make verification a denial-of-service risk); use a key of 2048 to 4096 bits"
+         (larger keys make verification a denial-of-service risk)"
     )]
     OversizedRsaKey {
         /// Modulus length in bits.
@@ -201,8 +187,8 @@ pub enum X509Error {
 
     /// The public key bytes do not form a valid key of the stated type.
     #[error(
-        "the {kind} public key is malformed ({detail}): the key bytes are damaged or were \
-         encoded wrongly; export the public key (or CSR) again"
+        "the {kind} public key is malformed ({detail}): the key bytes are damaged or were encoded \
+         wrongly"
     )]
     MalformedPublicKey {
         /// Key type ("EC P-256", "RSA", ...).
@@ -214,7 +200,7 @@ pub enum X509Error {
     /// The signature algorithm cannot be used with the key's type.
     #[error(
         "signature algorithm {signature} cannot be used with a {key} key: the object claims an \
-         algorithm of another key type; sign it again with an algorithm that matches the key"
+         algorithm of another key type"
     )]
     AlgorithmKeyMismatch {
         /// The signature algorithm, as displayed.
@@ -225,8 +211,7 @@ pub enum X509Error {
 
     /// The signature value is not encoded as the algorithm requires.
     #[error(
-        "the signature value is malformed ({detail}): it is not encoded as {algorithm} \
-         requires; the object was damaged or produced by a faulty signer, so sign it again"
+        "the signature value is malformed ({detail}): it is not encoded as {algorithm} requires"
     )]
     MalformedSignature {
         /// The signature algorithm, as displayed.
@@ -236,31 +221,27 @@ pub enum X509Error {
     },
 
     /// A signature does not verify with the given key.
-    #[error(
-        "the signature does not verify: the data was altered or was signed with another key; \
-         check that the right key was given, and obtain the signed object again"
-    )]
+    #[error("the signature does not verify: the data was altered or was signed with another key")]
     BadSignature,
 
     /// A CSR's self-signature does not verify.
     #[error(
-        "the CSR's signature does not verify: the request was altered or signed with another \
-         key than the one it contains; ask the requester for a new CSR"
+        "the CSR's signature does not verify: the request was altered or signed with another key \
+         than the one it contains"
     )]
     BadCsrSignature,
 
     /// A certificate's signature does not verify with the issuer key given.
     #[error(
         "the certificate's signature does not verify with the issuer's public key: it was \
-         altered, or issued by another CA key; check that you gave the right issuer certificate"
+         altered, or issued by another CA key"
     )]
     BadCertificateSignature,
 
     /// The algorithm inside the TBS differs from the outer signatureAlgorithm.
     #[error(
         "the certificate's inner signature algorithm ({inner}) differs from its outer one \
-         ({outer}): RFC 5280 requires them to be equal and a mismatch hints at tampering; \
-         do not trust this certificate and have it issued again"
+         ({outer}): RFC 5280 requires them to be equal and a mismatch hints at tampering"
     )]
     SignatureAlgorithmMismatch {
         /// tbsCertificate.signature, as displayed.
@@ -270,10 +251,7 @@ pub enum X509Error {
     },
 
     /// An extension (or the CSR's extension request) could not be decoded.
-    #[error(
-        "extension {oid} ({name}) is malformed ({source}): its value does not decode; have the \
-         object produced again by a conforming tool"
-    )]
+    #[error("extension {oid} ({name}) is malformed ({source}): its value does not decode")]
     MalformedExtension {
         /// Extension OID.
         oid: ObjectIdentifier,
@@ -287,7 +265,7 @@ pub enum X509Error {
     /// The same extension appears more than once.
     #[error(
         "extension {oid} ({name}) appears more than once: RFC 5280 allows one instance of each \
-         extension; have the object produced again with each extension once"
+         extension"
     )]
     DuplicateExtension {
         /// Extension OID.
@@ -297,10 +275,7 @@ pub enum X509Error {
     },
 
     /// The CSR's extensionRequest attribute is malformed or repeated.
-    #[error(
-        "the CSR's extensionRequest attribute is malformed ({detail}); ask the requester for a \
-         new CSR made by a conforming tool"
-    )]
+    #[error("the CSR's extensionRequest attribute is malformed ({detail})")]
     MalformedExtensionRequest {
         /// What is wrong.
         detail: String,
@@ -309,7 +284,7 @@ pub enum X509Error {
     /// A key algorithm name given on the command line is unknown.
     #[error(
         "unknown key algorithm \"{name}\": accepted names are ecdsa-p256, ecdsa-p384, rsa-2048, \
-         rsa-3072, rsa-4096, ed25519; pick one of those"
+         rsa-3072, rsa-4096, ed25519"
     )]
     UnknownKeyAlgorithmName {
         /// The name given.
@@ -320,7 +295,7 @@ pub enum X509Error {
     #[error(
         "unknown signature algorithm \"{name}\": accepted names are ecdsa-sha256, ecdsa-sha384, \
          rsa-pkcs1-sha256, rsa-pkcs1-sha384, rsa-pkcs1-sha512, rsa-pss-sha256, rsa-pss-sha384, \
-         rsa-pss-sha512, ed25519; pick one of those"
+         rsa-pss-sha512, ed25519"
     )]
     UnknownSignatureAlgorithmName {
         /// The name given.
@@ -329,8 +304,8 @@ pub enum X509Error {
 
     /// Encoding a value to DER or PEM failed (sizes beyond der's limits).
     #[error(
-        "could not encode the {what} ({source}): the object is larger than DER allows or holds \
-         an invalid value; this is a bug if the object came from this tool, so report it"
+        "could not encode the {what} ({source}): the object is larger than DER allows or holds an \
+         invalid value"
     )]
     Encode {
         /// What was being encoded.
@@ -339,6 +314,89 @@ pub enum X509Error {
         #[source]
         source: der::Error,
     },
+
+    /// A request that is well formed but that this CA does not honour (a validity past the
+    /// issuer's, a name outside its constraints, ...).
+    #[error("{message}")]
+    Refused {
+        /// The cause.
+        message: String,
+        /// The fix.
+        hint: String,
+    },
+
+    /// The signer failed: the token layer's error, carried through unchanged.
+    #[error(transparent)]
+    Signer(#[from] SignError),
+
+    /// An internal invariant of this tool does not hold: a bug, not bad input.
+    #[error("internal error: {what}")]
+    Internal {
+        /// Which invariant.
+        what: String,
+    },
+}
+
+/// Result with the certificate layer's [`X509Error`].
+pub type Result<T, E = X509Error> = std::result::Result<T, E>;
+
+/// What to tell an operator who hits an internal error.
+pub const REPORT_BUG: &str =
+    "this is a bug in hsmca, not a problem with your input: report it with the command that failed";
+
+impl X509Error {
+    /// How to fix it: one line an operator can act on.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            X509Error::EmptyInput { .. } => "check that you gave the right file and that it was copied completely".into(),
+            X509Error::MalformedPem { what, .. } => format!("export the {what} again, in PEM or DER"),
+            X509Error::WrongPemLabel { what, .. } => format!("give the file that holds the {what}"),
+            X509Error::TextOutsidePem { .. } => "keep the blocks and plain text only".into(),
+            X509Error::MalformedDer { what, .. } => format!("export the {what} again, in PEM or DER"),
+            X509Error::TrailingData { .. } => "give a file with exactly one DER object (or use PEM for several certificates)".into(),
+            X509Error::WrongCount { .. } => "split the file and give only the one meant".into(),
+            X509Error::UnrecognizedInput { .. } => "check that you gave the right file".into(),
+            X509Error::UnsupportedSignatureAlgorithm { .. } => "have the object signed with one of those".into(),
+            X509Error::BadAlgorithmParameters { .. } => "have the object signed or encoded again with standard parameters".into(),
+            X509Error::UnsupportedKeyAlgorithm { .. } => "generate the key with one of those".into(),
+            X509Error::UnsupportedCurve { .. } => "generate the key on one of those curves".into(),
+            X509Error::WeakRsaKey { .. } => "generate a new key of 2048, 3072 or 4096 bits".into(),
+            X509Error::BrokenRsaKey { .. } => "the key's owner must generate a new key pair (2048 to 4096 bits, public exponent 65537) with a sound library".into(),
+            X509Error::OversizedRsaKey { .. } => "use a key of 2048 to 4096 bits".into(),
+            X509Error::MalformedPublicKey { .. } => "export the public key (or CSR) again".into(),
+            X509Error::AlgorithmKeyMismatch { .. } => "sign it again with an algorithm that matches the key".into(),
+            X509Error::MalformedSignature { .. } => "the object was damaged or produced by a faulty signer, so sign it again".into(),
+            X509Error::BadSignature => "check that the right key was given, and obtain the signed object again".into(),
+            X509Error::BadCsrSignature => "ask the requester for a new CSR".into(),
+            X509Error::BadCertificateSignature => "check that you gave the right issuer certificate".into(),
+            X509Error::SignatureAlgorithmMismatch { .. } => "do not trust this certificate and have it issued again".into(),
+            X509Error::MalformedExtension { .. } => "have the object produced again by a conforming tool".into(),
+            X509Error::DuplicateExtension { .. } => "have the object produced again with each extension once".into(),
+            X509Error::MalformedExtensionRequest { .. } => "ask the requester for a new CSR made by a conforming tool".into(),
+            X509Error::UnknownKeyAlgorithmName { .. } => "pick one of those".into(),
+            X509Error::UnknownSignatureAlgorithmName { .. } => "pick one of those".into(),
+            X509Error::Encode { .. } => {
+                "if the object came from this tool this is a bug, so report it".into()
+            }
+            X509Error::Sha1Signature { .. } => "have the object signed again with SHA-256 or stronger".into(),
+            X509Error::Refused { hint, .. } => hint.clone(),
+            X509Error::Signer(e) => return e.hint(),
+            X509Error::Internal { .. } => REPORT_BUG.into(),
+        })
+    }
+
+    /// Shorthand for [`X509Error::Refused`].
+    pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        X509Error::Refused {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// Shorthand for [`X509Error::Internal`].
+    pub fn internal(what: impl Into<String>) -> Self {
+        X509Error::Internal { what: what.into() }
+    }
 }
 
 /// The name of an OID in const-oid's database, for messages.

@@ -10,12 +10,12 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 
 use super::constraints::check_sans_permitted;
+use super::error::{Result, X509Error};
 use super::name::{check_subject, common_names};
 use super::profile::{BoundProfile, CaExtras, IssuerRef, Profile, San};
 use super::signer::{BuilderKey, CaSigner};
 use super::validity::ValidityPeriod;
 use super::verify::verify_certificate;
-use crate::error::{Error, Result};
 
 /// What to certify.
 pub struct CertRequest<'a> {
@@ -55,14 +55,14 @@ pub struct IssuerFacts {
 pub fn issuer_facts(cert: &Certificate) -> Result<IssuerFacts> {
     let tbs = cert.tbs_certificate();
     let dec = |e: der::Error| {
-        Error::invalid(
+        X509Error::refused(
             format!("the issuer certificate has a malformed extension: {e}"),
             "check --issuer names the right CA certificate",
         )
     };
     let bc = tbs.get_extension::<BasicConstraints>().map_err(dec)?;
     let Some((_, bc)) = bc.filter(|(_, bc)| bc.ca) else {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             "the issuer certificate is not a CA certificate (no basicConstraints cA=TRUE)",
             "pass the CA's certificate as --issuer",
         ));
@@ -70,13 +70,13 @@ pub fn issuer_facts(cert: &Certificate) -> Result<IssuerFacts> {
     if let Some((_, ku)) = tbs.get_extension::<KeyUsage>().map_err(dec)?
         && !ku.0.contains(KeyUsages::KeyCertSign)
     {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             "the issuer certificate's keyUsage lacks keyCertSign",
             "pass a CA certificate allowed to sign certificates as --issuer",
         ));
     }
     let Some((_, ski)) = tbs.get_extension::<SubjectKeyIdentifier>().map_err(dec)? else {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             "the issuer certificate has no subjectKeyIdentifier, so authorityKeyIdentifier cannot match it",
             "re-issue the CA certificate with a subjectKeyIdentifier (hsmca always adds one)",
         ));
@@ -127,38 +127,37 @@ fn prepare_inner(
     match (&req.issuer, &issuer_facts) {
         (None, _) => {
             if !matches!(req.profile, Profile::Root { .. }) {
-                return Err(Error::invalid(
+                return Err(X509Error::refused(
                     "only a root is self-signed",
                     "pass --issuer with the CA certificate",
                 ));
             }
             if &req.public_key != issuing_key {
-                return Err(Error::invalid(
+                return Err(X509Error::internal(
                     "the root's public key is not the signing key's",
-                    "report a bug",
                 ));
             }
         }
         (Some(issuer), Some(facts)) => {
             if issuer.tbs_certificate().subject_public_key_info() != issuing_key {
-                return Err(Error::invalid(
+                return Err(X509Error::refused(
                     "the signing key does not belong to the issuer certificate (their public keys differ)",
                     "pass the key URI of the CA whose certificate is given as --issuer",
                 ));
             }
             match &req.profile {
                 Profile::Root { .. } => {
-                    return Err(Error::invalid("a root has no issuer", "report a bug"));
+                    return Err(X509Error::internal("a root has no issuer"));
                 }
                 Profile::Intermediate { path_len, .. } => match facts.path_len {
                     Some(0) => {
-                        return Err(Error::invalid(
+                        return Err(X509Error::refused(
                             "the issuer's pathLenConstraint is 0: it may not sign another CA",
                             "sign this CA with a CA higher in the chain",
                         ));
                     }
                     Some(max) if path_len.is_none_or(|p| p >= max) => {
-                        return Err(Error::invalid(
+                        return Err(X509Error::refused(
                             format!(
                                 "the issuer's pathLenConstraint is {max}, so this CA needs --path-len below {max}"
                             ),
@@ -168,7 +167,7 @@ fn prepare_inner(
                     _ => {}
                 },
                 Profile::Leaf { .. } if facts.self_signed => {
-                    return Err(Error::invalid(
+                    return Err(X509Error::refused(
                         "a root does not sign end-entity certificates directly",
                         "sign an intermediate CA with the root, and the leaf with the intermediate",
                     ));
@@ -177,7 +176,7 @@ fn prepare_inner(
             }
             super::weak_rsa::check_certifiable(&req.public_key)?;
             if &req.public_key == issuing_key {
-                return Err(Error::invalid(
+                return Err(X509Error::refused(
                     "the request carries the issuing CA's own public key: a certificate for it would let that key stand for another subject",
                     "refuse this request: whoever made it does not hold a key of their own (a CA's key is never shared)",
                 ));
@@ -189,7 +188,7 @@ fn prepare_inner(
     }
     check_subject(&req.subject)?;
     if req.subject.is_empty() && !matches!(req.profile, Profile::Leaf { .. }) {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             "a CA certificate needs a subject name",
             "pass --subject, e.g. \"CN=Cluster A CA,O=Example\"",
         ));
@@ -212,7 +211,7 @@ fn prepare_inner(
         .issuer
         .map(|i| i.tbs_certificate().subject().to_der())
         .transpose()
-        .map_err(|e| Error::invalid(format!("issuer subject: {e}"), "check --issuer"))?;
+        .map_err(|e| X509Error::refused(format!("issuer subject: {e}"), "check --issuer"))?;
     let mut builder = CertificateBuilder::new(
         profile,
         req.serial.clone(),
@@ -259,8 +258,8 @@ fn looks_like_host(cn: &str) -> bool {
         })
 }
 
-fn build_err(e: x509_cert::builder::Error) -> Error {
-    Error::invalid(
+fn build_err(e: x509_cert::builder::Error) -> X509Error {
+    X509Error::refused(
         format!("cannot build the certificate: {e}"),
         "check the subject and the request",
     )
@@ -275,16 +274,12 @@ impl PreparedCert {
     /// The TBS, decoded.
     fn tbs(&self) -> Result<x509_cert::TbsCertificate> {
         x509_cert::TbsCertificate::from_der(&self.tbs)
-            .map_err(|e| Error::invalid(format!("the TBS does not decode: {e}"), "report a bug"))
+            .map_err(|e| X509Error::internal(format!("the TBS does not decode: {e}")))
     }
 
     /// The signature algorithm the TBS names (the one the token will sign with).
     pub fn signature_algorithm(&self) -> Result<super::algorithm::SignatureAlgorithm> {
-        Ok(
-            super::algorithm::SignatureAlgorithm::from_algorithm_identifier(
-                self.tbs()?.signature(),
-            )?,
-        )
+        super::algorithm::SignatureAlgorithm::from_algorithm_identifier(self.tbs()?.signature())
     }
 
     /// The certificate with a one-byte placeholder signature, for structural lints (which never
@@ -298,9 +293,8 @@ impl PreparedCert {
     pub fn sign_copy(&self, throwaway: &dyn CaSigner) -> Result<Certificate> {
         let alg = throwaway.signature_algorithm().algorithm_identifier();
         if self.tbs()?.signature() != &alg {
-            return Err(Error::invalid(
+            return Err(X509Error::internal(
                 "the throwaway key's signature algorithm differs from the one the TBS names",
-                "report a bug",
             ));
         }
         let cert = self.copy_with(&throwaway.sign(&self.tbs)?)?;
@@ -313,7 +307,7 @@ impl PreparedCert {
         let alg = self.tbs()?.signature().clone();
         // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }:
         // x509-cert has no public constructor, so the three encoded parts make the SEQUENCE.
-        let enc = |e: der::Error| Error::invalid(format!("encoding: {e}"), "report a bug");
+        let enc = |e: der::Error| X509Error::internal(format!("encoding: {e}"));
         let parts = vec![
             der::asn1::Any::from_der(&self.tbs).map_err(enc)?,
             der::asn1::Any::encode_from(&alg).map_err(enc)?,
@@ -342,10 +336,9 @@ impl PreparedCert {
         let cert = self.builder.assemble(bits, &self.key).map_err(build_err)?;
         verify_certificate(&cert, issuing_key)?;
         let post = |what: &str| {
-            Error::invalid(
-                format!("the signed certificate failed a check after signing: {what}"),
-                "nothing was written; report a bug",
-            )
+            X509Error::internal(format!(
+                "the signed certificate failed a check after signing: {what}; nothing was written"
+            ))
         };
         let der = cert.to_der().map_err(|_| post("it does not encode"))?;
         let again = Certificate::from_der(&der).map_err(|_| post("it does not decode"))?;

@@ -20,10 +20,10 @@ use x509_cert::ext::pkix::{
 use x509_cert::time::Time;
 
 use super::algorithm::{KeyAlgorithm, PublicKeyInfo};
+use super::error::{Result, X509Error};
 use super::issue::PreparedCert;
 use super::profile::check_dns_name;
 use super::soft_key::SoftKey;
-use crate::error::{Error, Result};
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,7 +369,7 @@ fn subtree_problems(st: &GeneralSubtree) -> Vec<String> {
                     "DNS constraint \"{name}\" has a leading dot (RFC 5280 form has none)"
                 ));
             } else if let Err(e) = check_dns_name(name, false) {
-                out.push(format!("DNS constraint: {}", e.cause_and_hint().0));
+                out.push(format!("DNS constraint: {}", e));
             }
         }
         GeneralName::IpAddress(ip) => {
@@ -418,7 +418,7 @@ pub fn lint_before_signing(
 pub fn throwaway_algorithm(key: &spki::SubjectPublicKeyInfoOwned) -> Result<KeyAlgorithm> {
     let info = PublicKeyInfo::from_spki(key)?;
     info.key_algorithm().ok_or_else(|| {
-        Error::invalid(
+        X509Error::refused(
             format!("no in-memory key type matches the CA key ({info})"),
             "use an ECDSA P-256/P-384, RSA 2048/3072/4096 or Ed25519 CA key",
         )
@@ -432,7 +432,7 @@ pub fn refuse_findings(cert: &Certificate, issuer: Option<&Certificate>, when: &
         return Ok(());
     }
     let list: Vec<String> = findings.iter().map(ToString::to_string).collect();
-    Err(Error::invalid(
+    Err(X509Error::refused(
         format!(
             "the certificate fails the RFC 5280 lint {when}: {}",
             list.join("; ")

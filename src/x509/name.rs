@@ -10,7 +10,7 @@ use der::{Decode, Encode, Tag, Tagged};
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 
-use crate::error::{Error, Result};
+use super::error::{Result, X509Error};
 
 /// The attribute names accepted in a subject, with their OIDs.
 const ATTRIBUTES: &[(&str, ObjectIdentifier)] = &[
@@ -24,8 +24,8 @@ const ATTRIBUTES: &[(&str, ObjectIdentifier)] = &[
     ("SERIALNUMBER", rfc4519::SERIAL_NUMBER),
 ];
 
-fn bad(text: &str, why: impl std::fmt::Display) -> Error {
-    Error::invalid(
+fn bad(text: &str, why: impl std::fmt::Display) -> X509Error {
+    X509Error::refused(
         format!("invalid subject \"{text}\": {why}"),
         "write it as RFC 4514 text, most specific first, e.g. \"CN=Example Root CA 2026,O=Example,C=KR\" (escape a comma in a value as \\,)",
     )
@@ -122,8 +122,8 @@ const SUBJECT_ATTRIBUTES: &[(&str, ObjectIdentifier, usize)] = &[
     ("SERIALNUMBER", rfc4519::SERIAL_NUMBER, 64),
 ];
 
-fn bad_subject(subject: &str, why: impl std::fmt::Display) -> Error {
-    Error::invalid(
+fn bad_subject(subject: &str, why: impl std::fmt::Display) -> X509Error {
+    X509Error::refused(
         format!("the subject {subject} cannot be certified: {why}"),
         "have the request made again with a plain subject (or give the whole subject with --subject, which replaces the request's)",
     )

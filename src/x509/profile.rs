@@ -28,7 +28,7 @@ use x509_cert::ext::pkix::{
 use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::Name;
 
-use crate::error::{Error, Result};
+use super::error::{Result, X509Error};
 
 /// rsaEncryption: RSA leaves also get keyEncipherment.
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -109,7 +109,7 @@ impl PermittedSubtrees {
         for d in &self.dns {
             let name = d.trim_start_matches('.');
             if name.is_empty() || is_public_suffix(name) {
-                return Err(Error::invalid(
+                return Err(X509Error::refused(
                     format!(
                         "the name constraint DNS:{d} is a public suffix: it would let this CA certify names under it that belong to anyone"
                     ),
@@ -130,7 +130,7 @@ impl PermittedSubtrees {
                 }
                 _ => continue,
             };
-            return Err(Error::invalid(
+            return Err(X509Error::refused(
                 format!("the name constraint IP:{net} covers {what}: it constrains nothing"),
                 "permit only the ranges the CA's clusters use (e.g. 10.32.0.0/16)",
             ));
@@ -155,10 +155,10 @@ pub struct IpNet {
 }
 
 impl FromStr for IpNet {
-    type Err = Error;
+    type Err = X509Error;
     fn from_str(s: &str) -> Result<Self> {
         let bad = |why: &str| {
-            Error::invalid(
+            X509Error::refused(
                 format!("invalid IP range \"{s}\": {why}"),
                 "write it in CIDR form, e.g. 10.32.0.0/16 or fd00::/8",
             )
@@ -228,7 +228,7 @@ fn ip_octets(ip: IpAddr) -> Vec<u8> {
 /// Checks a DNS name (lower-cased). `wildcard` allows a leading `*.` label (SANs only).
 pub fn check_dns_name(name: &str, wildcard: bool) -> Result<String> {
     let bad = |why: &str| {
-        Error::invalid(
+        X509Error::refused(
             format!("invalid DNS name \"{name}\": {why}"),
             "use letters, digits and hyphens in dot-separated labels, e.g. cluster-a.example.com (no leading dot)",
         )
@@ -292,8 +292,7 @@ impl BoundProfile {
         spki: &SubjectPublicKeyInfoOwned,
         issuer: &IssuerRef<'_>,
     ) -> Result<Self> {
-        let enc =
-            |e: der::Error| Error::invalid(format!("extension encoding: {e}"), "report a bug");
+        let enc = |e: der::Error| X509Error::internal(format!("extension encoding: {e}"));
         let mut exts: Vec<Extension> = Vec::new();
         let mut push = |critical: bool, ext: std::result::Result<Extension, der::Error>| {
             ext.map(|mut e| {
@@ -302,7 +301,7 @@ impl BoundProfile {
             })
         };
         let ski = SubjectKeyIdentifier::try_from(spki.owned_to_ref())
-            .map_err(|e| Error::invalid(format!("subject key identifier: {e}"), "report a bug"))?;
+            .map_err(|e| X509Error::internal(format!("subject key identifier: {e}")))?;
         match profile {
             Profile::Root { path_len } | Profile::Intermediate { path_len, .. } => {
                 let bc = BasicConstraints {
@@ -351,7 +350,7 @@ impl BoundProfile {
         match profile {
             Profile::Leaf { sans, usage } => {
                 if sans.is_empty() && *usage != LeafUsage::Client {
-                    return Err(Error::invalid(
+                    return Err(X509Error::refused(
                         "a server certificate needs at least one subjectAltName: clients ignore the CN",
                         "add --dns NAME and/or --ip ADDRESS",
                     ));
@@ -383,7 +382,7 @@ impl BoundProfile {
                 ..
             } => {
                 if c.dns.is_empty() && c.ip.is_empty() {
-                    return Err(Error::invalid(
+                    return Err(X509Error::refused(
                         "name constraints were requested but none given",
                         "add --permit-dns or --permit-ip, or leave constraints out",
                     ));
@@ -473,7 +472,7 @@ impl CaExtras {
 /// fetch these without TLS, and https would need a chain to validate a chain), ASCII, a host.
 pub fn check_http_url(url: &str) -> Result<()> {
     let bad = |why: &str| {
-        Error::invalid(
+        X509Error::refused(
             format!("invalid URL \"{url}\": {why}"),
             "write a plain http URL such as http://pki.example.com/root.crl",
         )
@@ -500,23 +499,22 @@ impl BoundProfile {
         if extras.is_empty() {
             return Ok(self);
         }
-        let enc =
-            |e: der::Error| Error::invalid(format!("extension encoding: {e}"), "report a bug");
+        let enc = |e: der::Error| X509Error::internal(format!("extension encoding: {e}"));
         match profile {
             Profile::Leaf { .. } => {
-                return Err(Error::invalid(
+                return Err(X509Error::refused(
                     "CRL distribution point, caIssuers, policies and extra key usages are offered for CA certificates only",
                     "leave them out of leaf certificates",
                 ));
             }
             Profile::Root { .. } if extras.subject_key_id.is_some() => {
-                return Err(Error::invalid(
+                return Err(X509Error::refused(
                     "a root certificate's subjectKeyIdentifier is computed from its key",
                     "keep a subjectKeyIdentifier only when cross-signing another CA's certificate",
                 ));
             }
             Profile::Root { .. } if extras.crl_url.is_some() || extras.ca_issuers_url.is_some() => {
-                return Err(Error::invalid(
+                return Err(X509Error::refused(
                     "a root certificate carries no CRL distribution point or caIssuers URL",
                     "put crl_url and ca_issuers_url on the intermediates the root signs",
                 ));
@@ -531,12 +529,12 @@ impl BoundProfile {
                 .extensions
                 .iter_mut()
                 .find(|e| e.extn_id == ext.extn_id)
-                .ok_or_else(|| Error::invalid("the CA profile has no keyUsage", "report a bug"))?;
+                .ok_or_else(|| X509Error::internal("the CA profile has no keyUsage"))?;
             *slot = ext;
         }
         if let Some(id) = &extras.subject_key_id {
             if id.is_empty() {
-                return Err(Error::invalid(
+                return Err(X509Error::refused(
                     "an empty subjectKeyIdentifier cannot be kept",
                     "cross-sign a certificate whose subjectKeyIdentifier has content",
                 ));
@@ -549,9 +547,7 @@ impl BoundProfile {
                 .extensions
                 .iter_mut()
                 .find(|e| e.extn_id == ext.extn_id)
-                .ok_or_else(|| {
-                    Error::invalid("the CA profile has no subjectKeyIdentifier", "report a bug")
-                })?;
+                .ok_or_else(|| X509Error::internal("the CA profile has no subjectKeyIdentifier"))?;
             *slot = ext;
         }
         if let Some(url) = &extras.crl_url {
@@ -584,7 +580,7 @@ impl BoundProfile {
             let mut seen = Vec::new();
             for p in &extras.policies {
                 if seen.contains(p) {
-                    return Err(Error::invalid(
+                    return Err(X509Error::refused(
                         format!("policy {p} is listed twice"),
                         "list each certificate policy OID once",
                     ));

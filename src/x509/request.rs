@@ -10,12 +10,12 @@ use x509_cert::name::Name;
 use x509_cert::request::RequestBuilder;
 
 use super::csr::Csr;
+use super::error::{Result, X509Error};
 use super::name::check_subject;
 use super::signer::{BuilderKey, CaSigner};
-use crate::error::{Error, Result};
 
-fn build_err(e: impl std::fmt::Display) -> Error {
-    Error::invalid(
+fn build_err(e: impl std::fmt::Display) -> X509Error {
+    X509Error::refused(
         format!("cannot build the certificate request: {e}"),
         "check the subject",
     )
@@ -27,7 +27,7 @@ fn build_err(e: impl std::fmt::Display) -> Error {
 pub fn ca_request(subject: Name, path_len: Option<u8>, signer: &dyn CaSigner) -> Result<Csr> {
     check_subject(&subject)?;
     if subject.is_empty() {
-        return Err(Error::invalid(
+        return Err(X509Error::refused(
             "a CA certificate request needs a subject name",
             "pass --subject, e.g. \"CN=Cluster A CA,O=Example\"",
         ));
@@ -49,9 +49,8 @@ pub fn ca_request(subject: Name, path_len: Option<u8>, signer: &dyn CaSigner) ->
     // Checked as a CA checks what it receives, before anyone sees it.
     csr.verify_self_signature()?;
     if csr.spki() != signer.public_key() {
-        return Err(Error::invalid(
-            "the request's public key is not the signing key's",
-            "report a bug; nothing was written",
+        return Err(X509Error::internal(
+            "the request's public key is not the signing key's; nothing was written",
         ));
     }
     Ok(csr)

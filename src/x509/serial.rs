@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use x509_cert::serial_number::SerialNumber;
 
-use crate::error::{Error, Result};
+use super::error::{Result, X509Error};
 
 /// A set of serial numbers (their content octets). Serials of 20 octets, all hsmca issues,
 /// are kept inline (no allocation per serial); any other length in a set of its own.
@@ -83,7 +83,7 @@ pub fn random_serial() -> Result<SerialNumber> {
     let mut bytes = [0u8; 20];
     loop {
         getrandom::fill(&mut bytes).map_err(|e| {
-            Error::invalid(
+            X509Error::refused(
                 format!("the system random number generator failed: {e}"),
                 "serials must be random; fix the system RNG, hsmca will not fall back to a counter",
             )
@@ -94,7 +94,7 @@ pub fn random_serial() -> Result<SerialNumber> {
             break;
         }
     }
-    SerialNumber::new(&bytes).map_err(|e| Error::invalid(format!("serial: {e}"), "report a bug"))
+    SerialNumber::new(&bytes).map_err(|e| X509Error::internal(format!("serial: {e}")))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use spki::{
 };
 
 use super::algorithm::SignatureAlgorithm;
-use crate::error::Result;
+use super::error::{Result, X509Error};
 
 /// A key that signs certificates and CRLs: on a token in production, in memory for linting.
 pub trait CaSigner {
@@ -17,7 +17,57 @@ pub trait CaSigner {
     /// Its public key.
     fn public_key(&self) -> &SubjectPublicKeyInfoOwned;
     /// Signs `message`, returning the signature in its X.509 form (DER Ecdsa-Sig-Value for ECDSA).
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+/// Why a [`CaSigner`] could not sign: the signer's own error, kept whole so that the caller
+/// that knows the signer (the CA layer, for a key on a token) can take its type back.
+#[derive(Debug)]
+pub struct SignError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+    hint: Option<String>,
+}
+
+impl SignError {
+    /// Wraps a signer's error and the fix it suggests.
+    pub fn new(
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        hint: Option<String>,
+    ) -> Self {
+        SignError {
+            source: source.into(),
+            hint,
+        }
+    }
+
+    /// How to fix it, as the signer said.
+    pub fn hint(&self) -> Option<String> {
+        self.hint.clone()
+    }
+
+    /// The signer's own error.
+    pub fn into_source(self) -> Box<dyn std::error::Error + Send + Sync> {
+        self.source
+    }
+}
+
+impl From<X509Error> for SignError {
+    fn from(e: X509Error) -> Self {
+        let hint = e.hint();
+        SignError::new(e, hint)
+    }
+}
+
+impl std::fmt::Display for SignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for SignError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
 }
 
 /// The public half of a [`CaSigner`]: what building a TBS needs ([`super::issue::prepare`])
@@ -47,10 +97,10 @@ impl CaSigner for PublicHalf {
         &self.spki
     }
 
-    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>> {
-        Err(crate::error::Error::invalid(
-            "a public key cannot sign",
-            "report a bug",
+    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, SignError> {
+        Err(SignError::new(
+            X509Error::internal("a public key was asked to sign"),
+            Some(super::error::REPORT_BUG.into()),
         ))
     }
 }
@@ -72,9 +122,8 @@ impl BuilderKey {
 
     /// The signature bytes as the BIT STRING of a certificate or CRL.
     pub(crate) fn bit_string(signature: &[u8]) -> Result<BitString> {
-        BitString::from_bytes(signature).map_err(|e| {
-            crate::error::Error::invalid(format!("signature encoding: {e}"), "report a bug")
-        })
+        BitString::from_bytes(signature)
+            .map_err(|e| X509Error::internal(format!("signature encoding: {e}")))
     }
 }
 

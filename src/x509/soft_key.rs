@@ -15,8 +15,8 @@ use zeroize::Zeroizing;
 
 use super::algorithm::{KeyAlgorithm, PublicKeyInfo, SignatureAlgorithm};
 use super::decode::{read_single, to_pem};
-use super::signer::CaSigner;
-use crate::error::{Error, Result};
+use super::error::{Result, X509Error};
+use super::signer::{CaSigner, SignError};
 
 /// The PEM label of a PKCS#8 private key.
 const PRIVATE_KEY_LABEL: &str = "PRIVATE KEY";
@@ -41,8 +41,8 @@ enum Pair {
     Ed25519(Ed25519KeyPair),
 }
 
-fn key_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::invalid(
+fn key_err(what: &str, e: impl std::fmt::Display) -> X509Error {
+    X509Error::refused(
         format!("{what}: {e}"),
         "use a PKCS#8 PEM key of ECDSA P-256/P-384, RSA 2048-4096 or Ed25519",
     )
@@ -82,10 +82,9 @@ impl SoftKey {
     /// the signature algorithm the token will use: PSS, or PKCS#1 v1.5 with SHA-384).
     pub fn generate_for(algorithm: KeyAlgorithm, signature: SignatureAlgorithm) -> Result<SoftKey> {
         if !signature.is_compatible_with(algorithm) {
-            return Err(Error::invalid(
-                format!("{signature} is not a signature of a {algorithm} key"),
-                "report a bug",
-            ));
+            return Err(X509Error::internal(format!(
+                "{signature} is not a signature of a {algorithm} key"
+            )));
         }
         let failed = |e| key_err("key generation failed", e);
         let (pair, pkcs8) = match (algorithm, algorithm.rsa_bits()) {
@@ -197,7 +196,7 @@ impl CaSigner for SoftKey {
         &self.spki
     }
 
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         let failed = |e| key_err("signing with the in-memory key failed", e);
         let rng = SystemRandom::new();
         match &self.pair {

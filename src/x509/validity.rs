@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time as TimeOfDay, UtcOffset};
 use x509_cert::time::{Time, Validity};
 
-use crate::error::{Error, Result};
+use super::error::{Result, X509Error};
 
 /// A requested lifetime such as `20y`, `5y`, `90d`, `12h`, `30m` or `3600s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +28,11 @@ pub enum Lifetime {
 }
 
 impl FromStr for Lifetime {
-    type Err = Error;
+    type Err = X509Error;
 
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
-            Error::invalid(
+            X509Error::refused(
                 format!("invalid duration \"{s}\""),
                 "write a whole number and a unit: 20y, 5y, 90d, 12h, 30m or 3600s",
             )
@@ -69,7 +69,7 @@ pub fn parse_time(s: &str, end_of_day: bool) -> Result<OffsetDateTime> {
     }
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let date = Date::parse(s, &format).map_err(|_| {
-        Error::invalid(
+        X509Error::refused(
             format!("invalid date \"{s}\""),
             "write an RFC 3339 time such as 2026-12-01T00:00:00Z, or a date such as 2026-12-01",
         )
@@ -88,9 +88,9 @@ impl ValidityPeriod {
         let nb = not_before
             .to_offset(UtcOffset::UTC)
             .replace_nanosecond(0)
-            .map_err(|e| Error::invalid(e.to_string(), "report a bug"))?;
+            .map_err(|e| X509Error::internal(e.to_string()))?;
         let overflow = || {
-            Error::invalid(
+            X509Error::refused(
                 "the validity period runs past the year 9999",
                 "choose a shorter --validity",
             )
@@ -125,7 +125,7 @@ impl ValidityPeriod {
     /// From two explicit instants, both inclusive.
     pub fn between(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Result<Self> {
         if not_after <= not_before {
-            return Err(Error::invalid(
+            return Err(X509Error::refused(
                 format!(
                     "NotAfter {} is not after NotBefore {}",
                     fmt(not_after),
@@ -135,7 +135,7 @@ impl ValidityPeriod {
             ));
         }
         if not_after.year() > 9999 || not_before.year() < 1970 {
-            return Err(Error::invalid(
+            return Err(X509Error::refused(
                 "the validity period is outside 1970..9999",
                 "choose dates within that range",
             ));
@@ -159,7 +159,7 @@ impl ValidityPeriod {
         let inb = from_x509_time(&issuer.not_before)?;
         let ina = from_x509_time(&issuer.not_after)?;
         if self.not_after > ina {
-            return Err(Error::invalid(
+            return Err(X509Error::refused(
                 format!(
                     "the requested NotAfter {} is after the issuer's NotAfter {}",
                     fmt(self.not_after),
@@ -169,7 +169,7 @@ impl ValidityPeriod {
             ));
         }
         if self.not_before < inb {
-            return Err(Error::invalid(
+            return Err(X509Error::refused(
                 format!(
                     "the requested NotBefore {} is before the issuer's NotBefore {}",
                     fmt(self.not_before),
@@ -186,7 +186,7 @@ impl ValidityPeriod {
 pub fn from_x509_time(t: &Time) -> Result<OffsetDateTime> {
     let secs = t.to_unix_duration().as_secs();
     OffsetDateTime::from_unix_timestamp(secs as i64)
-        .map_err(|e| Error::invalid(format!("time out of range: {e}"), "check the certificate"))
+        .map_err(|e| X509Error::refused(format!("time out of range: {e}"), "check the certificate"))
 }
 
 /// Formats a UTC instant as RFC 3339 with Z.
@@ -197,10 +197,12 @@ pub fn fmt(t: OffsetDateTime) -> String {
 /// An instant as X.509 Time: UTCTime through 2049, GeneralizedTime from 2050.
 pub fn to_x509_time(t: OffsetDateTime) -> Result<Time> {
     let secs = u64::try_from(t.unix_timestamp())
-        .map_err(|_| Error::invalid("a time before 1970", "choose a later date"))?;
-    let dt = DateTime::from_unix_duration(Duration::from_secs(secs))
-        .map_err(|e| Error::invalid(format!("time out of range: {e}"), "choose another date"))?;
-    let bad = |e: der::Error| Error::invalid(format!("time encoding: {e}"), "choose another date");
+        .map_err(|_| X509Error::refused("a time before 1970", "choose a later date"))?;
+    let dt = DateTime::from_unix_duration(Duration::from_secs(secs)).map_err(|e| {
+        X509Error::refused(format!("time out of range: {e}"), "choose another date")
+    })?;
+    let bad =
+        |e: der::Error| X509Error::refused(format!("time encoding: {e}"), "choose another date");
     Ok(if dt.year() < 2050 {
         Time::UtcTime(UtcTime::from_date_time(dt).map_err(bad)?)
     } else {

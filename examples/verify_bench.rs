@@ -8,10 +8,10 @@
 
 use std::time::Instant;
 
-use hsmca::x509::algorithm::KeyAlgorithm;
-use hsmca::x509::signer::CaSigner;
-use hsmca::x509::soft_key::SoftKey;
-use hsmca::x509::verify::verify_signature;
+use hsmca::internals::x509::CaSigner;
+use hsmca::internals::x509::KeyAlgorithm;
+use hsmca::internals::x509::SoftKey;
+use hsmca::internals::x509::verify_signature;
 
 /// The median of `n` timed runs of `f`, in µs, after a short warm-up.
 fn median_us(n: usize, mut f: impl FnMut()) -> f64 {

@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-use hsmca::ca::audit::AuditLog;
-use hsmca::ca::store::{Access, CaDir, Reading};
+use hsmca::internals::audit::AuditLog;
+use hsmca::internals::ca::{Access, CaDir, Reading};
 use libfuzzer_sys::fuzz_target;
 
 fn dir() -> &'static tempfile::TempDir {

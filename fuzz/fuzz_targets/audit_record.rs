@@ -1,7 +1,7 @@
 //! One audit log line, as `AuditLog::read` decodes it.
 #![no_main]
 
-use hsmca::ca::audit::{Event, Record};
+use hsmca::internals::audit::{Event, Record};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use hsmca::ceremony::config::{Step, normal_step, parse, step_outputs};
+use hsmca::internals::ceremony::{Step, normal_step, parse, step_outputs};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,8 +2,8 @@
 //! what an issuer certificate must provide.
 #![no_main]
 
-use hsmca::x509::decode::{load_certificate, load_certificates, load_certificates_with_der};
-use hsmca::x509::issue::issuer_facts;
+use hsmca::internals::x509::{load_certificate, load_certificates, load_certificates_with_der};
+use hsmca::internals::x509::issuer_facts;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,12 +10,12 @@
 
 use std::path::Path;
 
-use hsmca::k8s::cluster::Cluster;
-use hsmca::k8s::constraints::{ConstraintOverrides, derive};
-use hsmca::k8s::presets::{Preset, plan};
-use hsmca::x509::constraints::dns_within;
-use hsmca::x509::name::parse_name;
-use hsmca::x509::profile::{San, check_dns_name};
+use hsmca::internals::k8s::Cluster;
+use hsmca::internals::k8s::{ConstraintOverrides, derive};
+use hsmca::internals::k8s::{Preset, plan};
+use hsmca::internals::x509::dns_within;
+use hsmca::internals::x509::parse_name;
+use hsmca::internals::x509::{San, check_dns_name};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

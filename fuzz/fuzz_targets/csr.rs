@@ -1,8 +1,8 @@
 //! CSRs as `hsmca sign` reads them: PEM or DER, then the self-signature and key checks.
 #![no_main]
 
-use hsmca::ca::{CaKeys, CheckedCsr};
-use hsmca::x509::csr::Csr;
+use hsmca::internals::ca::{CaKeys, CheckedCsr};
+use hsmca::internals::x509::Csr;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = hsmca::x509::inspect::describe(data);
+    let _ = hsmca::internals::x509::describe(data);
 });

@@ -2,7 +2,7 @@
 //! URI that parses to the same value.
 #![no_main]
 
-use hsmca::token::Pkcs11Uri;
+use hsmca::internals::token::Pkcs11Uri;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

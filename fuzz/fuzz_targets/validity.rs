@@ -2,7 +2,7 @@
 //! `revoke --date`), and the validity periods made from them.
 #![no_main]
 
-use hsmca::x509::validity::{Lifetime, ValidityPeriod, parse_time};
+use hsmca::internals::x509::{Lifetime, ValidityPeriod, parse_time};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

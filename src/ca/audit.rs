@@ -405,7 +405,7 @@ impl AuditLog {
         parse(&bytes, 0, 1, Some(GENESIS.to_string()))
     }
 
-    /// The records from the last seal that signs the CA directory's state ([`SealState`]) to
+    /// The records from the last seal that signs the CA directory's state (`SealState`) to
     /// the end, chain-checked from that seal on, and an unfinished last line as
     /// [`AuditLog::read_all`] gives it; `None` when no seal signs a state (a log from before
     /// them, or without a seal). The log is read backwards from its end until that seal, so

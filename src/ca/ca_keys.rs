@@ -72,7 +72,7 @@ impl CaKeys {
         self.refusal_by_hash(spki, &sha256(subject))
     }
 
-    /// [`CaKeys::refusal`] with the subject's SHA-256 ([`subject_sha256`]).
+    /// [`CaKeys::refusal`] with the subject's SHA-256 (`subject_sha256`).
     pub fn refusal_by_hash(&self, spki: &[u8; 32], subject: &[u8; 32]) -> Option<Error> {
         let certified = self.0.get(spki)?;
         if certified.subjects.contains(subject) {

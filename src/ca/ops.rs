@@ -144,13 +144,6 @@ pub struct CheckedRevocation {
     date: OffsetDateTime,
 }
 
-impl CheckedRevocation {
-    /// The serial, normalised upper-case hex.
-    pub fn serial(&self) -> &str {
-        &self.serial
-    }
-}
-
 /// Checks a revocation before the token is touched (`date` defaults to now).
 pub fn check_revocation(
     rec: &Recorder,

@@ -178,11 +178,6 @@ impl Recorder {
         }
     }
 
-    /// Whether this command appended to the log.
-    pub fn changed(&self) -> bool {
-        self.dir.as_ref().is_some_and(CaDir::changed)
-    }
-
     /// Serials this CA already issued (none without a CA directory).
     pub fn taken_serials(&self) -> TakenSerials<'_> {
         match &self.dir {
@@ -254,11 +249,6 @@ impl Recorder {
     /// The CA directory, when recording.
     pub fn dir(&self) -> Option<&CaDir> {
         self.dir.as_ref()
-    }
-
-    /// The operator's name.
-    pub fn operator(&self) -> Option<&str> {
-        self.operator.as_deref()
     }
 }
 

@@ -45,7 +45,7 @@ pub enum Reading {
     /// log verify, ceremonies).
     Whole,
     /// From the last seal that signs the directory's state on, when the directory is as the
-    /// last command left it (its [`Stamp`]): signing commands, whose cost must not grow with
+    /// last command left it (its `Stamp`): signing commands, whose cost must not grow with
     /// the log. Anything else reads the whole log.
     FromLastSeal,
 }
@@ -542,7 +542,7 @@ impl CaDir {
 
     /// The serials issued so far (read-only) beside what appending needs, for a batch that
     /// picks serials on one thread and records on another. Records appended through the
-    /// [`LogAppender`] do not add their serials: the batch adds them ([`CaDir::add_serials`]).
+    /// `LogAppender` do not add their serials: the batch adds them ([`CaDir::add_serials`]).
     pub fn split(&mut self) -> (TakenSerials<'_>, LogAppender<'_>) {
         (
             TakenSerials {
@@ -558,7 +558,7 @@ impl CaDir {
         )
     }
 
-    /// Adds serials issued through a [`LogAppender`].
+    /// Adds serials issued through a `LogAppender`.
     pub fn add_serials(&mut self, serials: Serials) {
         self.serials.extend(serials);
     }

@@ -47,6 +47,10 @@ pub mod exit {
     /// Refused or failed; nothing was changed.
     pub const FAILED: u8 = 1;
     /// Usage: the command line does not parse (clap's own code).
+    #[expect(
+        dead_code,
+        reason = "clap exits with it itself; listed so all the codes are here"
+    )]
     pub const USAGE: u8 = 2;
     /// Stopped part-way: the work before the failure is done and recorded (a batch, a
     /// ceremony); the error says what.

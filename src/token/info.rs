@@ -99,11 +99,6 @@ impl TokenFields {
         .collect()
     }
 
-    /// Whether the token is initialised.
-    pub fn initialized(&self) -> bool {
-        self.has(sys::CKF_TOKEN_INITIALIZED)
-    }
-
     /// Whether the user PIN is locked.
     pub fn user_pin_locked(&self) -> bool {
         self.has(sys::CKF_USER_PIN_LOCKED)
@@ -117,11 +112,6 @@ impl TokenFields {
     /// Whether a wrong user PIN was entered since the last right one.
     pub fn user_pin_count_low(&self) -> bool {
         self.has(sys::CKF_USER_PIN_COUNT_LOW)
-    }
-
-    /// Whether the user PIN must be changed before use.
-    pub fn user_pin_to_be_changed(&self) -> bool {
-        self.has(sys::CKF_USER_PIN_TO_BE_CHANGED)
     }
 }
 

@@ -9,8 +9,8 @@ pub mod session;
 pub mod uri;
 
 pub use error::TokenError;
-pub use key::{KeyInfo, KeySpec, PublicKeyMaterial, SignMechanism};
-pub use module::{Module, TokenSelector, TokenSummary};
+pub use key::{KeySpec, PublicKeyMaterial, SignMechanism};
+pub use module::{Module, TokenSelector};
 pub use pin::{Pin, PinSource};
 pub use session::{TokenKey, TokenSession};
 pub use uri::Pkcs11Uri;

@@ -30,8 +30,6 @@ pub struct TokenSession<'m> {
 #[derive(Debug, Clone)]
 pub struct TokenKey {
     handle: ObjectHandle,
-    /// Label, id and attributes.
-    pub info: KeyInfo,
     /// The public key.
     pub public: PublicKeyMaterial,
     /// A URI that names exactly this key.
@@ -199,7 +197,6 @@ impl<'m> TokenSession<'m> {
             })?;
         Ok(TokenKey {
             handle,
-            info,
             public,
             uri,
         })

@@ -16,7 +16,7 @@ use super::ed25519_point::is_small_order;
 use super::error::X509Error;
 
 /// Verifies `signature` over `message` with the key in `spki`, for the algorithm named by
-/// `alg`. The key must pass [`PublicKeyInfo::from_spki`] (no weak or unknown keys).
+/// `alg`. The key must pass `PublicKeyInfo::from_spki` (no weak or unknown keys).
 pub fn verify_signature(
     spki: &SubjectPublicKeyInfoOwned,
     alg: &AlgorithmIdentifierOwned,

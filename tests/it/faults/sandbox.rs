@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::common::*;
-use hsmca::ca::audit::{AuditLog, Event};
+use hsmca::internals::audit::{AuditLog, Event};
 
 /// Which call to fail, and how.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::sandbox::*;
 use super::*;
-use hsmca::ca::audit::AuditLog;
+use hsmca::internals::audit::AuditLog;
 
 /// The return values injected: the failures of real tokens that SoftHSM2 cannot produce.
 const CODES: [&str; 7] = [

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::super::sandbox::*;
 use super::super::*;
 use super::points::*;
-use hsmca::ca::audit::{AuditLog, Event, IssuedCert};
+use hsmca::internals::audit::{AuditLog, Event, IssuedCert};
 
 /// Runs `args` told to stop at `point`, kills it (SIGKILL) once it is stopped there; returns
 /// its stderr, or why the point was not reached.
@@ -208,7 +208,7 @@ pub(super) fn batch_requests(sb: &Sandbox) -> BTreeMap<String, String> {
         .map(|(p, bytes)| {
             let blocks = pem_blocks(&String::from_utf8_lossy(&bytes));
             let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (hsmca::ca::audit::sha256_hex(&blocks[0].1), stem)
+            (hsmca::internals::audit::sha256_hex(&blocks[0].1), stem)
         })
         .collect()
 }
@@ -263,7 +263,7 @@ pub(super) fn outputs_recorded(
         let Some((_, der)) = blocks.first() else {
             continue; // reported by unparsable_files
         };
-        let hash = hsmca::ca::audit::sha256_hex(der);
+        let hash = hsmca::internals::audit::sha256_hex(der);
         match signed.iter().find(|(c, _)| c.cert_sha256 == hash) {
             None => problems.push(format!("{}/{stem}.crt is not recorded", round.out)),
             Some((c, csr)) => {

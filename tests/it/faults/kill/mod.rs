@@ -39,7 +39,7 @@ use super::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use checks::*;
-use hsmca::ca::audit::{AuditLog, Event};
+use hsmca::internals::audit::{AuditLog, Event};
 use points::*;
 
 /// SIGKILL inside the one `write` of an audit record, the only place a kill can cut a record

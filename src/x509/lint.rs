@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use const_oid::AssociatedOid;
 use der::{Decode, Encode};
 use x509_cert::Certificate;
+use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::constraints::name::GeneralSubtree;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -42,17 +43,100 @@ impl std::fmt::Display for Finding {
 
 /// Lints `cert`; `issuer` is the issuing CA's certificate (`None` for a self-signed one).
 pub fn lint_certificate(cert: &Certificate, issuer: Option<&Certificate>) -> Vec<Finding> {
-    let mut f = Vec::new();
-    let mut add = |code: &'static str, message: String| f.push(Finding { code, message });
+    let mut f = Findings(Vec::new());
     let tbs = cert.tbs_certificate();
+    serial(&mut f, tbs.serial_number().as_bytes());
+    validity(&mut f, tbs.validity());
+    // The TBS signature algorithm equals the outer one.
+    if tbs.signature() != cert.signature_algorithm() {
+        f.add(
+            "signature.algorithm_mismatch",
+            "the TBS signature algorithm differs from the certificate's",
+        );
+    }
+    let exts = Extensions::decode(&mut f, tbs);
+    key_usage(&mut f, &exts);
+    // No EKU on CAs.
+    if exts.is_ca && exts.eku {
+        f.add(
+            "eku.on_ca",
+            "a CA certificate must not carry extendedKeyUsage",
+        );
+    }
+    key_identifiers(&mut f, tbs, &exts, issuer);
+    if let Some((crit, nc)) = &exts.nc {
+        name_constraints(&mut f, *crit, nc, exts.is_ca);
+    }
+    if exts.is_ca && tbs.subject().is_empty() {
+        f.add("subject.empty", "a CA certificate needs a subject name");
+    }
+    f.0
+}
 
-    // Serial: positive, at most 20 octets, at least 64 bits.
-    let serial = tbs.serial_number().as_bytes();
+/// The findings of one lint run.
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, code: &'static str, message: impl Into<String>) {
+        self.0.push(Finding {
+            code,
+            message: message.into(),
+        });
+    }
+}
+
+/// The extensions the rules look at, decoded once (a malformed one is a finding).
+struct Extensions {
+    bc: Option<(bool, BasicConstraints)>,
+    ku: Option<(bool, KeyUsage)>,
+    ski: Option<(bool, SubjectKeyIdentifier)>,
+    aki: Option<(bool, AuthorityKeyIdentifier)>,
+    nc: Option<(bool, NameConstraints)>,
+    eku: bool,
+    is_ca: bool,
+}
+
+impl Extensions {
+    /// Decodes them, checking v3 and one instance of each.
+    fn decode(f: &mut Findings, tbs: &TbsCertificate) -> Extensions {
+        let exts: &[Extension] = tbs.extensions().map(Vec::as_slice).unwrap_or_default();
+        if !exts.is_empty() && tbs.version() != x509_cert::certificate::Version::V3 {
+            f.add("version", "a certificate with extensions must be v3");
+        }
+        let mut seen = HashSet::new();
+        for e in exts {
+            if !seen.insert(e.extn_id) {
+                f.add(
+                    "extension.duplicate",
+                    format!("extension {} appears more than once", e.extn_id),
+                );
+            }
+        }
+        let bc = decode_ext::<BasicConstraints>(exts, "basicConstraints", &mut f.0);
+        let ku = decode_ext::<KeyUsage>(exts, "keyUsage", &mut f.0);
+        let ski = decode_ext::<SubjectKeyIdentifier>(exts, "subjectKeyIdentifier", &mut f.0);
+        let aki = decode_ext::<AuthorityKeyIdentifier>(exts, "authorityKeyIdentifier", &mut f.0);
+        let nc = decode_ext::<NameConstraints>(exts, "nameConstraints", &mut f.0);
+        let is_ca = bc.as_ref().is_some_and(|(_, bc)| bc.ca);
+        Extensions {
+            eku: exts.iter().any(|e| e.extn_id == ExtendedKeyUsage::OID),
+            bc,
+            ku,
+            ski,
+            aki,
+            nc,
+            is_ca,
+        }
+    }
+}
+
+/// Serial: positive, at most 20 octets, at least 64 bits.
+fn serial(f: &mut Findings, serial: &[u8]) {
     if serial.first().is_some_and(|b| b & 0x80 != 0) {
-        add("serial.negative", "the serial number is negative".into());
+        f.add("serial.negative", "the serial number is negative");
     }
     if serial.len() > 20 {
-        add(
+        f.add(
             "serial.length",
             format!("the serial number is {} octets (at most 20)", serial.len()),
         );
@@ -62,250 +146,200 @@ pub fn lint_certificate(cert: &Certificate, issuer: Option<&Certificate>) -> Vec
         .first()
         .map_or(0, |b| magnitude.len() * 8 - b.leading_zeros() as usize);
     if bits == 0 {
-        add("serial.zero", "the serial number is zero".into());
+        f.add("serial.zero", "the serial number is zero");
     } else if bits < 64 {
-        add(
+        f.add(
             "serial.entropy",
             format!("the serial number has {bits} bits; at least 64 random bits are required"),
         );
     }
+}
 
-    // Validity: UTCTime through 2049, GeneralizedTime from 2050, whole seconds, Z.
-    let validity = tbs.validity();
+/// Validity: UTCTime through 2049, GeneralizedTime from 2050, whole seconds, Z; in order.
+fn validity(f: &mut Findings, validity: &x509_cert::time::Validity) {
     for (name, t) in [
         ("notBefore", &validity.not_before),
         ("notAfter", &validity.not_after),
     ] {
         if let Some(why) = time_encoding_problem(t) {
-            add("validity.encoding", format!("{name}: {why}"));
+            f.add("validity.encoding", format!("{name}: {why}"));
         }
     }
     if validity.not_after.to_unix_duration() < validity.not_before.to_unix_duration() {
-        add("validity.order", "notAfter is before notBefore".to_string());
+        f.add("validity.order", "notAfter is before notBefore");
     }
+}
 
-    // The TBS signature algorithm equals the outer one.
-    if tbs.signature() != cert.signature_algorithm() {
-        add(
-            "signature.algorithm_mismatch",
-            "the TBS signature algorithm differs from the certificate's".into(),
-        );
-    }
-
-    // Extensions: v3, one instance each.
-    let exts: &[Extension] = tbs.extensions().map(Vec::as_slice).unwrap_or_default();
-    if !exts.is_empty() && tbs.version() != x509_cert::certificate::Version::V3 {
-        add("version", "a certificate with extensions must be v3".into());
-    }
-    let mut seen = HashSet::new();
-    for e in exts {
-        if !seen.insert(e.extn_id) {
-            add(
-                "extension.duplicate",
-                format!("extension {} appears more than once", e.extn_id),
-            );
-        }
-    }
-    let find = |oid| exts.iter().find(|e| e.extn_id == oid);
-    let mut extra: Vec<Finding> = Vec::new();
-    let bc = decode_ext::<BasicConstraints>(exts, "basicConstraints", &mut extra);
-    let ku = decode_ext::<KeyUsage>(exts, "keyUsage", &mut extra);
-    let ski = decode_ext::<SubjectKeyIdentifier>(exts, "subjectKeyIdentifier", &mut extra);
-    let aki = decode_ext::<AuthorityKeyIdentifier>(exts, "authorityKeyIdentifier", &mut extra);
-    let nc = decode_ext::<NameConstraints>(exts, "nameConstraints", &mut extra);
-    for x in extra {
-        add(x.code, x.message);
-    }
-
-    let is_ca = bc.as_ref().is_some_and(|(_, bc)| bc.ca);
-    let cert_sign = ku
+/// keyUsage against basicConstraints.
+fn key_usage(f: &mut Findings, exts: &Extensions) {
+    let cert_sign = exts
+        .ku
         .as_ref()
         .is_some_and(|(_, ku)| ku.0.contains(KeyUsages::KeyCertSign));
-
-    // keyUsage vs basicConstraints.
-    if let Some((crit, bc)) = &bc {
+    if let Some((crit, bc)) = &exts.bc {
         if bc.ca && !crit {
-            add(
+            f.add(
                 "basic_constraints.critical",
-                "basicConstraints of a CA certificate must be critical".into(),
+                "basicConstraints of a CA certificate must be critical",
             );
         }
         if bc.path_len_constraint.is_some() && !(bc.ca && cert_sign) {
-            add(
+            f.add(
                 "basic_constraints.path_len",
-                "pathLenConstraint is allowed only with cA and keyCertSign".into(),
+                "pathLenConstraint is allowed only with cA and keyCertSign",
             );
         }
     }
-    if is_ca {
-        match &ku {
-            None => add(
-                "key_usage.missing",
-                "a CA certificate must have keyUsage".into(),
-            ),
+    if exts.is_ca {
+        match &exts.ku {
+            None => f.add("key_usage.missing", "a CA certificate must have keyUsage"),
             Some((crit, ku)) => {
                 if !crit {
-                    add(
+                    f.add(
                         "key_usage.critical",
-                        "keyUsage of a CA certificate must be critical".into(),
+                        "keyUsage of a CA certificate must be critical",
                     );
                 }
                 if !ku.0.contains(KeyUsages::KeyCertSign) {
-                    add(
+                    f.add(
                         "key_usage.cert_sign",
-                        "a CA certificate's keyUsage lacks keyCertSign".into(),
+                        "a CA certificate's keyUsage lacks keyCertSign",
                     );
                 }
             }
         }
     } else if cert_sign {
-        add(
+        f.add(
             "key_usage.cert_sign_without_ca",
-            "keyCertSign requires basicConstraints cA TRUE".into(),
+            "keyCertSign requires basicConstraints cA TRUE",
         );
     }
-    if ku.as_ref().is_some_and(|(_, ku)| ku.0.is_empty()) {
-        add("key_usage.empty", "keyUsage has no bit set".into());
+    if exts.ku.as_ref().is_some_and(|(_, ku)| ku.0.is_empty()) {
+        f.add("key_usage.empty", "keyUsage has no bit set");
     }
+}
 
-    // No EKU on CAs.
-    if is_ca && find(ExtendedKeyUsage::OID).is_some() {
-        add(
-            "eku.on_ca",
-            "a CA certificate must not carry extendedKeyUsage".into(),
-        );
-    }
-
-    // SKI on CAs (non-critical); AKI = issuer's SKI.
-    if let Some((crit, _)) = &ski
+/// SKI on CAs (non-critical); AKI equal to the issuer's SKI; issuer bytes equal to the
+/// issuer's subject bytes.
+fn key_identifiers(
+    f: &mut Findings,
+    tbs: &TbsCertificate,
+    exts: &Extensions,
+    issuer: Option<&Certificate>,
+) {
+    if let Some((crit, _)) = &exts.ski
         && *crit
     {
-        add(
-            "ski.critical",
-            "subjectKeyIdentifier must be non-critical".into(),
-        );
+        f.add("ski.critical", "subjectKeyIdentifier must be non-critical");
     }
-    if is_ca && ski.is_none() {
-        add(
+    if exts.is_ca && exts.ski.is_none() {
+        f.add(
             "ski.missing",
-            "a CA certificate must have subjectKeyIdentifier".into(),
+            "a CA certificate must have subjectKeyIdentifier",
         );
     }
-    let self_issued = tbs.issuer().to_der().ok() == tbs.subject().to_der().ok();
-    let aki_id = aki
+    let aki_id = exts
+        .aki
         .as_ref()
         .and_then(|(_, a)| a.key_identifier.as_ref())
         .map(|k| k.as_bytes().to_vec());
-    if let Some((crit, _)) = &aki
+    if let Some((crit, _)) = &exts.aki
         && *crit
     {
-        add(
+        f.add(
             "aki.critical",
-            "authorityKeyIdentifier must be non-critical".into(),
+            "authorityKeyIdentifier must be non-critical",
         );
     }
-    match issuer {
-        Some(issuer) => {
-            let itbs = issuer.tbs_certificate();
-            if itbs.subject().to_der().ok() != tbs.issuer().to_der().ok() {
-                add(
-                    "issuer.bytes",
-                    "the issuer field differs from the issuer certificate's subject bytes".into(),
-                );
-            }
-            let issuer_ski = itbs
-                .get_extension::<SubjectKeyIdentifier>()
-                .ok()
-                .flatten()
-                .map(|(_, s)| s.0.as_bytes().to_vec());
-            match (&aki_id, &issuer_ski) {
-                (None, _) => add(
-                    "aki.missing",
-                    "authorityKeyIdentifier keyIdentifier is missing".into(),
-                ),
-                (Some(_), None) => add(
-                    "aki.issuer_ski_missing",
-                    "the issuer certificate has no subjectKeyIdentifier to match".into(),
-                ),
-                (Some(a), Some(s)) if a != s => add(
-                    "aki.mismatch",
-                    "authorityKeyIdentifier differs from the issuer's subjectKeyIdentifier".into(),
-                ),
-                _ => {}
-            }
+    let Some(issuer) = issuer else {
+        let self_issued = tbs.issuer().to_der().ok() == tbs.subject().to_der().ok();
+        if !self_issued {
+            f.add(
+                "issuer.bytes",
+                "a certificate checked as self-signed names another issuer",
+            );
         }
-        None => {
-            if !self_issued {
-                add(
-                    "issuer.bytes",
-                    "a certificate checked as self-signed names another issuer".into(),
-                );
-            }
-            if let (Some(a), Some((_, s))) = (&aki_id, &ski)
-                && a.as_slice() != s.0.as_bytes()
-            {
-                add(
-                    "aki.mismatch",
-                    "a self-signed certificate's authorityKeyIdentifier differs from its own subjectKeyIdentifier".into(),
-                );
-            }
+        if let (Some(a), Some((_, s))) = (&aki_id, &exts.ski)
+            && a.as_slice() != s.0.as_bytes()
+        {
+            f.add(
+                "aki.mismatch",
+                "a self-signed certificate's authorityKeyIdentifier differs from its own subjectKeyIdentifier",
+            );
         }
+        return;
+    };
+    let itbs = issuer.tbs_certificate();
+    if itbs.subject().to_der().ok() != tbs.issuer().to_der().ok() {
+        f.add(
+            "issuer.bytes",
+            "the issuer field differs from the issuer certificate's subject bytes",
+        );
     }
+    let issuer_ski = itbs
+        .get_extension::<SubjectKeyIdentifier>()
+        .ok()
+        .flatten()
+        .map(|(_, s)| s.0.as_bytes().to_vec());
+    match (&aki_id, &issuer_ski) {
+        (None, _) => f.add(
+            "aki.missing",
+            "authorityKeyIdentifier keyIdentifier is missing",
+        ),
+        (Some(_), None) => f.add(
+            "aki.issuer_ski_missing",
+            "the issuer certificate has no subjectKeyIdentifier to match",
+        ),
+        (Some(a), Some(s)) if a != s => f.add(
+            "aki.mismatch",
+            "authorityKeyIdentifier differs from the issuer's subjectKeyIdentifier",
+        ),
+        _ => {}
+    }
+}
 
-    // Name constraints: CA only, critical, non-empty, well-formed bases.
-    if let Some((crit, nc)) = &nc {
-        if !is_ca {
-            add(
-                "name_constraints.not_ca",
-                "nameConstraints appear in a certificate that is not a CA".into(),
-            );
-        }
-        if !crit {
-            add(
-                "name_constraints.critical",
-                "nameConstraints must be critical".into(),
-            );
-        }
-        let permitted = nc.permitted_subtrees.as_deref().unwrap_or_default();
-        let excluded = nc.excluded_subtrees.as_deref().unwrap_or_default();
-        if permitted.is_empty() && excluded.is_empty() {
-            add(
+/// Name constraints: CA only, critical, non-empty, well-formed bases.
+fn name_constraints(f: &mut Findings, crit: bool, nc: &NameConstraints, is_ca: bool) {
+    if !is_ca {
+        f.add(
+            "name_constraints.not_ca",
+            "nameConstraints appear in a certificate that is not a CA",
+        );
+    }
+    if !crit {
+        f.add(
+            "name_constraints.critical",
+            "nameConstraints must be critical",
+        );
+    }
+    let permitted = nc.permitted_subtrees.as_deref().unwrap_or_default();
+    let excluded = nc.excluded_subtrees.as_deref().unwrap_or_default();
+    if permitted.is_empty() && excluded.is_empty() {
+        f.add("name_constraints.empty", "nameConstraints has no subtree");
+    }
+    for (which, list, present) in [
+        ("permitted", permitted, nc.permitted_subtrees.is_some()),
+        ("excluded", excluded, nc.excluded_subtrees.is_some()),
+    ] {
+        if present && list.is_empty() {
+            f.add(
                 "name_constraints.empty",
-                "nameConstraints has no subtree".into(),
+                format!("{which}Subtrees is present but empty"),
             );
         }
-        for (which, list, present) in [
-            ("permitted", permitted, nc.permitted_subtrees.is_some()),
-            ("excluded", excluded, nc.excluded_subtrees.is_some()),
-        ] {
-            if present && list.is_empty() {
-                add(
-                    "name_constraints.empty",
-                    format!("{which}Subtrees is present but empty"),
-                );
+        for st in list {
+            // A zero-length dNSName excluded is how a CA says "no DNS names at all"
+            // (CA/Browser Forum, technically constrained CAs); permitted, it would mean all.
+            let exclude_all_dns = which == "excluded"
+                && matches!(&st.base, GeneralName::DnsName(d) if d.as_str().is_empty());
+            if exclude_all_dns && st.minimum == 0 && st.maximum.is_none() {
+                continue;
             }
-            for st in list {
-                // A zero-length dNSName excluded is how a CA says "no DNS names at all"
-                // (CA/Browser Forum, technically constrained CAs); permitted, it would mean all.
-                let exclude_all_dns = which == "excluded"
-                    && matches!(&st.base, GeneralName::DnsName(d) if d.as_str().is_empty());
-                if exclude_all_dns && st.minimum == 0 && st.maximum.is_none() {
-                    continue;
-                }
-                for m in subtree_problems(st) {
-                    add("name_constraints.form", format!("{which}: {m}"));
-                }
+            for m in subtree_problems(st) {
+                f.add("name_constraints.form", format!("{which}: {m}"));
             }
         }
     }
-
-    if is_ca && tbs.subject().is_empty() {
-        add(
-            "subject.empty",
-            "a CA certificate needs a subject name".into(),
-        );
-    }
-    f
 }
 
 /// The first extension of type `T` with its criticality; a malformed one becomes a finding.

@@ -356,82 +356,17 @@ impl BoundProfile {
                     ));
                 }
                 if !sans.is_empty() {
-                    let names = sans
-                        .iter()
-                        .map(|s| {
-                            Ok(match s {
-                                San::Dns(d) => GeneralName::DnsName(Ia5String::new(d)?),
-                                San::Ip(ip) => {
-                                    GeneralName::IpAddress(OctetString::new(ip_octets(*ip))?)
-                                }
-                            })
-                        })
-                        .collect::<std::result::Result<Vec<_>, der::Error>>()
-                        .map_err(enc)?;
                     // An empty subject makes the SAN the only identity: then it must be critical.
                     let critical = subject.is_empty();
-                    push(
-                        critical,
-                        (critical, &SubjectAltName(names)).to_extension(&subject, &[]),
-                    )
-                    .map_err(enc)?;
+                    let san = SubjectAltName(general_names(sans).map_err(enc)?);
+                    push(critical, (critical, &san).to_extension(&subject, &[])).map_err(enc)?;
                 }
             }
             Profile::Intermediate {
                 constraints: Some(c),
                 ..
             } => {
-                if c.dns.is_empty() && c.ip.is_empty() {
-                    return Err(X509Error::refused(
-                        "name constraints were requested but none given",
-                        "add --permit-dns or --permit-ip, or leave constraints out",
-                    ));
-                }
-                let mut permitted = Vec::new();
-                for d in &c.dns {
-                    permitted.push(GeneralSubtree {
-                        base: GeneralName::DnsName(Ia5String::new(d).map_err(enc)?),
-                        minimum: 0,
-                        maximum: None,
-                    });
-                }
-                for net in &c.ip {
-                    permitted.push(GeneralSubtree {
-                        base: GeneralName::IpAddress(
-                            OctetString::new(net.constraint_octets()).map_err(enc)?,
-                        ),
-                        minimum: 0,
-                        maximum: None,
-                    });
-                }
-                // A CA constrained in one form only is excluded from the other entirely (the
-                // CA/Browser Forum's technically constrained CA): otherwise every IP address,
-                // or every DNS name, would stay permitted.
-                c.check()?;
-                let mut excluded = Vec::new();
-                if c.ip.is_empty() {
-                    for everything in ["0.0.0.0/0", "::/0"] {
-                        let net: IpNet = everything.parse()?;
-                        excluded.push(GeneralSubtree {
-                            base: GeneralName::IpAddress(
-                                OctetString::new(net.constraint_octets()).map_err(enc)?,
-                            ),
-                            minimum: 0,
-                            maximum: None,
-                        });
-                    }
-                }
-                if c.dns.is_empty() {
-                    excluded.push(GeneralSubtree {
-                        base: GeneralName::DnsName(Ia5String::new("").map_err(enc)?),
-                        minimum: 0,
-                        maximum: None,
-                    });
-                }
-                let nc = NameConstraints {
-                    permitted_subtrees: Some(permitted),
-                    excluded_subtrees: (!excluded.is_empty()).then_some(excluded),
-                };
+                let nc = c.name_constraints()?;
                 push(true, (true, &nc).to_extension(&subject, &[])).map_err(enc)?;
             }
             _ => {}
@@ -440,6 +375,76 @@ impl BoundProfile {
             subject,
             issuer: issuer_name,
             extensions: exts,
+        })
+    }
+}
+
+/// The subjectAltName entries of `sans`.
+fn general_names(sans: &[San]) -> std::result::Result<Vec<GeneralName>, der::Error> {
+    sans.iter()
+        .map(|s| {
+            Ok(match s {
+                San::Dns(d) => GeneralName::DnsName(Ia5String::new(d)?),
+                San::Ip(ip) => GeneralName::IpAddress(OctetString::new(ip_octets(*ip))?),
+            })
+        })
+        .collect()
+}
+
+impl PermittedSubtrees {
+    /// The nameConstraints extension value of these subtrees.
+    fn name_constraints(&self) -> Result<NameConstraints> {
+        let enc = |e: der::Error| X509Error::internal(format!("extension encoding: {e}"));
+        if self.dns.is_empty() && self.ip.is_empty() {
+            return Err(X509Error::refused(
+                "name constraints were requested but none given",
+                "add --permit-dns or --permit-ip, or leave constraints out",
+            ));
+        }
+        let mut permitted = Vec::new();
+        for d in &self.dns {
+            permitted.push(GeneralSubtree {
+                base: GeneralName::DnsName(Ia5String::new(d).map_err(enc)?),
+                minimum: 0,
+                maximum: None,
+            });
+        }
+        for net in &self.ip {
+            permitted.push(GeneralSubtree {
+                base: GeneralName::IpAddress(
+                    OctetString::new(net.constraint_octets()).map_err(enc)?,
+                ),
+                minimum: 0,
+                maximum: None,
+            });
+        }
+        // A CA constrained in one form only is excluded from the other entirely (the
+        // CA/Browser Forum's technically constrained CA): otherwise every IP address,
+        // or every DNS name, would stay permitted.
+        self.check()?;
+        let mut excluded = Vec::new();
+        if self.ip.is_empty() {
+            for everything in ["0.0.0.0/0", "::/0"] {
+                let net: IpNet = everything.parse()?;
+                excluded.push(GeneralSubtree {
+                    base: GeneralName::IpAddress(
+                        OctetString::new(net.constraint_octets()).map_err(enc)?,
+                    ),
+                    minimum: 0,
+                    maximum: None,
+                });
+            }
+        }
+        if self.dns.is_empty() {
+            excluded.push(GeneralSubtree {
+                base: GeneralName::DnsName(Ia5String::new("").map_err(enc)?),
+                minimum: 0,
+                maximum: None,
+            });
+        }
+        Ok(NameConstraints {
+            permitted_subtrees: Some(permitted),
+            excluded_subtrees: (!excluded.is_empty()).then_some(excluded),
         })
     }
 }

@@ -25,14 +25,16 @@ pub struct K8sAlgorithm(pub KeyAlgorithm);
 
 impl ValueEnum for K8sAlgorithm {
     fn value_variants<'a>() -> &'a [Self] {
-        const ALL: [K8sAlgorithm; 6] = [
-            K8sAlgorithm(KeyAlgorithm::EcdsaP256),
-            K8sAlgorithm(KeyAlgorithm::EcdsaP384),
-            K8sAlgorithm(KeyAlgorithm::Rsa2048),
-            K8sAlgorithm(KeyAlgorithm::Rsa3072),
-            K8sAlgorithm(KeyAlgorithm::Rsa4096),
-            K8sAlgorithm(KeyAlgorithm::Ed25519),
-        ];
+        // KeyAlgorithm's list, wrapped (arrays cannot be mapped in a const yet).
+        const ALL: [K8sAlgorithm; KeyAlgorithm::ALL.len()] = {
+            let mut all = [K8sAlgorithm(KeyAlgorithm::ALL[0]); KeyAlgorithm::ALL.len()];
+            let mut i = 1;
+            while i < all.len() {
+                all[i] = K8sAlgorithm(KeyAlgorithm::ALL[i]);
+                i += 1;
+            }
+            all
+        };
         &ALL
     }
 

@@ -59,10 +59,6 @@ fn run_yes(t: &TestToken, file: &str) -> String {
 
 /// Parses a command's `--json` output.
 #[track_caller]
-fn json_of(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
-}
-
 fn lint_cert(p: &Path) {
     let f = pkilint("lint_pkix_cert", &[], p);
     assert_no_findings_at_or_above_warning(&f, &[]);
@@ -102,14 +98,14 @@ fn both_example_ceremonies_end_to_end() {
     // plan writes nothing
     assert!(!t.path("out").exists(), "plan must not create anything");
     // The same plan as data (README: JSON output).
-    let json = json_of(&assert_ok(
+    let report = json(&assert_ok(
         &t.run(["ceremony", "plan", ROOT_FILE, "--json"]),
     ));
-    assert_eq!(json["digest_short"].as_str(), Some(digest.as_str()));
-    assert_eq!(json["digest"].as_str().map(str::len), Some(64));
-    assert_eq!(json["status"], "not_started");
-    assert_eq!(json["next_step"], 1);
-    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(report["digest_short"].as_str(), Some(digest.as_str()));
+    assert_eq!(report["digest"].as_str().map(str::len), Some(64));
+    assert_eq!(report["status"], "not_started");
+    assert_eq!(report["next_step"], 1);
+    let steps = report["steps"].as_array().unwrap();
     let kinds: Vec<&str> = steps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["generate_key", "create_root", "crl"]);
     for (i, step) in steps.iter().enumerate() {
@@ -127,8 +123,13 @@ fn both_example_ceremonies_end_to_end() {
         );
         assert!(step["items"].as_array().is_some_and(|i| !i.is_empty()));
     }
-    assert_eq!(json["file"]["sha256"].as_str().map(str::len), Some(64));
-    assert!(json["ca_key_uri"].as_str().unwrap().starts_with("pkcs11:"));
+    assert_eq!(report["file"]["sha256"].as_str().map(str::len), Some(64));
+    assert!(
+        report["ca_key_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkcs11:")
+    );
     assert!(assert_ok(&t.run(["ceremony", "plan", ROOT_FILE, "-q"])).contains(&digest));
 
     let out = run_yes(&t, ROOT_FILE);
@@ -142,7 +143,7 @@ fn both_example_ceremonies_end_to_end() {
     assert_mentions(&out, &["ceremony complete"]);
     let v = assert_ok(&t.run(["ceremony", "verify", "out/cluster-signing.transcript"]));
     assert_mentions(&v, &["(OK)"]);
-    let v = json_of(&assert_ok(&t.run([
+    let v = json(&assert_ok(&t.run([
         "ceremony",
         "verify",
         "out/cluster-signing.transcript",
@@ -157,7 +158,7 @@ fn both_example_ceremonies_end_to_end() {
         "Example Root CA 2026: cluster intermediates, first batch"
     );
     // Complete: the plan says so, as data too.
-    let done = json_of(&assert_ok(&t.run([
+    let done = json(&assert_ok(&t.run([
         "ceremony",
         "plan",
         CLUSTER_FILE,
@@ -384,12 +385,7 @@ fn event_kinds(t: &TestToken) -> Vec<String> {
     fs::read_to_string(t.path("out/root-ca/audit.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|l| json(l)["event"].as_str().unwrap().to_string())
         .filter(|e| e != "seal")
         .collect()
 }
@@ -558,7 +554,7 @@ fn events_in(t: &TestToken, ca_dir: &str) -> Vec<serde_json::Value> {
     fs::read_to_string(t.path(format!("{ca_dir}/audit.jsonl")))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(json)
         .collect()
 }
 

@@ -344,7 +344,7 @@ fn kubectl_view(kubeconfig: &Path) -> KubeconfigView {
             .arg(kubeconfig)
             .env_remove("KUBECONFIG"),
     ));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = json(&out);
     let b64 = |x: &serde_json::Value| base64_decode(x.as_str().expect("string")).expect("base64");
     let ctx = v["current-context"].as_str().unwrap().to_string();
     let context = v["contexts"]

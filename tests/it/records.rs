@@ -87,8 +87,7 @@ impl Ca {
     #[track_caller]
     fn list_dir(&self, dir: &str) -> Vec<serde_json::Value> {
         let out = assert_ok(&self.run_dir(dir, &["list", "--json"]));
-        let v: serde_json::Value = serde_json::from_str(out.trim())
-            .unwrap_or_else(|e| panic!("list --json is not JSON ({e}):\n{out}"));
+        let v = json(&out);
         v.as_array()
             .unwrap_or_else(|| panic!("list --json is not an array:\n{out}"))
             .clone()
@@ -182,10 +181,6 @@ fn named_records(text: &str) -> Vec<u64> {
 
 /// Parses a JSON line of the audit log.
 #[track_caller]
-fn json(line: &str) -> serde_json::Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
 /// The 1-based record numbers of the log lines whose event is `event`.
 fn records_of(lines: &[String], event: &str) -> Vec<usize> {
     lines
@@ -553,10 +548,7 @@ fn json_reports_carry_the_documented_fields() {
     let csr = ca.csr("a", "Cluster A CA");
     let serial = ca.sign(&csr, "a.crt");
     assert_ok(&ca.run(&["revoke", "--serial", &serial, "--reason", "superseded"]));
-    let parse = |out: &Output| -> serde_json::Value {
-        let text = assert_ok(out);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-    };
+    let parse = |out: &Output| json(&assert_ok(out));
 
     let tokens = parse(&ca.run(&["token", "list", "--json"]));
     assert!(

@@ -246,6 +246,12 @@ fn dump(out: &Output) -> String {
     )
 }
 
+/// `text` as JSON (a report, a log line), or a panic that shows it.
+#[track_caller]
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
 /// Asserts a command succeeded; returns its stdout.
 #[track_caller]
 pub fn assert_ok(out: &Output) -> String {

@@ -55,6 +55,9 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+step "no import circles between source files (scripts/check-imports.py)"
+python3 scripts/check-imports.py src
+
 step "cargo build --all-targets"
 cargo build --all-targets
 

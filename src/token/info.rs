@@ -13,7 +13,6 @@ use cryptoki::slot::Slot;
 use cryptoki_sys as sys;
 
 use super::TokenError;
-use super::module::field;
 
 /// The token-info fields hsmca uses.
 #[derive(Debug, Clone)]
@@ -182,4 +181,11 @@ fn raw_token_info(path: &Path, slot: u64) -> Result<sys::CK_TOKEN_INFO, String> 
         hsmca_p11direct::DirectError::Rv(rv) => format!("C_GetTokenInfo returned 0x{rv:x}"),
         hsmca_p11direct::DirectError::Unavailable(why) => why,
     })
+}
+
+/// A blank-padded token-info field as text: some modules pad with NULs (tpm2-pkcs11's model).
+pub(crate) fn field(value: &str) -> String {
+    value
+        .trim_end_matches(|c: char| c == '\0' || c.is_whitespace())
+        .to_string()
 }

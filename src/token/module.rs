@@ -361,10 +361,3 @@ impl Drop for Module {
         let _ = self.ctx.clone().finalize();
     }
 }
-
-/// A blank-padded token-info field as text: some modules pad with NULs (tpm2-pkcs11's model).
-pub(crate) fn field(value: &str) -> String {
-    value
-        .trim_end_matches(|c: char| c == '\0' || c.is_whitespace())
-        .to_string()
-}

@@ -3,8 +3,6 @@
 
 use const_oid::ObjectIdentifier;
 
-pub use super::signer::SignError;
-
 /// Everything that can go wrong while reading, checking or describing X.509 objects.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -402,4 +400,54 @@ impl X509Error {
 /// The name of an OID in const-oid's database, for messages.
 pub(crate) fn oid_name(oid: &ObjectIdentifier) -> &'static str {
     const_oid::db::DB.by_oid(oid).unwrap_or("unknown")
+}
+
+/// Why a signer (`signer::CaSigner`) could not sign: the signer's own error, kept whole so that the caller
+/// that knows the signer (the CA layer, for a key on a token) can take its type back.
+#[derive(Debug)]
+pub struct SignError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+    hint: Option<String>,
+}
+
+impl SignError {
+    /// Wraps a signer's error and the fix it suggests.
+    pub fn new(
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        hint: Option<String>,
+    ) -> Self {
+        SignError {
+            source: source.into(),
+            hint,
+        }
+    }
+
+    /// How to fix it, as the signer said.
+    pub fn hint(&self) -> Option<String> {
+        self.hint.clone()
+    }
+
+    /// The signer's own error.
+    pub fn into_source(self) -> Box<dyn std::error::Error + Send + Sync> {
+        self.source
+    }
+}
+
+impl From<X509Error> for SignError {
+    fn from(e: X509Error) -> Self {
+        let hint = e.hint();
+        SignError::new(e, hint)
+    }
+}
+
+impl std::fmt::Display for SignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for SignError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
 }

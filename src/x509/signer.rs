@@ -8,6 +8,7 @@ use spki::{
 };
 
 use super::algorithm::SignatureAlgorithm;
+pub use super::error::SignError;
 use super::error::{Result, X509Error};
 
 /// A key that signs certificates and CRLs: on a token in production, in memory for linting.
@@ -18,56 +19,6 @@ pub trait CaSigner {
     fn public_key(&self) -> &SubjectPublicKeyInfoOwned;
     /// Signs `message`, returning the signature in its X.509 form (DER Ecdsa-Sig-Value for ECDSA).
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
-}
-
-/// Why a [`CaSigner`] could not sign: the signer's own error, kept whole so that the caller
-/// that knows the signer (the CA layer, for a key on a token) can take its type back.
-#[derive(Debug)]
-pub struct SignError {
-    source: Box<dyn std::error::Error + Send + Sync>,
-    hint: Option<String>,
-}
-
-impl SignError {
-    /// Wraps a signer's error and the fix it suggests.
-    pub fn new(
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-        hint: Option<String>,
-    ) -> Self {
-        SignError {
-            source: source.into(),
-            hint,
-        }
-    }
-
-    /// How to fix it, as the signer said.
-    pub fn hint(&self) -> Option<String> {
-        self.hint.clone()
-    }
-
-    /// The signer's own error.
-    pub fn into_source(self) -> Box<dyn std::error::Error + Send + Sync> {
-        self.source
-    }
-}
-
-impl From<X509Error> for SignError {
-    fn from(e: X509Error) -> Self {
-        let hint = e.hint();
-        SignError::new(e, hint)
-    }
-}
-
-impl std::fmt::Display for SignError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.source.fmt(f)
-    }
-}
-
-impl std::error::Error for SignError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.source()
-    }
 }
 
 /// The public half of a [`CaSigner`]: what building a TBS needs ([`super::issue::prepare`])

@@ -1,15 +1,29 @@
 #!/usr/bin/env python3
 """Usage: scripts/check-imports.py [SRC_DIR]
 
-Import circles between hsmca's source files (issue 15: "no import circles"). Every
-`crate::`/`super::`/`self::` path outside a file's `mod tests` is an edge from that file to the
-module file it names; a path to one's own parent module is not counted (a parent re-exports
-its children). Prints each circle and exits 1 if there is one.
+Import circles between hsmca's source files, and imports across layers the design forbids
+(issue 15). Every `crate::`/`super::`/`self::` path outside a file's `mod tests` is an edge from
+that file to the module file it names; a path to one's own parent module is not counted (a
+parent re-exports its children). Prints each circle and each forbidden import; exits 1 if
+there is one.
 """
 import glob
 import os
 import re
 import sys
+
+# What each top-level module may use. The token layer knows nothing of X.509 and the
+# certificate layer nothing of PKCS#11; `ca` is the bridge; only `cli` parses and prints.
+LAYERS = {
+    "token": set(),
+    "x509": set(),
+    "notice": set(),
+    "output": set(),
+    "error": {"output", "token", "x509"},
+    "ca": {"error", "notice", "output", "token", "x509"},
+    "k8s": {"ca", "error", "notice", "output", "x509"},
+    "ceremony": {"ca", "error", "k8s", "notice", "output", "token", "x509"},
+}
 
 root = sys.argv[1] if len(sys.argv) > 1 else "src"
 mods = {}
@@ -89,4 +103,12 @@ for v in graph:
         visit(v)
 for comp in circles:
     print("import circle:", " <-> ".join("::".join(x) for x in sorted(comp)))
-sys.exit(1 if circles else 0)
+crossings = []
+for m, targets in sorted(graph.items()):
+    if not m or m[0] not in LAYERS:
+        continue
+    for t in sorted(targets):
+        if t[0] != m[0] and t[0] not in LAYERS[m[0]]:
+            crossings.append((m, t))
+            print(f"layer crossed: {'::'.join(m)} uses {'::'.join(t)} ({mods[m]})")
+sys.exit(1 if circles or crossings else 0)

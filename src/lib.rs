@@ -20,6 +20,14 @@ mod x509;
 
 pub use cli::main;
 
+/// The version and the commit it was built from (build.rs): `--version` and transcripts.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HSMCA_COMMIT"),
+    ")"
+);
+
 /// What the fuzz targets (`fuzz/`), the integration tests and the benchmarks call: the
 /// readers of every input hsmca accepts and the host-side keys and checks. Not a stable API.
 pub mod internals {

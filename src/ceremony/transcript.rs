@@ -89,7 +89,7 @@ pub fn write(
     );
     line("plan-digest", &plan.digest_hex());
     line("plan-digest-short", &plan.digest_short());
-    line("tool", &format!("hsmca {}", crate::cli::VERSION));
+    line("tool", &format!("hsmca {}", crate::VERSION));
     line("tool-sha256", &own_binary_sha256()?);
     line("operator", &c.operator);
     for w in &c.witnesses {

@@ -32,13 +32,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::x509::algorithm::KeyAlgorithm;
 use crate::x509::profile::ProfileName;
 
-/// The version and the commit it was built from (build.rs).
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("HSMCA_COMMIT"),
-    ")"
-);
+use crate::VERSION;
 
 /// Exit codes, kept stable for scripts (also in `--help` and the README).
 pub mod exit {

@@ -59,6 +59,31 @@ pub enum Event {
         /// SHA-256 of its SPKI.
         spki_sha256: String,
     },
+    /// A CA key's M-of-N backup was made: the key wrapped under a key-encryption key that
+    /// was split into shares (never recorded) and destroyed.
+    KeyBackedUp {
+        /// The key's URI.
+        key_uri: String,
+        /// SHA-256 of its SPKI.
+        spki_sha256: String,
+        /// SHA-256 of the wrapped key.
+        wrapped_sha256: String,
+        /// Shares needed to restore.
+        threshold: u8,
+        /// Shares made.
+        shares: u8,
+    },
+    /// A CA key was restored onto a token from its backup.
+    KeyRestored {
+        /// The restored key's URI.
+        key_uri: String,
+        /// SHA-256 of its SPKI.
+        spki_sha256: String,
+        /// SHA-256 of the wrapped key it came from.
+        wrapped_sha256: String,
+        /// The token it was restored onto.
+        token: String,
+    },
     /// A self-signed root was created.
     RootCreated {
         /// Issued certificate.

@@ -3,6 +3,7 @@
 
 pub mod anchor;
 pub mod audit;
+pub mod backup;
 pub mod batch;
 pub mod bench;
 pub mod ca_keys;
@@ -48,12 +49,12 @@ pub struct GeneratedKey {
 pub(crate) fn generate_key(
     session: &TokenSession<'_>,
     spec: KeySpec,
-    label: &str,
-    id: &[u8],
+    (label, id): (&str, &[u8]),
+    backup: bool,
     rec: &mut Recorder,
     command: &str,
 ) -> Result<GeneratedKey> {
-    let key = match session.generate(spec, label, id) {
+    let key = match session.generate(spec, label, id, backup) {
         Ok((key, note)) => {
             if let Some(note) = note {
                 crate::notice::note(note);

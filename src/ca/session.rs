@@ -183,6 +183,11 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
         self.rec
     }
 
+    /// Records `event` in the CA directory's log (nothing without one).
+    pub fn record(&mut self, event: Event) -> Result<()> {
+        self.rec.append(event)
+    }
+
     /// Binds the CA key `uri` names (its attributes checked against the CA key policy).
     pub fn use_key(&mut self, uri: &Pkcs11Uri, choice: SignatureChoice) -> Result<()> {
         let key = self.session.open_key(uri)?;
@@ -285,7 +290,43 @@ impl<'s, 'm> CaToken<'s, 'm, '_> {
         id: &[u8],
         command: &str,
     ) -> Result<GeneratedKey> {
-        let generated = super::generate_key(self.session, spec, label, id, self.rec, command)?;
+        self.generate(spec, algorithm, (label, id), false, command)
+    }
+
+    /// [`CaToken::generate_key`] in backup form: extractable only wrapped under a trusted key
+    /// (the caller wraps it at once, [`super::backup`]).
+    pub fn generate_backed_up_key(
+        &mut self,
+        spec: KeySpec,
+        algorithm: &str,
+        label: &str,
+        id: &[u8],
+    ) -> Result<GeneratedKey> {
+        self.generate(spec, algorithm, (label, id), true, "key generate")
+    }
+
+    fn generate(
+        &mut self,
+        spec: KeySpec,
+        algorithm: &str,
+        (label, id): (&str, &[u8]),
+        backup: bool,
+        command: &str,
+    ) -> Result<GeneratedKey> {
+        let generated =
+            super::generate_key(self.session, spec, (label, id), backup, self.rec, command)?;
+        // The first key of a new CA directory seals it (and the token keeps its head).
+        if self.signer.is_none()
+            && self.rec.dir().is_some_and(|d| {
+                !d.ca_cert_path().exists()
+                    && !d
+                        .entries
+                        .iter()
+                        .any(|e| matches!(e.record.event, Event::Seal { .. }))
+            })
+        {
+            self.bind(generated.key.clone(), SignatureChoice::default())?;
+        }
         self.rec.append(Event::KeyGenerated {
             key_uri: generated.key.uri.to_string(),
             algorithm: algorithm.to_string(),

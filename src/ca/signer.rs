@@ -115,6 +115,39 @@ pub fn spki_from_material(material: &PublicKeyMaterial) -> Result<SubjectPublicK
     })
 }
 
+/// A public key in the token's form: the inverse of [`spki_from_material`], for a key the token
+/// receives (a restored backup) rather than generates.
+pub fn material_from_spki(spki: &SubjectPublicKeyInfoOwned) -> Result<PublicKeyMaterial> {
+    // Only a key hsmca accepts (the curve, the RSA size) goes to the token.
+    crate::x509::algorithm::PublicKeyInfo::from_spki(spki)?;
+    let bits = spki.subject_public_key.raw_bytes();
+    let material = match spki.algorithm.oid {
+        ID_EC_PUBLIC_KEY => PublicKeyMaterial::Ec {
+            params: spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .map(|p| p.to_der())
+                .transpose()
+                .map_err(|e| Error::internal(format!("EC parameters: {e}")))?
+                .unwrap_or_default(),
+            point: bits.to_vec(),
+        },
+        RSA_ENCRYPTION => {
+            let key = pkcs1::RsaPublicKey::<UintRef<'_>>::from_der(bits)
+                .map_err(|e| Error::internal(format!("RSA public key: {e}")))?;
+            PublicKeyMaterial::Rsa {
+                modulus: key.modulus.as_bytes().to_vec(),
+                exponent: key.public_exponent.as_bytes().to_vec(),
+            }
+        }
+        _ => PublicKeyMaterial::Ed25519 {
+            point: bits.to_vec(),
+        },
+    };
+    Ok(material)
+}
+
 /// A CA key on the token, usable by the certificate layer.
 pub struct TokenSigner<'s, 'm> {
     session: &'s TokenSession<'m>,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
-use super::inputs::{overwrite, parse_key_uri, pin_source};
+use super::inputs::{overwrite, parse_key_uri, pin_source, selector};
 use super::report;
 use super::{Cli, CrlArgs, GlobalArgs, SignArgs, TokenArgs, ValidityArgs};
 use crate::ca::issuance::{Certify, Delivery, Order};
@@ -15,7 +15,7 @@ use crate::ca::session::{TokenRef, with_ca_key, with_token};
 use crate::ca::signer::{SignatureChoice, key_spec};
 use crate::error::{Error, Result, read_file};
 use crate::output::check_free;
-use crate::token::{Module, Pkcs11Uri, TokenSelector};
+use crate::token::{Module, Pkcs11Uri};
 use crate::x509::decode::load_certificate;
 use crate::x509::name::parse_name;
 use crate::x509::profile::{
@@ -70,13 +70,6 @@ fn load_module(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> Result<Module> {
         .clone()
         .or_else(|| uri.and_then(|u| u.module_path.clone()));
     Ok(Module::load(path.as_deref())?)
-}
-
-fn selector(t: &TokenArgs) -> TokenSelector {
-    TokenSelector {
-        label: Some(t.token.clone()),
-        serial: t.token_serial.clone(),
-    }
 }
 
 pub(super) fn token_list(g: &GlobalArgs, json: bool) -> Result<()> {
@@ -178,11 +171,14 @@ pub(super) fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<
     if let Some(p) = &a.public_key_out {
         check_free(p, overwrite(a.force))?;
     }
-    let mut rec = Recorder::create(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let token = TokenRef {
         module: g.module.as_deref(),
         selector: selector(&a.token),
     };
+    if let Some(outputs) = super::backup::backup_outputs(&a)? {
+        return super::backup::key_generate_with_backup(g, &a, &id, outputs, &token);
+    }
+    let mut rec = Recorder::create(g.ca_dir.as_deref(), g.operator.as_deref())?;
     let (generated, token_label) =
         with_token(&token, true, &pin_source(g, None), &mut rec, |ca| {
             let generated = ca.generate_key(
@@ -192,16 +188,6 @@ pub(super) fn key_generate(g: &GlobalArgs, a: super::KeyGenerateArgs) -> Result<
                 &id,
                 "key generate",
             )?;
-            // The first key of a new CA directory seals it (and the token keeps its head).
-            if ca.recorder().dir().is_some_and(|d| {
-                !d.ca_cert_path().exists()
-                    && !d
-                        .entries
-                        .iter()
-                        .any(|e| matches!(e.record.event, crate::ca::audit::Event::Seal { .. }))
-            }) {
-                ca.bind(generated.key.clone(), SignatureChoice::default())?;
-            }
             if let Some(p) = &a.public_key_out {
                 ca.write_public_key(&generated, p, overwrite(a.force))?;
             }

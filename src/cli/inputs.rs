@@ -3,10 +3,10 @@
 
 use zeroize::Zeroizing;
 
-use super::GlobalArgs;
+use super::{GlobalArgs, TokenArgs};
 use crate::error::Result;
 use crate::output::Overwrite;
-use crate::token::{PinSource, Pkcs11Uri, TokenError};
+use crate::token::{PinSource, Pkcs11Uri, TokenError, TokenSelector};
 
 /// `--force`: replace existing outputs, else refuse them.
 pub fn overwrite(force: bool) -> Overwrite {
@@ -28,6 +28,14 @@ pub fn pin_source(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> PinSource {
     match std::env::var("HSMCA_PIN") {
         Ok(v) => PinSource::Env(Zeroizing::new(v)),
         Err(_) => PinSource::Prompt,
+    }
+}
+
+/// The token --token and --token-serial name.
+pub fn selector(t: &TokenArgs) -> TokenSelector {
+    TokenSelector {
+        label: Some(t.token.clone()),
+        serial: t.token_serial.clone(),
     }
 }
 

@@ -16,6 +16,7 @@ macro_rules! say_raw {
     };
 }
 
+mod backup;
 mod ceremony;
 mod commands;
 mod inputs;
@@ -241,8 +242,11 @@ enum TokenCmd {
 
 #[derive(Debug, Subcommand)]
 enum KeyCmd {
-    /// Generate a CA key pair inside the token (sensitive, never extractable).
+    /// Generate a CA key pair inside the token (sensitive, never extractable; with --backup,
+    /// extractable only wrapped under a key split among M-of-N custodians).
     Generate(KeyGenerateArgs),
+    /// Restore a backed-up CA key onto a token from its wrapped file and M shares.
+    Restore(KeyRestoreArgs),
     /// List the private keys on a token with their security attributes.
     List {
         #[command(flatten)]
@@ -279,9 +283,43 @@ struct KeyGenerateArgs {
     /// Also write the public key as PEM.
     #[arg(long, value_name = "FILE")]
     public_key_out: Option<PathBuf>,
-    /// Replace an existing --public-key-out file.
+    /// Make an M-of-N backup at generation (e.g. 3-of-5): the key is wrapped under a fresh
+    /// key-encryption key whose N shares are printed, one per custodian (needs the SO PIN).
+    #[arg(long, value_name = "M-of-N", requires = "backup_out")]
+    backup: Option<String>,
+    /// Where the wrapped key goes (with --backup); useless without M of the shares.
+    #[arg(long, value_name = "FILE", requires = "backup")]
+    backup_out: Option<PathBuf>,
+    /// Write one file per share into this empty directory instead of printing them (tests and
+    /// rehearsals: a real ceremony gives each custodian only their own).
+    #[arg(long, value_name = "DIR", requires = "backup")]
+    shares_out: Option<PathBuf>,
+    #[command(flatten)]
+    so_pin: SoPinArgs,
+    /// Replace an existing --public-key-out or --backup-out file.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Debug, Args)]
+struct SoPinArgs {
+    /// Read the security officer's PIN from this file (else HSMCA_SO_PIN, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    so_pin_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct KeyRestoreArgs {
+    #[command(flatten)]
+    token: TokenArgs,
+    /// The wrapped key file 'key generate --backup-out' wrote.
+    #[arg(long, value_name = "FILE")]
+    wrapped: PathBuf,
+    /// A file holding one share (repeat for each); without it the shares are asked for.
+    #[arg(long = "share", value_name = "FILE")]
+    shares: Vec<PathBuf>,
+    #[command(flatten)]
+    so_pin: SoPinArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -422,6 +460,7 @@ fn run(cli: Cli) -> crate::error::Result<()> {
     match cli.command {
         Command::Token(TokenCmd::List { json }) => commands::token_list(g, json),
         Command::Key(KeyCmd::Generate(a)) => commands::key_generate(g, a),
+        Command::Key(KeyCmd::Restore(a)) => backup::key_restore(g, a),
         Command::Key(KeyCmd::List { token, json }) => commands::key_list(g, token, json),
         Command::Root(RootCmd::Create(a)) => commands::root_create(g, a),
         Command::Sign(a) => commands::sign(g, *a),

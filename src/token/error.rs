@@ -111,6 +111,15 @@ pub enum TokenError {
     /// The user PIN is locked.
     #[error("the token's user PIN is locked (CKR_PIN_LOCKED)")]
     PinLocked,
+    /// C_Login as security officer failed: wrong SO PIN.
+    #[error("the token refused the security officer PIN (CKR_PIN_INCORRECT)")]
+    SoPinIncorrect,
+    /// The token cannot keep a key's wrapped backup.
+    #[error("the token cannot keep a wrapped backup of a key: {what}")]
+    BackupUnsupported {
+        /// What it lacks.
+        what: String,
+    },
     /// The URI matches no private key.
     #[error("no private key matches {uri}")]
     KeyNotFound {
@@ -232,6 +241,12 @@ impl TokenError {
             }
             TokenError::PinLocked => {
                 "the security officer must unlock the user PIN; hsmca will not try it"
+            }
+            TokenError::SoPinIncorrect => {
+                "check the SO PIN (HSMCA_SO_PIN, --so-pin-file or the prompt) and run again; nothing was created on the token"
+            }
+            TokenError::BackupUnsupported { .. } => {
+                "generate the key without --backup (it then never leaves the token), or use a token that offers CKM_AES_KEY_WRAP_PAD and trusted keys; nothing was generated"
             }
             TokenError::KeyNotFound { .. } => "list the keys with 'hsmca key list --token <label>'",
             TokenError::KeyAmbiguous { .. } => "add id= to the URI to name one key",

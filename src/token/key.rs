@@ -222,14 +222,75 @@ pub const CA_KEY_POLICY: &[(&str, bool)] = &[
     ("CKA_COPYABLE", false),
 ];
 
-/// The security attributes of a private key, in [`CA_KEY_POLICY`] order.
+/// The policy of a CA key generated with an M-of-N backup (or restored from one): sensitive,
+/// and extractable only wrapped under a key the security officer marked trusted. Such a key
+/// was not always sensitive or never extractable, and a restored one is not local; a restored
+/// one may be copyable (see `token::wrap`), a copy keeping both protections.
+pub const BACKUP_KEY_POLICY: &[(&str, bool)] = &[
+    ("CKA_TOKEN", true),
+    ("CKA_PRIVATE", true),
+    ("CKA_SENSITIVE", true),
+    ("CKA_SIGN", true),
+    ("CKA_EXTRACTABLE", true),
+    ("CKA_WRAP_WITH_TRUSTED", true),
+    ("CKA_DECRYPT", false),
+    ("CKA_UNWRAP", false),
+    ("CKA_DERIVE", false),
+    ("CKA_MODIFIABLE", false),
+];
+
+/// Every attribute either policy reads.
+pub const POLICY_ATTRIBUTES: &[&str] = &[
+    "CKA_TOKEN",
+    "CKA_PRIVATE",
+    "CKA_SENSITIVE",
+    "CKA_SIGN",
+    "CKA_ALWAYS_SENSITIVE",
+    "CKA_NEVER_EXTRACTABLE",
+    "CKA_LOCAL",
+    "CKA_EXTRACTABLE",
+    "CKA_WRAP_WITH_TRUSTED",
+    "CKA_DECRYPT",
+    "CKA_UNWRAP",
+    "CKA_DERIVE",
+    "CKA_MODIFIABLE",
+    "CKA_COPYABLE",
+];
+
+/// The security attributes of a private key, in [`POLICY_ATTRIBUTES`] order.
 #[derive(Debug, Clone)]
 pub struct KeyAttributes(pub Vec<(&'static str, AttrValue)>);
 
 impl KeyAttributes {
-    /// Every attribute that breaks the CA key policy: (name, required, found).
+    /// The value read for `name`.
+    pub fn get(&self, name: &str) -> AttrValue {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .unwrap_or(AttrValue::Absent)
+    }
+
+    /// Whether the key is in backup form: extractable, but only under a trusted key. Any other
+    /// extractable key is judged by [`CA_KEY_POLICY`] and refused.
+    pub fn backup_form(&self) -> bool {
+        self.get("CKA_EXTRACTABLE") == AttrValue::True
+            && self.get("CKA_WRAP_WITH_TRUSTED") == AttrValue::True
+    }
+
+    /// The policy that applies: [`BACKUP_KEY_POLICY`] for a key in backup form, else
+    /// [`CA_KEY_POLICY`].
+    pub fn policy(&self) -> &'static [(&'static str, bool)] {
+        if self.backup_form() {
+            BACKUP_KEY_POLICY
+        } else {
+            CA_KEY_POLICY
+        }
+    }
+
+    /// Every attribute that breaks the policy that applies: (name, required, found).
     pub fn violations(&self) -> Vec<(&'static str, bool, AttrValue)> {
-        CA_KEY_POLICY
+        self.policy()
             .iter()
             .filter_map(|(name, required)| {
                 let found = self

@@ -7,6 +7,7 @@ pub mod module;
 pub mod pin;
 pub mod session;
 pub mod uri;
+pub mod wrap;
 
 pub use error::TokenError;
 pub use key::{KeySpec, PublicKeyMaterial, SignMechanism};

@@ -9,8 +9,8 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 
 use super::key::{
-    AttrValue, CA_KEY_POLICY, EC_PARAMS_ED25519, EC_PARAMS_P256, EC_PARAMS_P384, KeyAttributes,
-    KeyInfo, KeySpec, PublicKeyMaterial, SignMechanism,
+    AttrValue, EC_PARAMS_ED25519, EC_PARAMS_P256, EC_PARAMS_P384, KeyAttributes, KeyInfo, KeySpec,
+    POLICY_ATTRIBUTES, PublicKeyMaterial, SignMechanism,
 };
 use super::module::{Module, TokenSelector};
 use super::{Pin, Pkcs11Uri, TokenError};
@@ -34,6 +34,13 @@ pub struct TokenKey {
     pub public: PublicKeyMaterial,
     /// A URI that names exactly this key.
     pub uri: Pkcs11Uri,
+}
+
+impl TokenKey {
+    /// The private key's object handle in this login.
+    pub(super) fn handle(&self) -> ObjectHandle {
+        self.handle
+    }
 }
 
 impl<'m> TokenSession<'m> {
@@ -65,6 +72,11 @@ impl<'m> TokenSession<'m> {
     /// The token's label.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The cryptoki session, for the other files of the token layer.
+    pub(super) fn raw(&self) -> &Session {
+        &self.session
     }
 
     /// A second read-only session on the same token, to sign on another thread. PKCS#11 logs
@@ -218,15 +230,15 @@ impl<'m> TokenSession<'m> {
                 _ => {}
             }
         }
-        let types: Vec<AttributeType> = CA_KEY_POLICY.iter().map(|(n, _)| attr_type(n)).collect();
+        let types: Vec<AttributeType> = POLICY_ATTRIBUTES.iter().map(|n| attr_type(n)).collect();
         let values = self
             .session
             .get_attributes(handle, &types)
             .map_err(during("reading key attributes (C_GetAttributeValue)"))?;
         let attributes = KeyAttributes(
-            CA_KEY_POLICY
+            POLICY_ATTRIBUTES
                 .iter()
-                .map(|(name, _)| {
+                .map(|name| {
                     let value = values
                         .iter()
                         .find_map(|a| bool_of(a, attr_type(name)))
@@ -420,13 +432,15 @@ impl<'m> TokenSession<'m> {
         }))
     }
 
-    /// Generates a CA key pair on the token with every security attribute set explicitly.
+    /// Generates a CA key pair on the token with every security attribute set explicitly:
+    /// never extractable, or with `backup` extractable only wrapped under a trusted key.
     /// Refuses a label or id already present. The caller verifies the result before use.
     pub fn generate(
         &self,
         spec: KeySpec,
         label: &str,
         id: &[u8],
+        backup: bool,
     ) -> Result<(TokenKey, Option<String>), TokenError> {
         let mechanisms = self.mechanisms()?;
         if !spec.supported_by(&mechanisms) {
@@ -471,17 +485,21 @@ impl<'m> TokenSession<'m> {
         ];
         // SoftHSM2's defaults for a minimal template are a non-sensitive, extractable key that
         // can decrypt and unwrap: every attribute the policy reads is set here on purpose.
-        let private = vec![
+        let mut private = vec![
             Attribute::Token(true),
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.to_vec()),
             Attribute::Private(true),
             Attribute::Sensitive(true),
-            Attribute::Extractable(false),
+            Attribute::Extractable(backup),
             Attribute::Sign(true),
             Attribute::Decrypt(false),
             Attribute::Unwrap(false),
         ];
+        if backup {
+            // The only way out: wrapped under a key only the security officer can mark trusted.
+            private.push(Attribute::WrapWithTrusted(true));
+        }
         // Restrictions a token may not know (CKA_COPYABLE is from Cryptoki 2.40): left out of
         // a module older than that, and dropped if the token refuses the template. Whatever
         // the token then sets, the read-back check below requires the policy's values.
@@ -784,6 +802,7 @@ fn attr_type(name: &str) -> AttributeType {
         "CKA_UNWRAP" => AttributeType::Unwrap,
         "CKA_DERIVE" => AttributeType::Derive,
         "CKA_MODIFIABLE" => AttributeType::Modifiable,
+        "CKA_WRAP_WITH_TRUSTED" => AttributeType::WrapWithTrusted,
         _ => AttributeType::Copyable,
     }
 }
@@ -803,6 +822,7 @@ fn bool_of(a: &Attribute, t: AttributeType) -> Option<bool> {
         Attribute::Derive(v) => (AttributeType::Derive, v),
         Attribute::Modifiable(v) => (AttributeType::Modifiable, v),
         Attribute::Copyable(v) => (AttributeType::Copyable, v),
+        Attribute::WrapWithTrusted(v) => (AttributeType::WrapWithTrusted, v),
         _ => return None,
     };
     (at == t).then_some(*v)

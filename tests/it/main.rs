@@ -33,6 +33,7 @@
 
 mod common;
 
+mod backup;
 mod bad_input;
 mod ca_dir;
 mod ceremony;

@@ -324,6 +324,37 @@ fn a_token_without_backup_support_or_a_bad_m_of_n_is_refused_before_the_key_exis
     assert_mentions(&err, &["security officer PIN"]);
     assert!(private_keys_on(&t, "Root CA").contains("no private keys"));
     assert!(!t.path("k.wrapped").exists());
+    // A token that refuses a trusted key-encryption key (the fault module answers the SO's
+    // C_CreateObject as a token without CKA_TRUSTED would, CKR_ATTRIBUTE_READ_ONLY = 0x10):
+    // refused before the key exists.
+    let module = faultmod().to_str().unwrap().to_string();
+    let real = softhsm_module().to_str().unwrap().to_string();
+    let err = assert_fails(&t.run_env(
+        &[
+            ("HSMCA_SO_PIN", Some(SO_PIN)),
+            ("HSMCA_MODULE", Some(&module)),
+            ("HSMCA_FAULT_REAL", Some(&real)),
+            ("HSMCA_FAULT_FN", Some("C_CreateObject")),
+            ("HSMCA_FAULT_RV", Some("0x10")),
+        ],
+        [
+            "key",
+            "generate",
+            "--token",
+            "Root CA",
+            "--label",
+            "k",
+            "--algorithm",
+            "ecdsa-p256",
+            "--backup",
+            "2-of-3",
+            "--backup-out",
+            "k.wrapped",
+        ],
+    ));
+    assert_mentions(&err, &["cannot keep a wrapped backup"]);
+    assert!(private_keys_on(&t, "Root CA").contains("no private keys"));
+    assert!(!t.path("k.wrapped").exists());
 }
 
 /// Not a test: run as a subprocess by [`wrapping_under_an_untrusted_key_is_refused_by_the_token`]

@@ -52,13 +52,10 @@ pub(super) fn inspect(file: &Path, json: bool) -> Result<()> {
     }
     let description = crate::x509::inspect::inspect(&bytes)?;
     let text = serde_json::to_string_pretty(&description).map_err(|e| {
-        Error::invalid(
-            format!(
-                "cannot write the description of {} as JSON: {e}",
-                file.display()
-            ),
-            "report this as a bug; the text form (without --json) still works",
-        )
+        Error::internal(format!(
+            "cannot write the description of {} as JSON (the text form, without --json, still works): {e}",
+            file.display()
+        ))
     })?;
     say!("{text}");
     Ok(())

@@ -14,6 +14,7 @@ use crate::ca::serial_hex;
 use crate::ca::session::{TokenRef, with_ca_key, with_token};
 use crate::ca::signer::{SignatureChoice, key_spec};
 use crate::error::{Error, Result, read_file};
+use crate::k8s::identity::{Identity, identity};
 use crate::output::check_free;
 use crate::token::{Module, Pkcs11Uri};
 use crate::x509::decode::load_certificate;
@@ -43,22 +44,27 @@ pub(super) fn man_pages(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Describes a file as text, or with `json` as the serialised description.
+/// Describes a file as text, or with `json` as the serialised description; certificates
+/// also as Kubernetes sees them (user, groups, serving names).
 pub(super) fn inspect(file: &Path, json: bool) -> Result<()> {
     let bytes = read_file(file)?;
+    let kubernetes: Vec<Identity> = crate::x509::decode::load_certificates(&bytes)
+        .map(|certs| certs.iter().map(identity).collect())
+        .unwrap_or_default();
     if !json {
         say_raw!("{}", crate::x509::inspect::describe(&bytes)?);
+        for (i, id) in kubernetes.iter().enumerate() {
+            say!("Kubernetes sees certificate {}:", i + 1);
+            for line in id.lines() {
+                say!("  {line}");
+            }
+        }
         return Ok(());
     }
-    let description = crate::x509::inspect::inspect(&bytes)?;
-    let text = serde_json::to_string_pretty(&description).map_err(|e| {
-        Error::internal(format!(
-            "cannot write the description of {} as JSON (the text form, without --json, still works): {e}",
-            file.display()
-        ))
-    })?;
-    say!("{text}");
-    Ok(())
+    report::print_json(&report::Inspected {
+        description: crate::x509::inspect::inspect(&bytes)?,
+        kubernetes,
+    })
 }
 
 fn load_module(g: &GlobalArgs, uri: Option<&Pkcs11Uri>) -> Result<Module> {

@@ -314,3 +314,13 @@ pub struct CeremonyVerified {
     pub log_records: u64,
     pub log_seals: u64,
 }
+
+/// `inspect --json`: the description, and each certificate as Kubernetes sees it.
+#[derive(Serialize)]
+pub struct Inspected {
+    /// What the file holds.
+    #[serde(flatten)]
+    pub description: crate::x509::inspect::Description,
+    /// Per certificate, in order: its usage, user, groups and serving names.
+    pub kubernetes: Vec<crate::k8s::identity::Identity>,
+}

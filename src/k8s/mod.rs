@@ -7,6 +7,7 @@
 pub mod beneath;
 pub mod cluster;
 pub mod constraints;
+pub mod identity;
 pub mod kubeconfig;
 pub mod presets;
 pub mod request;

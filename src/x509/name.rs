@@ -258,6 +258,15 @@ pub fn common_names(name: &Name) -> Vec<String> {
         .collect()
 }
 
+/// The subject's organization names (O), as text, in order.
+pub fn organizations(name: &Name) -> Vec<String> {
+    name.iter_rdn()
+        .flat_map(|rdn| rdn.iter())
+        .filter(|atv| atv.oid == rfc4519::ORGANIZATION_NAME)
+        .filter_map(|atv| attribute_text("O", &atv.value).ok())
+        .collect()
+}
+
 /// Renders a name as RFC 4514 text.
 pub fn display_name(name: &Name) -> String {
     name.to_string()

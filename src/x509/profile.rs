@@ -90,6 +90,42 @@ pub enum San {
     Ip(IpAddr),
 }
 
+/// The DNS and IP subjectAltNames of `cert` (other forms are left out); none without the
+/// extension or when it does not decode.
+pub fn subject_alt_names(cert: &x509_cert::Certificate) -> Vec<San> {
+    let Ok(Some((_, san))) = cert.tbs_certificate().get_extension::<SubjectAltName>() else {
+        return Vec::new();
+    };
+    san.0
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DnsName(d) => Some(San::Dns(d.as_str().to_string())),
+            GeneralName::IpAddress(o) => match o.as_bytes().len() {
+                4 => <[u8; 4]>::try_from(o.as_bytes())
+                    .ok()
+                    .map(|b| San::Ip(IpAddr::from(b))),
+                16 => <[u8; 16]>::try_from(o.as_bytes())
+                    .ok()
+                    .map(|b| San::Ip(IpAddr::from(b))),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// What `cert`'s extended key usage lets it do: (serverAuth, clientAuth). Without the
+/// extension a certificate may do both (RFC 5280, 4.2.1.12).
+pub fn tls_usage(cert: &x509_cert::Certificate) -> (bool, bool) {
+    match cert.tbs_certificate().get_extension::<ExtendedKeyUsage>() {
+        Ok(Some((_, eku))) => (
+            eku.0.contains(&ID_KP_SERVER_AUTH),
+            eku.0.contains(&ID_KP_CLIENT_AUTH),
+        ),
+        _ => (true, true),
+    }
+}
+
 /// Permitted subtrees of a name-constrained CA (DNS and IP forms, which Go understands).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PermittedSubtrees {

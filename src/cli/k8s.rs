@@ -32,6 +32,66 @@ pub enum K8sCmd {
     Sign(Box<K8sSignArgs>),
     /// Cluster side, no token: issue a preset's component certificates and kubeconfigs.
     Issue(IssueArgs),
+    /// Check every certificate and kubeconfig of a cluster: who it is, what it is for, its
+    /// chain, key, names and days left; exit 1 when anything is expired, broken or expiring.
+    Check(CheckArgs),
+    /// Cluster side, no token: issue again, with the same keys and names, every leaf that
+    /// expires within a window; kubeconfigs updated, the old files kept as .old.
+    Renew(RenewArgs),
+}
+
+/// `k8s renew`.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// kubeadm's pki directory holding the cluster CAs and their keys.
+    #[arg(long, value_name = "DIR")]
+    pki: PathBuf,
+    /// The cluster file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The certificate set (default: kubeadm when --pki holds apiserver.crt, else hard-way).
+    #[arg(long)]
+    preset: Option<Preset>,
+    /// Where the kubeconfigs (and the hard-way files) are (default: the parent of --pki).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// kubeadm: the control-plane node the set was issued for (default: the first).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Renew what expires within this window (e.g. 30d; the default).
+    #[arg(long, value_name = "DURATION", conflicts_with = "all")]
+    within: Option<String>,
+    /// Renew every leaf.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    validity: K8sValidityArgs,
+}
+
+/// `k8s check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// kubeadm's pki directory holding the cluster CAs.
+    #[arg(long, value_name = "DIR")]
+    pki: PathBuf,
+    /// The cluster file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The certificate set (default: kubeadm when --pki holds apiserver.crt, else hard-way).
+    #[arg(long)]
+    preset: Option<Preset>,
+    /// Where the kubeconfigs (and the hard-way files) are (default: the parent of --pki).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// kubeadm: the control-plane node the set was issued for (default: the first).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Report certificates that expire within this window too (e.g. 30d).
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    warn: String,
+    /// Machine-readable output (README: JSON output).
+    #[arg(long)]
+    json: bool,
 }
 
 /// `k8s request`.
@@ -46,6 +106,10 @@ pub struct RequestArgs {
     /// The keys' algorithm (Kubernetes cannot use Ed25519).
     #[arg(long, default_value = "ecdsa-p256")]
     algorithm: K8sAlgorithm,
+    /// Requests for renewing the cluster CAs with the keys already in DIR/pki: same subject,
+    /// same key, so what the CAs issued stays valid (no new keys are made).
+    #[arg(long)]
+    renew: bool,
     /// Replace existing files.
     #[arg(long)]
     force: bool,
@@ -148,6 +212,8 @@ pub fn run(g: &GlobalArgs, cmd: K8sCmd) -> Result<()> {
         K8sCmd::Request(a) => request_cmd(a),
         K8sCmd::Sign(a) => sign_cmd(g, *a),
         K8sCmd::Issue(a) => issue_cmd(a),
+        K8sCmd::Check(a) => check_cmd(a),
+        K8sCmd::Renew(a) => renew_cmd(a),
     }
 }
 
@@ -191,6 +257,16 @@ fn algorithm(a: K8sAlgorithm) -> Result<KeyAlgorithm> {
 }
 
 fn request_cmd(a: RequestArgs) -> Result<()> {
+    if a.renew {
+        for c in request::renew_requests(&a.cluster, &a.out, overwrite(a.force))? {
+            say!("wrote {} (the CA's existing key)", c.display());
+        }
+        say!(
+            "take only {} to the root ceremony; the renewed CAs keep their keys and subjects",
+            crate::k8s::requests_dir(&a.out).display()
+        );
+        return Ok(());
+    }
     let alg = algorithm(a.algorithm)?;
     let r = request::make_requests(&a.cluster, &a.out, alg, overwrite(a.force))?;
     for k in &r.keys {
@@ -442,5 +518,110 @@ fn issue_cmd(a: IssueArgs) -> Result<()> {
             .unwrap_or_default(),
         cluster.name
     );
+    Ok(())
+}
+
+/// --out, else the parent of --pki.
+fn out_dir(out: &Option<PathBuf>, pki: &Path) -> PathBuf {
+    out.clone().unwrap_or_else(|| {
+        pki.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    })
+}
+
+/// A window in whole days (`30d`, `1y`).
+fn window_days(option: &str, text: &str) -> Result<i64> {
+    match text.parse::<Lifetime>()? {
+        Lifetime::Days(d) => Ok(i64::from(d)),
+        Lifetime::Years(y) => Ok(i64::from(y) * 365),
+        _ => Err(Error::invalid(
+            format!("{option} {text} is not in days or years"),
+            format!("write e.g. {option} 30d"),
+        )),
+    }
+}
+
+fn renew_cmd(a: RenewArgs) -> Result<()> {
+    let cluster = Cluster::load(&a.config)?;
+    let out = out_dir(&a.out, &a.pki);
+    let preset = a
+        .preset
+        .unwrap_or_else(|| crate::k8s::check::detect(&a.pki));
+    let specs = presets::plan(preset, &cluster, a.node.as_deref(), &a.pki, &out)?;
+    let window = if a.all {
+        crate::k8s::renew::Window::All
+    } else {
+        crate::k8s::renew::Window::Within(window_days(
+            "--within",
+            a.within.as_deref().unwrap_or("30d"),
+        )?)
+    };
+    let choice = validity_choice(&a.validity, Lifetime::Years(1))?;
+    let written = crate::k8s::renew::renew(
+        &specs,
+        &cluster.name,
+        &a.pki,
+        window,
+        choice,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    for p in &written {
+        say!(
+            "renewed {} (the old one kept as {}.old)",
+            p.display(),
+            p.display()
+        );
+    }
+    say!(
+        "renewed {} files of cluster {}",
+        written.len(),
+        cluster.name
+    );
+    Ok(())
+}
+
+fn check_cmd(a: CheckArgs) -> Result<()> {
+    let cluster = Cluster::load(&a.config)?;
+    let out = out_dir(&a.out, &a.pki);
+    let warn_days = window_days("--warn", &a.warn)?;
+    let preset = a
+        .preset
+        .unwrap_or_else(|| crate::k8s::check::detect(&a.pki));
+    let report = crate::k8s::check::check(
+        preset,
+        &cluster,
+        a.node.as_deref(),
+        (&a.pki, &out),
+        warn_days,
+        time::OffsetDateTime::now_utc(),
+    )?;
+    if a.json {
+        super::report::print_json(&report)?;
+    } else {
+        for f in &report.files {
+            for line in f.lines() {
+                say!("{line}");
+            }
+        }
+    }
+    if report.needs_action() {
+        let bad = report.files.iter().filter(|f| f.status != "ok").count();
+        return Err(Error::invalid(
+            format!(
+                "{bad} of the {} files of cluster {} need action (expired, broken, missing, or expiring within {warn_days} days)",
+                report.files.len(),
+                report.cluster
+            ),
+            "renew what expires with 'hsmca k8s renew'; re-issue what is broken with 'hsmca k8s issue'",
+        ));
+    }
+    if !a.json {
+        say!(
+            "all {} files of cluster {} are valid for at least {warn_days} more days",
+            report.files.len(),
+            report.cluster
+        );
+    }
     Ok(())
 }

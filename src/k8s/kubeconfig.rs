@@ -33,6 +33,15 @@ fn quote(s: &str) -> Result<String> {
     serde_json::to_string(s).map_err(|e| Error::internal(format!("kubeconfig encoding: {e}")))
 }
 
+/// A base64 `*-data` field of a kubeconfig (`client-certificate-data`, ...), decoded: the
+/// fields this file writes, and kubeadm's, each on one line.
+pub fn embedded(text: &str, name: &str) -> Option<Zeroizing<Vec<u8>>> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().trim_matches('"'))
+        .find_map(|v| B64.decode(v).ok().map(Zeroizing::new))
+}
+
 impl Kubeconfig<'_> {
     /// The YAML text (holds the private key: zeroized when dropped).
     pub fn to_yaml(&self) -> Result<Zeroizing<String>> {

@@ -5,11 +5,13 @@
 //! and never touches a token; the root ceremony ([`sign`]) holds the token and reads only CSRs.
 
 pub mod beneath;
+pub mod check;
 pub mod cluster;
 pub mod constraints;
 pub mod identity;
 pub mod kubeconfig;
 pub mod presets;
+pub mod renew;
 pub mod request;
 pub mod sign;
 

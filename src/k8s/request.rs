@@ -117,6 +117,41 @@ pub fn make_requests(
     Ok(Requested { keys, sa_pub, csrs })
 }
 
+/// `k8s request --renew`: the CSRs of the three cluster CAs again, with the keys they already
+/// have (`pki/*.key` under `out`), for the next root ceremony. The renewed CAs keep subject and
+/// key, so every certificate they issued stays valid. Writes only the CSRs.
+pub fn renew_requests(cluster: &str, out: &Path, ow: Overwrite) -> Result<Vec<PathBuf>> {
+    let pki = pki_dir(out);
+    let req = requests_dir(out);
+    for role in CaRole::ALL {
+        check_free(&role.csr_path(&req), ow)?;
+    }
+    let mut keys = Vec::new();
+    for role in CaRole::ALL {
+        let path = role.key_path(&pki);
+        let pem = zeroize::Zeroizing::new(crate::error::read_file(&path)?);
+        let text = std::str::from_utf8(&pem).map_err(|_| {
+            Error::invalid(
+                format!("{} is not a PEM private key", path.display()),
+                "give the cluster directory 'hsmca k8s request' wrote",
+            )
+        })?;
+        keys.push((role, SoftKey::from_pem(text)?));
+    }
+    create_dir(&req)?;
+    let mut csrs = Vec::new();
+    for (role, key) in keys {
+        write_atomic(
+            &role.csr_path(&req),
+            ca_csr(role, cluster, &key)?.as_bytes(),
+            0o644,
+            ow,
+        )?;
+        csrs.push(role.csr_path(&req));
+    }
+    Ok(csrs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -411,7 +411,21 @@ fn check_kubeconfig(
         .and_then(|pem| load_certificates(&pem).ok())
         .and_then(|certs| certs.into_iter().next());
     match (trusted, ca) {
-        (Some(t), Some(ca)) if &t == ca => {}
+        // A renewed CA (same subject and key) still verifies what it signed.
+        (Some(t), Some(ca))
+            if t.tbs_certificate().subject() == ca.tbs_certificate().subject()
+                && t.tbs_certificate().subject_public_key_info()
+                    == ca.tbs_certificate().subject_public_key_info() =>
+        {
+            if let Ok(end) = from_x509_time(&t.tbs_certificate().validity().not_after)
+                && (end - now).whole_days() < warn_days
+            {
+                c.problems.push(format!(
+                    "the copy of the CA certificate it trusts expires on {}; the cluster's is renewed, so issue the kubeconfig again",
+                    fmt(end)
+                ));
+            }
+        }
         (Some(t), _) => c.problems.push(format!(
             "it trusts another CA ({}) than the cluster's {}",
             t.tbs_certificate().subject(),

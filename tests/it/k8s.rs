@@ -1743,3 +1743,301 @@ fn links_planted_in_the_cluster_directory_are_refused() {
     assert_mentions(&err, &["apiserver.crt", "symbolic link"]);
     assert_eq!(fs::read(&target).unwrap(), b"not to be replaced\n");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Over their lifetime (issue 18): check, renew, request --renew
+// ------------------------------------------------------------------------------------------------
+
+/// `k8s check --json` of a set: its report and whether it exited 0.
+fn k8s_check(c: &Ceremony, pki: &str, cfg: &Path, extra: &[&str]) -> (serde_json::Value, bool) {
+    let cfg = cfg.to_str().unwrap();
+    let mut args = vec!["k8s", "check", "--pki", pki, "--config", cfg, "--json"];
+    args.extend_from_slice(extra);
+    let out = cluster_side(c, &args);
+    (json(&stdout_of(&out)), out.status.success())
+}
+
+fn statuses(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["file"].as_str().unwrap().to_string(),
+                f["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A set issued for 2 days: `check --warn 30d` lists every leaf as expiring and exits 1;
+/// `renew --within 30d` renews them; `check` then exits 0. Each renewed certificate differs
+/// from the old one only in serial and validity; etcd accepts the renewed healthcheck client
+/// and refuses another cluster's; the renewed API server serves `s_client` anchored on the root.
+#[test_needs(softhsm2, etcd)]
+fn an_expiring_kubeadm_set_is_checked_renewed_and_still_trusted() {
+    let c = ceremony();
+    let cfg = cluster_file(&c, "prod-a.toml", "prod-a", "");
+    request(&c, "prod-a", "prod-a", "ecdsa-p256");
+    assert_ok(&sign_as_ceremony(&c, "prod-a", &cfg, &[]));
+    assert_ok(&issue(
+        &c,
+        "prod-a/pki",
+        "kubeadm",
+        &cfg,
+        &["--validity", "2d"],
+    ));
+    kubeadm_cluster(&c, "prod-b", "prod-b", "ecdsa-p256");
+
+    let (report, ok) = k8s_check(&c, "prod-a/pki", &cfg, &["--warn", "30d"]);
+    assert!(!ok, "check passed an expiring set");
+    let files = statuses(&report);
+    assert!(files.len() >= 15, "{files:?}");
+    for (kind, file, status) in &files {
+        let want = if kind == "ca" { "ok" } else { "expiring" };
+        assert_eq!(status, want, "{file}");
+    }
+    // The same shape as inspect --json: who the admin is.
+    let admin = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"].as_str().unwrap().ends_with("admin.conf"))
+        .unwrap();
+    assert_eq!(admin["kubernetes"]["user"], "kubernetes-admin");
+    assert_eq!(admin["kubernetes"]["groups"][0], "kubeadm:cluster-admins");
+    let inspected = json(&assert_ok(&c.t.run([
+        "inspect",
+        "prod-a/pki/apiserver-kubelet-client.crt",
+        "--json",
+    ])));
+    assert_eq!(
+        inspected["kubernetes"][0]["groups"][0],
+        "kubeadm:cluster-admins"
+    );
+
+    let pki = c.t.path("prod-a/pki");
+    let before: Vec<(String, Vec<u8>)> = [
+        "apiserver.crt",
+        "etcd/healthcheck-client.crt",
+        "front-proxy-client.crt",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), cert_der(&pki.join(f))))
+    .collect();
+    let renewed = assert_ok(&cluster_side(
+        &c,
+        &[
+            "k8s",
+            "renew",
+            "--pki",
+            "prod-a/pki",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--within",
+            "30d",
+        ],
+    ));
+    assert!(renewed.contains("renewed"), "{renewed}");
+    let (report, ok) = k8s_check(&c, "prod-a/pki", &cfg, &["--warn", "30d"]);
+    assert!(ok, "check after renew: {report:#}");
+
+    for (f, old) in &before {
+        assert_eq!(
+            cert_der(&pki.join(format!("{f}.old"))),
+            *old,
+            "{f}.old is not the old one"
+        );
+        let new = cert_der(&pki.join(f));
+        let old = <x509_cert::Certificate as der::Decode>::from_der(old).unwrap();
+        let new = <x509_cert::Certificate as der::Decode>::from_der(&new).unwrap();
+        let (o, n) = (old.tbs_certificate(), new.tbs_certificate());
+        assert_ne!(o.serial_number(), n.serial_number(), "{f}");
+        assert_ne!(o.validity(), n.validity(), "{f}");
+        assert_eq!(o.subject(), n.subject(), "{f}");
+        assert_eq!(o.issuer(), n.issuer(), "{f}");
+        assert_eq!(
+            o.subject_public_key_info(),
+            n.subject_public_key_info(),
+            "{f}"
+        );
+        assert_eq!(o.signature(), n.signature(), "{f}");
+        assert_eq!(o.extensions(), n.extensions(), "{f}: extensions changed");
+    }
+
+    // etcd accepts the renewed healthcheck client (healthy_etcd asks with it), refuses prod-b's.
+    let (etcd, url) = healthy_etcd(&c, &pki);
+    let ca = pki.join("etcd/ca.crt");
+    let b = c.t.path("prod-b/pki");
+    let foreign = etcdctl(
+        &url,
+        &ca,
+        Some((
+            &b.join("etcd/healthcheck-client.crt"),
+            &b.join("etcd/healthcheck-client.key"),
+        )),
+        &["endpoint", "health"],
+    );
+    assert!(!foreign.status.success(), "etcd accepted prod-b's client");
+    drop(etcd);
+
+    // The renewed API server serves its chain to s_client anchored on the root.
+    let root = c.t.path("root.crt");
+    let (mut server, port, stdin) = s_server(&c, "s_server_renewed", &pki, |cmd| {
+        cmd.arg("-cert_chain").arg(pki.join("ca.crt"));
+    });
+    let out = s_client(
+        port,
+        &pki.join("apiserver-kubelet-client.crt"),
+        &pki.join("apiserver-kubelet-client.key"),
+        &pki.join("ca.crt"),
+        &root,
+    );
+    let text = format!("{}{}", stdout_of(&out), stderr_of(&out));
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+    drop(stdin);
+    let _ = server.wait_exit(Duration::from_secs(20));
+}
+
+/// The Hard Way set too: expiring, renewed, clean.
+#[test_needs(softhsm2)]
+fn an_expiring_hard_way_set_is_checked_and_renewed() {
+    let c = ceremony();
+    let cfg = cluster_file(&c, "hw.toml", "hw", "");
+    request(&c, "hw", "hw", "ecdsa-p256");
+    assert_ok(&sign_as_ceremony(&c, "hw", &cfg, &[]));
+    assert_ok(&issue(
+        &c,
+        "hw/pki",
+        "hard-way",
+        &cfg,
+        &["--validity", "2d"],
+    ));
+    let (report, ok) = k8s_check(&c, "hw/pki", &cfg, &["--warn", "30d"]);
+    assert!(!ok);
+    assert_eq!(report["preset"], "hard-way");
+    for (kind, file, status) in statuses(&report) {
+        assert_eq!(
+            status,
+            if kind == "ca" { "ok" } else { "expiring" },
+            "{file}"
+        );
+    }
+    assert_ok(&cluster_side(
+        &c,
+        &[
+            "k8s",
+            "renew",
+            "--pki",
+            "hw/pki",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--within",
+            "30d",
+        ],
+    ));
+    let (report, ok) = k8s_check(&c, "hw/pki", &cfg, &["--warn", "30d"]);
+    assert!(ok, "{report:#}");
+}
+
+/// A key file that no longer matches, a kubeconfig that trusts another CA, and a serving
+/// certificate lacking a name the cluster file asks for are each reported with the file.
+#[test_needs(softhsm2)]
+fn check_names_a_wrong_key_a_foreign_ca_and_a_missing_name() {
+    let c = ceremony();
+    let cfg = kubeadm_cluster(&c, "prod-a", "prod-a", "ecdsa-p256");
+    kubeadm_cluster(&c, "prod-b", "prod-b", "ecdsa-p256");
+    let (_, ok) = k8s_check(&c, "prod-a/pki", &cfg, &[]);
+    assert!(ok, "a fresh set is not clean");
+    let a = c.t.path("prod-a");
+    let b = c.t.path("prod-b");
+    fs::copy(
+        b.join("pki/front-proxy-client.key"),
+        a.join("pki/front-proxy-client.key"),
+    )
+    .unwrap();
+    fs::copy(b.join("scheduler.conf"), a.join("scheduler.conf")).unwrap();
+    let moved =
+        fs::read_to_string(&cfg)
+            .unwrap()
+            .replacen("ip = \"10.0.0.10\"", "ip = \"10.0.0.11\"", 1);
+    let moved_cfg = c.t.path("moved.toml");
+    fs::write(&moved_cfg, moved).unwrap();
+
+    let (report, ok) = k8s_check(&c, "prod-a/pki", &moved_cfg, &[]);
+    assert!(!ok);
+    let problems = |suffix: &str| -> String {
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["file"].as_str().unwrap().ends_with(suffix))
+            .map(|f| f["problems"].to_string())
+            .unwrap_or_else(|| panic!("{suffix} not reported: {report:#}"))
+    };
+    assert_mentions(&problems("front-proxy-client.crt"), &["another key"]);
+    assert_mentions(&problems("scheduler.conf"), &["trusts another CA"]);
+    assert_mentions(
+        &problems("pki/apiserver.crt"),
+        &["lacks names", "IP:10.0.0.11"],
+    );
+    let text = stderr_of(&cluster_side(
+        &c,
+        &[
+            "k8s",
+            "check",
+            "--pki",
+            "prod-a/pki",
+            "--config",
+            moved_cfg.to_str().unwrap(),
+        ],
+    ));
+    assert_mentions(&text, &["need action"]);
+}
+
+/// Renewed cluster CAs (same key, same subject, new validity, signed in a root ceremony from
+/// `k8s request --renew`) keep the old leaves valid.
+#[test_needs(softhsm2)]
+fn renewed_cluster_cas_keep_the_old_leaves_valid() {
+    let c = ceremony();
+    let cfg = kubeadm_cluster(&c, "prod-a", "prod-a", "ecdsa-p256");
+    let pki = c.t.path("prod-a/pki");
+    let old_ca = cert_der(&pki.join("ca.crt"));
+    fs::remove_dir_all(c.t.path("prod-a/requests")).unwrap();
+    fs::remove_dir_all(c.t.path("ceremony/prod-a")).unwrap();
+    let out = assert_ok(&cluster_side(
+        &c,
+        &[
+            "k8s",
+            "request",
+            "--renew",
+            "--cluster",
+            "prod-a",
+            "--out",
+            "prod-a",
+        ],
+    ));
+    assert_mentions(&out, &["existing key"]);
+    assert_ok(&sign_as_ceremony(&c, "prod-a", &cfg, &["--force"]));
+    let new_ca = cert_der(&pki.join("ca.crt"));
+    assert_ne!(old_ca, new_ca, "the CA was not renewed");
+    let (o, n) = (
+        <x509_cert::Certificate as der::Decode>::from_der(&old_ca).unwrap(),
+        <x509_cert::Certificate as der::Decode>::from_der(&new_ca).unwrap(),
+    );
+    assert_eq!(o.tbs_certificate().subject(), n.tbs_certificate().subject());
+    assert_eq!(
+        o.tbs_certificate().subject_public_key_info(),
+        n.tbs_certificate().subject_public_key_info()
+    );
+    // The leaves issued under the old CA verify under the new one, anchored on the root.
+    verify_chain(
+        &c.t.path("root.crt"),
+        &pki.join("ca.crt"),
+        &pki.join("apiserver.crt"),
+    );
+    let (_, ok) = k8s_check(&c, "prod-a/pki", &cfg, &[]);
+    assert!(ok);
+}

@@ -36,19 +36,14 @@ pub struct CheckedFile {
     /// `ok`, `expiring`, `expired`, `broken` or `missing`.
     pub status: &'static str,
     /// Subject, RFC 4514.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Issuer, RFC 4514.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
     /// notAfter.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub not_after: Option<String>,
     /// Whole days until notAfter (negative once expired).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub days_left: Option<i64>,
     /// What Kubernetes sees (the same shape as `inspect --json`'s `kubernetes`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<Identity>,
     /// Everything wrong with it.
     pub problems: Vec<String>,

@@ -15,19 +15,14 @@ pub struct Identity {
     /// `ca`, `serving`, `client`, `serving and client`, or `none`.
     pub usage: &'static str,
     /// The user a client certificate authenticates as (its CN).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// The groups it is in (its O values).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
     /// The DNS names it serves.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
     /// The IP addresses it serves.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ip: Vec<String>,
     /// What the names Kubernetes gives meaning to grant.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 

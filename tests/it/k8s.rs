@@ -1843,6 +1843,15 @@ fn an_expiring_kubeadm_set_is_checked_renewed_and_still_trusted() {
     assert!(renewed.contains("renewed"), "{renewed}");
     let (report, ok) = k8s_check(&c, "prod-a/pki", &cfg, &["--warn", "30d"]);
     assert!(ok, "check after renew: {report:#}");
+    // The renewed certificates lint clean and chain to the root as the first ones did.
+    for (f, ca) in [
+        ("apiserver.crt", "ca.crt"),
+        ("etcd/server.crt", "etcd/ca.crt"),
+        ("apiserver-kubelet-client.crt", "ca.crt"),
+    ] {
+        lint_clean(&pki.join(f));
+        verify_chain(&c.t.path("root.crt"), &pki.join(ca), &pki.join(f));
+    }
 
     for (f, old) in &before {
         assert_eq!(

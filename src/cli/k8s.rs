@@ -97,9 +97,9 @@ pub struct CheckArgs {
 /// `k8s request`.
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// Cluster name (one DNS label, as in cluster.toml).
-    #[arg(long, value_name = "NAME")]
-    cluster: String,
+    /// Cluster name (one DNS label, as in cluster.toml); with --renew, the current CA's.
+    #[arg(long, value_name = "NAME", required_unless_present = "renew")]
+    cluster: Option<String>,
     /// Cluster directory: keys go to DIR/pki (kubeadm's layout), requests to DIR/requests.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -258,7 +258,7 @@ fn algorithm(a: K8sAlgorithm) -> Result<KeyAlgorithm> {
 
 fn request_cmd(a: RequestArgs) -> Result<()> {
     if a.renew {
-        for c in request::renew_requests(&a.cluster, &a.out, overwrite(a.force))? {
+        for c in request::renew_requests(a.cluster.as_deref(), &a.out, overwrite(a.force))? {
             say!("wrote {} (the CA's existing key)", c.display());
         }
         say!(
@@ -268,7 +268,8 @@ fn request_cmd(a: RequestArgs) -> Result<()> {
         return Ok(());
     }
     let alg = algorithm(a.algorithm)?;
-    let r = request::make_requests(&a.cluster, &a.out, alg, overwrite(a.force))?;
+    let cluster = a.cluster.as_deref().unwrap_or_default();
+    let r = request::make_requests(cluster, &a.out, alg, overwrite(a.force))?;
     for k in &r.keys {
         say!("wrote {} (private key, mode 0600)", k.display());
     }

@@ -120,8 +120,25 @@ pub fn make_requests(
 /// `k8s request --renew`: the CSRs of the three cluster CAs again, with the keys they already
 /// have (`pki/*.key` under `out`), for the next root ceremony. The renewed CAs keep subject and
 /// key, so every certificate they issued stays valid. Writes only the CSRs.
-pub fn renew_requests(cluster: &str, out: &Path, ow: Overwrite) -> Result<Vec<PathBuf>> {
+pub fn renew_requests(cluster: Option<&str>, out: &Path, ow: Overwrite) -> Result<Vec<PathBuf>> {
     let pki = pki_dir(out);
+    // The cluster's name is the O of its current kubernetes-ca.
+    let cluster = match cluster {
+        Some(c) => c.to_string(),
+        None => {
+            let path = CaRole::Kubernetes.cert_path(&pki);
+            let cert = crate::x509::decode::load_certificate(&crate::error::read_file(&path)?)?;
+            crate::x509::name::organizations(cert.tbs_certificate().subject())
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    Error::invalid(
+                        format!("{} names no cluster (no O in its subject)", path.display()),
+                        "pass --cluster NAME",
+                    )
+                })?
+        }
+    };
     let req = requests_dir(out);
     for role in CaRole::ALL {
         check_free(&role.csr_path(&req), ow)?;
@@ -143,7 +160,7 @@ pub fn renew_requests(cluster: &str, out: &Path, ow: Overwrite) -> Result<Vec<Pa
     for (role, key) in keys {
         write_atomic(
             &role.csr_path(&req),
-            ca_csr(role, cluster, &key)?.as_bytes(),
+            ca_csr(role, &cluster, &key)?.as_bytes(),
             0o644,
             ow,
         )?;

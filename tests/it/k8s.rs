@@ -2018,15 +2018,7 @@ fn renewed_cluster_cas_keep_the_old_leaves_valid() {
     fs::remove_dir_all(c.t.path("ceremony/prod-a")).unwrap();
     let out = assert_ok(&cluster_side(
         &c,
-        &[
-            "k8s",
-            "request",
-            "--renew",
-            "--cluster",
-            "prod-a",
-            "--out",
-            "prod-a",
-        ],
+        &["k8s", "request", "--renew", "--out", "prod-a"],
     ));
     assert_mentions(&out, &["existing key"]);
     assert_ok(&sign_as_ceremony(&c, "prod-a", &cfg, &["--force"]));
